@@ -1,0 +1,80 @@
+//! Command-line definitions (clap) and dispatch; one file per subcommand.
+
+mod dataset;
+mod plugin_check;
+mod plugins;
+mod resolve;
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use mvb::plugin::{HostConfig, PluginHost};
+
+/// mvb: evaluate medical vision-language models (MedVLMBench, re-implemented).
+#[derive(Debug, Parser)]
+#[command(name = "mvb", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Bounds for every plugin instance.
+#[derive(Debug, Args)]
+struct SandboxArgs {
+    /// Memory cap per plugin instance, in MiB.
+    #[arg(long, global = true, default_value_t = 1024, value_name = "MIB")]
+    plugin_memory: u64,
+    /// Wall-time budget per plugin call, in seconds.
+    #[arg(long, global = true, default_value_t = 60.0, value_name = "SECONDS")]
+    plugin_timeout: f64,
+    /// Do not cache compiled plugins on disk.
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the built-in plugins and the datasets they serve.
+    Plugins,
+    /// Work with plugin files.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Look at datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Validate a third-party component against the mvb worlds and print what it says about itself.
+    Check(plugin_check::CheckArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum DatasetCommand {
+    /// Print a dataset's info and some of its samples.
+    Show(dataset::ShowArgs),
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let host = || make_host(&cli.sandbox);
+    match &cli.command {
+        Command::Plugins => plugins::run(&host()?),
+        Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(&host()?, args),
+        Command::Dataset(DatasetCommand::Show(args)) => dataset::show(&host()?, args),
+    }
+}
+
+fn make_host(args: &SandboxArgs) -> anyhow::Result<PluginHost> {
+    let mut config = if args.no_cache { HostConfig::default() } else { HostConfig::with_default_cache() };
+    if !(args.plugin_timeout.is_finite() && args.plugin_timeout > 0.0) {
+        anyhow::bail!("--plugin-timeout must be a positive number of seconds");
+    }
+    config.limits.memory_bytes = args.plugin_memory << 20;
+    config.limits.call_budget = Duration::from_secs_f64(args.plugin_timeout);
+    Ok(PluginHost::new(config)?)
+}

@@ -1,0 +1,8 @@
+//! The kernel's own view of datasets: the types a dataset plugin's answers are turned into
+//! (after validation), and image loading confined to a dataset's root folder.
+
+mod image;
+mod types;
+
+pub use image::{DataError, load_image, resolve_in_root};
+pub use types::{Attribute, DatasetInfo, ImageRef, Modality, Pixels, Qa, AnswerKind, Sample, Split, SplitSizes, Task};

@@ -1,0 +1,171 @@
+//! Typed access to a metric plugin: predictions and references are passed once, then scored
+//! on the full set or on resamples by index (for the paired bootstrap).
+
+use wasmtime::component::ResourceAny;
+
+use super::bindings::metric::exports::mvb::plugin::metric_api as api;
+use super::bindings::metric::{Metric as MetricWorld, MetricPre};
+use super::check::World;
+use super::sandbox::Sandbox;
+use super::{convert, PluginError, PluginHost, PluginSource};
+use crate::data::{AnswerKind, Task};
+
+/// What a metric plugin says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricInfo {
+    /// Machine name.
+    pub name: String,
+    /// Exact definition, in one line.
+    pub description: String,
+    /// The task it scores.
+    pub task: Task,
+    /// Whether larger is better.
+    pub higher_is_better: bool,
+    /// Names of the scores returned, in order.
+    pub scores: Vec<String>,
+}
+
+/// One model output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    /// Per-class scores, in class order.
+    ClassScores(Vec<f64>),
+    /// Generated text.
+    Text(String),
+}
+
+/// The ground truth of one sample.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reference {
+    /// Class labels.
+    pub labels: Vec<u32>,
+    /// VQA reference answer.
+    pub answer: Option<String>,
+    /// VQA question kind.
+    pub kind: Option<AnswerKind>,
+}
+
+/// One named value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    /// One of the metric's score names.
+    pub name: String,
+    /// The value.
+    pub value: f64,
+}
+
+/// Prepared predictions inside a metric plugin instance.
+#[derive(Debug)]
+pub struct Evaluation {
+    resource: ResourceAny,
+    len: usize,
+}
+
+impl Evaluation {
+    /// How many samples were prepared.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no samples were prepared.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A running metric plugin instance.
+pub struct MetricPlugin {
+    sandbox: Sandbox,
+    world: MetricWorld,
+    info: MetricInfo,
+}
+
+impl std::fmt::Debug for MetricPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricPlugin").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// Starts a metric plugin and reads its info.
+    pub fn metric(&self, source: &PluginSource) -> Result<MetricPlugin, PluginError> {
+        let component = self.component(source)?;
+        self.expect_world(source, &component, World::Metric)?;
+        let pre = self
+            .linkers
+            .metric
+            .instantiate_pre(&component)
+            .and_then(MetricPre::new)
+            .map_err(|e| super::check::link_error(source, World::Metric, &e))?;
+        let mut sandbox = Sandbox::new(&self.engine, &source.name, None, self.config.limits, None)?;
+        let world = sandbox.run("instantiate", |store| pre.instantiate(store))?;
+        let raw = sandbox.run("info", |store| world.mvb_plugin_metric_api().call_info(store))?;
+        let info = MetricInfo {
+            name: raw.name,
+            description: raw.description,
+            task: convert::task(raw.task),
+            higher_is_better: raw.higher_is_better,
+            scores: raw.scores,
+        };
+        if info.name.is_empty() || info.scores.is_empty() {
+            return Err(PluginError::Malformed {
+                plugin: source.name.clone(),
+                call: "info".into(),
+                message: "a metric needs a name and at least one score name".into(),
+            });
+        }
+        Ok(MetricPlugin { sandbox, world, info })
+    }
+}
+
+impl MetricPlugin {
+    /// The metric's info.
+    pub fn info(&self) -> &MetricInfo {
+        &self.info
+    }
+
+    /// Passes predictions and references (element `i` of each is sample `i`) to the plugin.
+    pub fn prepare(&mut self, predictions: &[Prediction], references: &[Reference]) -> Result<Evaluation, PluginError> {
+        let preds: Vec<api::Prediction> = predictions
+            .iter()
+            .map(|p| match p {
+                Prediction::ClassScores(s) => api::Prediction::ClassScores(s.clone()),
+                Prediction::Text(t) => api::Prediction::Text(t.clone()),
+            })
+            .collect();
+        let refs: Vec<api::Reference> = references
+            .iter()
+            .map(|r| api::Reference {
+                labels: r.labels.clone(),
+                answer: r.answer.clone(),
+                kind: r.kind.map(convert::wit_answer_kind),
+            })
+            .collect();
+        let api = self.world.mvb_plugin_metric_api();
+        let resource = self.sandbox.call("prepare", |store| api.call_prepare(store, &preds, &refs))?;
+        Ok(Evaluation { resource, len: predictions.len() })
+    }
+
+    /// Scores the full set (`None`) or the resample listing `indices`.
+    pub fn compute(&mut self, evaluation: &Evaluation, indices: Option<&[u32]>) -> Result<Vec<Score>, PluginError> {
+        if let Some(bad) = indices.and_then(|ix| ix.iter().find(|&&i| i as usize >= evaluation.len)) {
+            return Err(PluginError::Usage {
+                plugin: self.sandbox.plugin().to_owned(),
+                message: format!("resample index {bad} is out of range for {} samples", evaluation.len),
+            });
+        }
+        let api = self.world.mvb_plugin_metric_api();
+        let raw = self.sandbox.call("evaluation.compute", |store| api.evaluation().call_compute(store, evaluation.resource, indices))?;
+        if let Some(unknown) = raw.iter().find(|s| !self.info.scores.contains(&s.name)) {
+            let message = format!("score `{}` is not among the declared scores {:?}", unknown.name, self.info.scores);
+            self.sandbox.retire("evaluation.compute");
+            return Err(PluginError::Malformed { plugin: self.sandbox.plugin().to_owned(), call: "evaluation.compute".into(), message });
+        }
+        Ok(raw.into_iter().map(|s| Score { name: s.name, value: s.value }).collect())
+    }
+
+    /// Releases prepared predictions inside the plugin.
+    pub fn release(&mut self, evaluation: Evaluation) -> Result<(), PluginError> {
+        self.sandbox.run("evaluation.drop", |store| evaluation.resource.resource_drop(store))
+    }
+}
