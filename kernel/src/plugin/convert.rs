@@ -125,3 +125,49 @@ pub(crate) fn sample(sample: wit::Sample, info: &DatasetInfo) -> Result<Sample, 
         attributes: sample.attributes.into_iter().map(|a| Attribute { key: a.key, value: a.value }).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> DatasetInfo {
+        DatasetInfo {
+            name: "t".into(),
+            description: String::new(),
+            task: Task::Diagnosis,
+            modality: Modality::Other,
+            class_names: vec!["a".into(), "b".into()],
+            multi_label: false,
+            splits: SplitSizes::default(),
+            license: String::new(),
+            citation: String::new(),
+        }
+    }
+
+    fn sample(image: Option<wit::Image>, labels: Vec<u32>) -> wit::Sample {
+        wit::Sample { id: "s1".into(), image, labels, qa: None, attributes: Vec::new() }
+    }
+
+    #[test]
+    fn paths_must_stay_inside_the_data_folder() {
+        for bad in ["../x.png", "/etc/passwd", "a/../../x.png", ""] {
+            let err = super::sample(sample(Some(wit::Image::Path(bad.into())), vec![0]), &info()).expect_err(bad);
+            assert!(err.contains("relative"), "{err}");
+        }
+        assert!(super::sample(sample(Some(wit::Image::Path("a/./b.png".into())), vec![0]), &info()).is_ok());
+    }
+
+    #[test]
+    fn raw_pixels_must_fill_their_shape() {
+        let px = |data: usize, channels| wit::Image::Raw(wit::Pixels { width: 2, height: 2, channels, data: vec![0; data] });
+        assert!(super::sample(sample(Some(px(4, 1)), vec![1]), &info()).is_ok());
+        assert!(super::sample(sample(Some(px(3, 1)), vec![1]), &info()).expect_err("short").contains("4 bytes"));
+        assert!(super::sample(sample(Some(px(8, 2)), vec![1]), &info()).expect_err("2 channels").contains("channels"));
+    }
+
+    #[test]
+    fn labels_must_name_a_class() {
+        assert!(super::sample(sample(None, vec![2]), &info()).expect_err("label 2").contains("class count"));
+        assert!(super::sample(sample(None, vec![0, 1]), &info()).expect_err("two labels").contains("exactly one"));
+    }
+}

@@ -1,0 +1,80 @@
+//! Shared helpers: a plugin host with a private cache, building the test-only plugins, the
+//! vendored data folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use mvb::plugin::{Builtin, HostConfig, Limits, PluginHost, PluginSource};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The vendored MedMNIST files.
+pub fn medmnist_dir() -> PathBuf {
+    root().join("data/medmnist")
+}
+
+/// A host with the given limits and a component cache under `target/`.
+pub fn host_with(limits: Limits) -> PluginHost {
+    let config = HostConfig { limits, cache_dir: Some(root().join("target/test-cache/components")) };
+    PluginHost::new(config).expect("the plugin host starts")
+}
+
+/// A host with default limits.
+pub fn host() -> PluginHost {
+    host_with(Limits::default())
+}
+
+/// Limits small enough for hostile-plugin tests to finish fast.
+pub fn tight_limits() -> Limits {
+    Limits { memory_bytes: 64 << 20, call_budget: Duration::from_secs(2), max_batch: 4096 }
+}
+
+/// The built-in MedMNIST plugin.
+pub fn medmnist() -> PluginSource {
+    Builtin::find("medmnist").expect("medmnist is built in").source()
+}
+
+/// Builds a wasm32-wasip2 plugin crate with cargo (once per test process) and returns its
+/// component. Uses the same target folder as the kernel's build script, so dependencies
+/// shared with the first-party plugins are compiled once.
+pub fn build_plugin(manifest: &Path, package: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(p, _)| p == package) {
+        return path.clone();
+    }
+    let target_dir = root().join("target/plugins");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet", "-p", package])
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building {package} from {} failed", manifest.display());
+    let path = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")));
+    assert!(path.is_file(), "{} was not produced", path.display());
+    built.push((package.to_owned(), path.clone()));
+    path
+}
+
+/// The hostile test plugin.
+pub fn hostile() -> PluginSource {
+    let wasm = build_plugin(&root().join("tests/plugins/Cargo.toml"), "mvb-test-hostile");
+    PluginSource::from_file(&wasm).expect("the hostile plugin is readable")
+}
+
+/// The metric-only test plugin.
+pub fn metric_only() -> PathBuf {
+    build_plugin(&root().join("tests/plugins/Cargo.toml"), "mvb-test-metric-only")
+}

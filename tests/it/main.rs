@@ -1,0 +1,10 @@
+//! Integration tests of the mvb kernel, by topic.
+
+mod common;
+
+mod builtins;
+mod check;
+mod cli;
+mod medmnist;
+mod sandbox;
+mod template;
