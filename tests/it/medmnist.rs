@@ -15,7 +15,8 @@ fn open(name: &str, dir: &Path) -> Result<Dataset, PluginError> {
 
 /// (name, class names, modality, train/val/test sizes, test class counts) from the MedMNIST
 /// v2 INFO table and `data/medmnist/README.md`.
-const OFFICIAL: &[(&str, &[&str], Modality, [u64; 3], &[usize])] = &[
+type Official = (&'static str, &'static [&'static str], Modality, [u64; 3], &'static [usize]);
+const OFFICIAL: &[Official] = &[
     ("pneumoniamnist", &["normal", "pneumonia"], Modality::Radiology, [4708, 524, 624], &[234, 390]),
     ("breastmnist", &["malignant", "normal, benign"], Modality::Radiology, [546, 78, 156], &[42, 114]),
     ("retinamnist", &["0", "1", "2", "3", "4"], Modality::Ophthalmology, [1080, 120, 400], &[174, 46, 92, 68, 20]),
@@ -61,7 +62,9 @@ fn native_images(file: &Path, entry: &str) -> (Vec<u64>, Vec<u8>) {
 
 #[test]
 fn pixels_match_a_native_read() {
-    for (name, split, entry) in [("retinamnist", Split::Validation, "val_images.npy"), ("breastmnist", Split::Train, "train_images.npy")] {
+    for (name, split, entry) in
+        [("retinamnist", Split::Validation, "val_images.npy"), ("breastmnist", Split::Train, "train_images.npy")]
+    {
         let (shape, pixels) = native_images(&medmnist_dir().join(format!("{name}.npz")), entry);
         let per_image: u64 = shape[1..].iter().product();
         let mut ds = open(name, &medmnist_dir()).expect("opens");

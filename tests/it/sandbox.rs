@@ -117,7 +117,8 @@ fn a_trap_is_reported_with_the_panic_message() {
 #[test]
 fn batches_are_bounded() {
     let host = host_with(tight_limits());
-    let mut good = host.dataset(&medmnist(), Some(&medmnist_dir())).expect("starts").into_dataset("breastmnist").expect("opens");
+    let mut good =
+        host.dataset(&medmnist(), Some(&medmnist_dir())).expect("starts").into_dataset("breastmnist").expect("opens");
     let err = good.samples(Split::Test, 0, 100_000).expect_err("too large a batch");
     assert!(err.to_string().contains("larger than the limit"), "{err}");
 }

@@ -55,9 +55,14 @@ fn the_template_builds_and_passes_the_check() {
 fn a_path_leaving_the_data_folder_is_refused() {
     // The template refuses it itself; the host's own check is unit-tested in `plugin::convert`.
     let dir = scene("test,../outside.png,0\n");
-    let err = host().dataset(&template(), Some(&dir.path().join("data"))).expect("starts").open("template").expect_err("escaping path");
+    let err = host()
+        .dataset(&template(), Some(&dir.path().join("data")))
+        .expect("starts")
+        .open("template")
+        .expect_err("escaping path");
     assert!(matches!(err, PluginError::Failed { .. }) && err.to_string().contains("../outside.png"), "{err}");
-    let err = load_image(&ImageRef::Path("../outside.png".into()), &dir.path().join("data")).expect_err("host refuses too");
+    let err =
+        load_image(&ImageRef::Path("../outside.png".into()), &dir.path().join("data")).expect_err("host refuses too");
     assert!(err.to_string().contains("not inside the dataset folder"), "{err}");
 }
 
@@ -73,6 +78,10 @@ fn a_link_leaving_the_data_folder_is_refused() {
 #[test]
 fn a_malformed_row_names_file_and_line() {
     let dir = scene("test,images/a.png,0\ntest,images/b.png\n");
-    let err = host().dataset(&template(), Some(&dir.path().join("data"))).expect("starts").open("template").expect_err("bad row");
+    let err = host()
+        .dataset(&template(), Some(&dir.path().join("data")))
+        .expect("starts")
+        .open("template")
+        .expect_err("bad row");
     assert!(err.to_string().contains("labels.csv") && err.to_string().contains('3'), "{err}");
 }

@@ -36,7 +36,10 @@ pub(crate) fn run(host: &PluginHost, args: &CheckArgs) -> anyhow::Result<()> {
         WorldInfo::Dataset(None) => println!("  (pass --data DIR to list and open its datasets)"),
         WorldInfo::Dataset(Some(catalog)) => {
             if catalog.is_empty() {
-                println!("  its catalog is empty for {}", args.data.as_deref().unwrap_or_else(|| "?".as_ref()).display());
+                println!(
+                    "  its catalog is empty for {}",
+                    args.data.as_deref().unwrap_or_else(|| "?".as_ref()).display()
+                );
             }
             for (name, info) in catalog {
                 match info {

@@ -8,7 +8,12 @@ use mvb::plugin::{BUILTINS, Builtin, Dataset, PluginHost, PluginSource, World};
 
 /// Opens dataset `name` (`PLUGIN/NAME`, or just `NAME` to search the built-ins), from `plugin`
 /// when a file is given, with `data` overriding the plugin's default data folder.
-pub(crate) fn open_dataset(host: &PluginHost, name: &str, plugin: Option<&Path>, data: Option<&Path>) -> anyhow::Result<Dataset> {
+pub(crate) fn open_dataset(
+    host: &PluginHost,
+    name: &str,
+    plugin: Option<&Path>,
+    data: Option<&Path>,
+) -> anyhow::Result<Dataset> {
     if let Some(file) = plugin {
         let source = PluginSource::from_file(file)?;
         let Some(data) = data else {
@@ -45,7 +50,9 @@ pub(crate) fn data_dir(builtin: &Builtin, data: Option<&Path>) -> anyhow::Result
 fn find_in_builtins(host: &PluginHost, name: &str, data: Option<&Path>) -> anyhow::Result<(&'static Builtin, String)> {
     let mut known = Vec::new();
     for builtin in BUILTINS.iter().filter(|b| b.world == World::Dataset) {
-        let Ok(dir) = data_dir(builtin, data) else { continue };
+        let Ok(dir) = data_dir(builtin, data) else {
+            continue;
+        };
         let catalog = host.dataset(&builtin.source(), Some(&dir))?.catalog()?;
         if catalog.iter().any(|n| n == name) {
             return Ok((builtin, name.to_owned()));

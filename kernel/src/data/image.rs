@@ -66,9 +66,8 @@ pub fn load_image(image: &ImageRef, root: &Path) -> Result<Pixels, DataError> {
 
 fn decode(bytes: &[u8], what: &str) -> Result<Pixels, DataError> {
     let err = |message: String| DataError::Decode { what: what.to_owned(), message };
-    let reader = ::image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| err(e.to_string()))?;
+    let reader =
+        ::image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| err(e.to_string()))?;
     let (w, h) = reader.into_dimensions().map_err(|e| err(e.to_string()))?;
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
         return Err(err(format!("{w}x{h} is larger than the {MAX_PIXELS}-pixel limit")));

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
 use wasmtime::Engine;
+use wasmtime::component::Component;
 
 /// The component cache.
 pub(crate) struct ComponentCache {
@@ -54,7 +54,9 @@ impl ComponentCache {
 
 /// Writes a compiled component atomically; a failure only costs a recompile next time.
 fn store(file: &std::path::Path, component: &Component) {
-    let Ok(bytes) = component.serialize() else { return };
+    let Ok(bytes) = component.serialize() else {
+        return;
+    };
     let Some(dir) = file.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;

@@ -64,11 +64,14 @@ impl fmt::Display for World {
     }
 }
 
+/// Each catalog entry of a dataset plugin, with its info or why it could not be opened.
+pub type CatalogReport = Vec<(String, Result<DatasetInfo, String>)>;
+
 /// What a checked plugin said about itself.
 #[derive(Debug)]
 pub enum WorldInfo {
-    /// A dataset plugin; with a data folder, each catalog entry and its info (or why it failed).
-    Dataset(Option<Vec<(String, Result<DatasetInfo, String>)>>),
+    /// A dataset plugin; with a data folder, its catalog.
+    Dataset(Option<CatalogReport>),
     /// A metric plugin's info.
     Metric(MetricInfo),
     /// A judge plugin's info.
@@ -111,7 +114,9 @@ fn describe(found: &[String]) -> String {
             .find(|w| name.starts_with(&format!("{PACKAGE}/{}@", w.interface())) && name != &w.export_name());
         parts.push(match (world, stale) {
             (Some(w), _) => format!("`{name}` (the `{w}` world)"),
-            (None, Some(w)) => format!("`{name}` (the `{w}` world of another version of {PACKAGE}; this mvb speaks {VERSION})"),
+            (None, Some(w)) => {
+                format!("`{name}` (the `{w}` world of another version of {PACKAGE}; this mvb speaks {VERSION})")
+            }
             (None, None) => format!("`{name}`"),
         });
     }
@@ -143,7 +148,12 @@ impl PluginHost {
     }
 
     /// Checks that `component` exports `world`'s interface, naming what is missing.
-    pub(crate) fn expect_world(&self, source: &PluginSource, component: &Component, world: World) -> Result<(), PluginError> {
+    pub(crate) fn expect_world(
+        &self,
+        source: &PluginSource,
+        component: &Component,
+        world: World,
+    ) -> Result<(), PluginError> {
         let found = exports(&self.engine, component);
         if found.contains(&world.export_name()) {
             return Ok(());
@@ -158,7 +168,12 @@ impl PluginHost {
     /// Validates a component against the worlds: compiles it, finds its world (or checks the
     /// one asked for), type-checks every import and export by instantiating it in the sandbox,
     /// and asks it to describe itself.
-    pub fn check(&self, source: &PluginSource, world: Option<World>, data_dir: Option<&Path>) -> Result<CheckReport, PluginError> {
+    pub fn check(
+        &self,
+        source: &PluginSource,
+        world: Option<World>,
+        data_dir: Option<&Path>,
+    ) -> Result<CheckReport, PluginError> {
         let component = self.component(source)?;
         let world = match world {
             Some(w) => {
@@ -188,7 +203,7 @@ impl PluginHost {
     }
 }
 
-fn describe_catalog(plugin: &mut DatasetPlugin) -> Result<Vec<(String, Result<DatasetInfo, String>)>, PluginError> {
+fn describe_catalog(plugin: &mut DatasetPlugin) -> Result<CatalogReport, PluginError> {
     let names = plugin.catalog()?;
     let mut out = Vec::with_capacity(names.len());
     for name in names {

@@ -85,7 +85,9 @@ pub(crate) fn sample(sample: wit::Sample, info: &DatasetInfo) -> Result<Sample, 
         Some(wit::Image::Path(path)) => {
             let p = Path::new(&path);
             if path.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
-                return Err(format!("sample `{id}`: image path `{path}` must be relative to the data folder, without `..`"));
+                return Err(format!(
+                    "sample `{id}`: image path `{path}` must be relative to the data folder, without `..`"
+                ));
             }
             Some(ImageRef::Path(path))
         }
@@ -115,7 +117,10 @@ pub(crate) fn sample(sample: wit::Sample, info: &DatasetInfo) -> Result<Sample, 
         return Err(format!("sample `{id}`: label {bad} is not below the class count {classes}"));
     }
     if info.task == Task::Diagnosis && !info.multi_label && sample.labels.len() != 1 {
-        return Err(format!("sample `{id}`: a single-label dataset needs exactly one label, got {}", sample.labels.len()));
+        return Err(format!(
+            "sample `{id}`: a single-label dataset needs exactly one label, got {}",
+            sample.labels.len()
+        ));
     }
     Ok(Sample {
         id,
@@ -159,7 +164,8 @@ mod tests {
 
     #[test]
     fn raw_pixels_must_fill_their_shape() {
-        let px = |data: usize, channels| wit::Image::Raw(wit::Pixels { width: 2, height: 2, channels, data: vec![0; data] });
+        let px =
+            |data: usize, channels| wit::Image::Raw(wit::Pixels { width: 2, height: 2, channels, data: vec![0; data] });
         assert!(super::sample(sample(Some(px(4, 1)), vec![1]), &info()).is_ok());
         assert!(super::sample(sample(Some(px(3, 1)), vec![1]), &info()).expect_err("short").contains("4 bytes"));
         assert!(super::sample(sample(Some(px(8, 2)), vec![1]), &info()).expect_err("2 channels").contains("channels"));

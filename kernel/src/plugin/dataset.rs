@@ -7,7 +7,7 @@ use wasmtime::component::ResourceAny;
 use super::bindings::dataset::{Dataset as DatasetWorld, DatasetPre};
 use super::check::World;
 use super::sandbox::Sandbox;
-use super::{convert, PluginError, PluginHost, PluginSource};
+use super::{PluginError, PluginHost, PluginSource, convert};
 use crate::data::{DatasetInfo, Sample, Split};
 
 /// A running dataset plugin instance.
@@ -19,7 +19,10 @@ pub struct DatasetPlugin {
 
 impl std::fmt::Debug for DatasetPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatasetPlugin").field("plugin", &self.sandbox.plugin()).field("data_dir", &self.data_dir).finish()
+        f.debug_struct("DatasetPlugin")
+            .field("plugin", &self.sandbox.plugin())
+            .field("data_dir", &self.data_dir)
+            .finish()
     }
 }
 
@@ -84,7 +87,13 @@ impl DatasetPlugin {
     }
 
     /// Up to `count` samples of `split` from index `start`.
-    pub fn samples(&mut self, handle: &DatasetHandle, split: Split, start: u64, count: u32) -> Result<Vec<Sample>, PluginError> {
+    pub fn samples(
+        &mut self,
+        handle: &DatasetHandle,
+        split: Split,
+        start: u64,
+        count: u32,
+    ) -> Result<Vec<Sample>, PluginError> {
         let limits = self.sandbox.limits();
         if count > limits.max_batch {
             return Err(PluginError::Usage {
@@ -93,14 +102,18 @@ impl DatasetPlugin {
             });
         }
         let api = self.world.mvb_plugin_dataset_api();
-        let raw = self
-            .sandbox
-            .call("dataset.samples", |store| api.dataset().call_samples(store, handle.resource, convert::split(split), start, count))?;
+        let raw = self.sandbox.call("dataset.samples", |store| {
+            api.dataset().call_samples(store, handle.resource, convert::split(split), start, count)
+        })?;
         let expected = handle.info.splits.get(split).saturating_sub(start).min(u64::from(count));
         if raw.len() as u64 != expected {
             return Err(self.malformed(
                 "dataset.samples",
-                format!("asked for {count} samples of {split} from {start}, the split has {}, got {}", handle.info.splits.get(split), raw.len()),
+                format!(
+                    "asked for {count} samples of {split} from {start}, the split has {}, got {}",
+                    handle.info.splits.get(split),
+                    raw.len()
+                ),
             ));
         }
         let mut samples = Vec::with_capacity(raw.len());

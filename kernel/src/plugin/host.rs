@@ -2,8 +2,8 @@
 //! WASI p2 and mvb's own imports, the compiled-component cache, and the epoch ticker.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -93,10 +93,9 @@ impl PluginHost {
 
     /// Compiles (or fetches from the cache) a plugin's component.
     pub(crate) fn component(&self, source: &PluginSource) -> Result<Component, PluginError> {
-        self.cache.get(&self.engine, &source.bytes).map_err(|e| PluginError::Compile {
-            plugin: source.name.clone(),
-            message: format!("{e:#}"),
-        })
+        self.cache
+            .get(&self.engine, &source.bytes)
+            .map_err(|e| PluginError::Compile { plugin: source.name.clone(), message: format!("{e:#}") })
     }
 
     /// The limits every instance runs under.

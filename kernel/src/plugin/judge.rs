@@ -67,7 +67,11 @@ impl std::fmt::Debug for JudgePlugin {
 impl PluginHost {
     /// Starts a judge plugin; `generator` serves its `generate` calls (without one they fail
     /// with `unavailable`).
-    pub fn judge(&self, source: &PluginSource, generator: Option<Arc<dyn Generator>>) -> Result<JudgePlugin, PluginError> {
+    pub fn judge(
+        &self,
+        source: &PluginSource,
+        generator: Option<Arc<dyn Generator>>,
+    ) -> Result<JudgePlugin, PluginError> {
         let component = self.component(source)?;
         self.expect_world(source, &component, World::Judge)?;
         let pre = self
@@ -79,12 +83,20 @@ impl PluginHost {
         let mut sandbox = Sandbox::new(&self.engine, &source.name, None, self.config.limits, generator)?;
         let world = sandbox.run("instantiate", |store| pre.instantiate(store))?;
         let raw = sandbox.run("info", |store| world.mvb_plugin_judge_api().call_info(store))?;
-        let info = JudgeInfo { name: raw.name, description: raw.description, min_score: raw.min_score, max_score: raw.max_score };
+        let info = JudgeInfo {
+            name: raw.name,
+            description: raw.description,
+            min_score: raw.min_score,
+            max_score: raw.max_score,
+        };
         if !(info.min_score.is_finite() && info.max_score.is_finite() && info.min_score < info.max_score) {
             return Err(PluginError::Malformed {
                 plugin: source.name.clone(),
                 call: "info".into(),
-                message: format!("score range [{}, {}] is not a finite, non-empty interval", info.min_score, info.max_score),
+                message: format!(
+                    "score range [{}, {}] is not a finite, non-empty interval",
+                    info.min_score, info.max_score
+                ),
             });
         }
         Ok(JudgePlugin { sandbox, world, info })
@@ -106,7 +118,10 @@ impl JudgePlugin {
             return Err(PluginError::Malformed {
                 plugin: self.sandbox.plugin().to_owned(),
                 call: "judge".into(),
-                message: format!("score {} is outside the declared range [{}, {}]", v.score, self.info.min_score, self.info.max_score),
+                message: format!(
+                    "score {} is outside the declared range [{}, {}]",
+                    v.score, self.info.min_score, self.info.max_score
+                ),
             });
         }
         Ok(Verdict { score: v.score, rationale: v.rationale })
@@ -127,8 +142,6 @@ impl generation::Host for State {
             temperature: options.temperature,
             stop: options.stop,
         };
-        generator
-            .generate(&prompt, &options)
-            .map_err(|message| wit::Error { kind: wit::ErrorKind::Other, message })
+        generator.generate(&prompt, &options).map_err(|message| wit::Error { kind: wit::ErrorKind::Other, message })
     }
 }

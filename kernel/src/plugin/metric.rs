@@ -7,7 +7,7 @@ use super::bindings::metric::exports::mvb::plugin::metric_api as api;
 use super::bindings::metric::{Metric as MetricWorld, MetricPre};
 use super::check::World;
 use super::sandbox::Sandbox;
-use super::{convert, PluginError, PluginHost, PluginSource};
+use super::{PluginError, PluginHost, PluginSource, convert};
 use crate::data::{AnswerKind, Task};
 
 /// What a metric plugin says about itself.
@@ -155,11 +155,17 @@ impl MetricPlugin {
             });
         }
         let api = self.world.mvb_plugin_metric_api();
-        let raw = self.sandbox.call("evaluation.compute", |store| api.evaluation().call_compute(store, evaluation.resource, indices))?;
+        let raw = self
+            .sandbox
+            .call("evaluation.compute", |store| api.evaluation().call_compute(store, evaluation.resource, indices))?;
         if let Some(unknown) = raw.iter().find(|s| !self.info.scores.contains(&s.name)) {
             let message = format!("score `{}` is not among the declared scores {:?}", unknown.name, self.info.scores);
             self.sandbox.retire("evaluation.compute");
-            return Err(PluginError::Malformed { plugin: self.sandbox.plugin().to_owned(), call: "evaluation.compute".into(), message });
+            return Err(PluginError::Malformed {
+                plugin: self.sandbox.plugin().to_owned(),
+                call: "evaluation.compute".into(),
+                message,
+            });
         }
         Ok(raw.into_iter().map(|s| Score { name: s.name, value: s.value }).collect())
     }

@@ -19,7 +19,7 @@ mod sandbox;
 mod source;
 
 pub use builtin::{BUILTINS, Builtin};
-pub use check::{CheckReport, World, WorldInfo};
+pub use check::{CatalogReport, CheckReport, World, WorldInfo};
 pub use dataset::{Dataset, DatasetHandle, DatasetPlugin};
 pub use error::PluginError;
 pub use host::{HostConfig, PluginHost};

@@ -10,10 +10,10 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::PluginError;
 use super::error::ErrorKind;
 use super::host::EPOCH_TICK;
 use super::judge::Generator;
-use super::PluginError;
 
 /// The guest path at which a plugin sees its data folder.
 pub const DATA_MOUNT: &str = "/data";
@@ -168,7 +168,11 @@ impl Sandbox {
     }
 
     /// Runs one call that cannot return a plugin error (such as `info`).
-    pub(crate) fn run<R>(&mut self, call: &str, f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<R>) -> Result<R, PluginError> {
+    pub(crate) fn run<R>(
+        &mut self,
+        call: &str,
+        f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
         if let Some(failed) = &self.poisoned {
             return Err(PluginError::Poisoned { plugin: self.plugin().to_owned(), call: failed.clone() });
         }
@@ -212,11 +216,8 @@ impl Sandbox {
     fn last_words(&self) -> Option<String> {
         let bytes = self.store.data().stderr.contents();
         let text = String::from_utf8_lossy(&bytes);
-        let words: Vec<&str> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("note:"))
-            .collect();
+        let words: Vec<&str> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("note:")).collect();
         let joined = words.join(" ");
         let tail: String = joined.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
         (!tail.is_empty()).then_some(tail)

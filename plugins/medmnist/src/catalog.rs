@@ -2,8 +2,8 @@
 //! MedMNIST `INFO` table), modality and licence. Files with another name are still served,
 //! with their label numbers as class names.
 
-use crate::mvb::plugin::types::{DatasetInfo, Modality, Split, SplitSize, Task};
 use crate::SplitData;
+use crate::mvb::plugin::types::{DatasetInfo, Modality, Split, SplitSize, Task};
 
 /// Facts about one official MedMNIST dataset.
 pub struct Known {

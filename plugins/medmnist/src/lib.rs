@@ -75,9 +75,8 @@ struct MedMnist {
 
 impl MedMnist {
     fn parse(name: &str, file: &str, bytes: Vec<u8>) -> Result<Self, Error> {
-        let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
-            error(ErrorKind::CorruptData, format!("`{file}` is not a readable .npz (zip) file: {e}"))
-        })?;
+        let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+            .map_err(|e| error(ErrorKind::CorruptData, format!("`{file}` is not a readable .npz (zip) file: {e}")))?;
         let known = catalog::lookup(name);
         let mut shape: Option<(u32, u32, u8)> = None;
         let mut label_columns: Option<usize> = None;
@@ -94,7 +93,9 @@ impl MedMnist {
                 _ => {
                     return Err(error(
                         ErrorKind::CorruptData,
-                        format!("`{file}`: `{images}` has shape {image_shape:?}; expected N×H×W or N×H×W×C with C in 1, 3, 4"),
+                        format!(
+                            "`{file}`: `{images}` has shape {image_shape:?}; expected N×H×W or N×H×W×C with C in 1, 3, 4"
+                        ),
                     ));
                 }
             };
@@ -119,7 +120,10 @@ impl MedMnist {
                 }
             };
             if *label_columns.get_or_insert(columns) != columns {
-                return Err(error(ErrorKind::CorruptData, format!("`{file}`: `{labels}` has {columns} columns, unlike the other splits")));
+                return Err(error(
+                    ErrorKind::CorruptData,
+                    format!("`{file}`: `{labels}` has {columns} columns, unlike the other splits"),
+                ));
             }
             let labels = decode_labels(&raw_labels, columns, known, file, &labels)?;
             splits[slot] = SplitData { pixels, labels };
@@ -176,12 +180,15 @@ impl GuestDataset for MedMnist {
     }
 }
 
+/// A `.npy` array's shape and uint8 data.
+type Array = (Vec<u64>, Vec<u8>);
+
 /// Reads `entry` as a uint8 `.npy` array; `None` when the zip has no such entry.
 fn read_u8_array<R: Read + std::io::Seek>(
     zip: &mut zip::ZipArchive<R>,
     file: &str,
     entry: &str,
-) -> Result<Option<(Vec<u64>, Vec<u8>)>, Error> {
+) -> Result<Option<Array>, Error> {
     let reader = match zip.by_name(entry) {
         Ok(reader) => reader,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
@@ -192,9 +199,8 @@ fn read_u8_array<R: Read + std::io::Seek>(
     let shape = npy.shape().to_vec();
     let expected: u64 = shape.iter().product();
     let dtype = npy.dtype();
-    let data = npy
-        .into_vec::<u8>()
-        .map_err(|e| corrupt(format!("expected uint8 data, found {}: {e}", dtype.descr())))?;
+    let data =
+        npy.into_vec::<u8>().map_err(|e| corrupt(format!("expected uint8 data, found {}: {e}", dtype.descr())))?;
     if data.len() as u64 != expected {
         return Err(corrupt(format!("holds {} values for shape {shape:?}", data.len())));
     }
@@ -231,7 +237,9 @@ fn decode_labels(
                         1 => Some(Ok(class as u32)),
                         _ => Some(Err(error(
                             ErrorKind::CorruptData,
-                            format!("`{file}`: `{entry}` row {row} column {class} is {v}; multi-label columns hold 0 or 1"),
+                            format!(
+                                "`{file}`: `{entry}` row {row} column {class} is {v}; multi-label columns hold 0 or 1"
+                            ),
                         ))),
                     })
                     .collect()

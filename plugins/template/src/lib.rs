@@ -26,9 +26,7 @@ wit_bindgen::generate!({ world: "dataset", path: "../../wit" });
 
 use exports::mvb::plugin::dataset_api::{Dataset, Guest, GuestDataset};
 use mvb::plugin::host::{LogLevel, log};
-use mvb::plugin::types::{
-    DatasetInfo, Error, ErrorKind, Image, Modality, Sample, Split, SplitSize, Task,
-};
+use mvb::plugin::types::{DatasetInfo, Error, ErrorKind, Image, Modality, Sample, Split, SplitSize, Task};
 
 /// Where the host mounts the data folder the user gave (read-only).
 const DATA: &str = "/data";
@@ -45,17 +43,11 @@ fn error(kind: ErrorKind, message: impl Into<String>) -> Error {
 /// Reads a whole text file of the data folder, turning failures into clear errors.
 fn read_text(file: &str) -> Result<String, Error> {
     let bytes = std::fs::read(Path::new(DATA).join(file)).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            error(ErrorKind::NotFound, format!("`{file}` is missing from the data folder"))
-        }
+        std::io::ErrorKind::NotFound => error(ErrorKind::NotFound, format!("`{file}` is missing from the data folder")),
         _ => error(ErrorKind::Io, format!("cannot read `{file}`: {e}")),
     })?;
     String::from_utf8(bytes).map_err(|e| {
-        let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
+        let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         error(ErrorKind::CorruptData, format!("`{file}` line {line}: not valid UTF-8 text"))
     })
 }
@@ -94,13 +86,13 @@ impl Index {
 /// Parses `classes.txt`: one non-empty name per line; blank lines at the end are ignored.
 fn parse_classes(text: &str) -> Result<Vec<String>, Error> {
     let mut names: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
-    while names.last().is_some_and(|n| n.is_empty()) {
+    while names.last().is_some_and(String::is_empty) {
         names.pop();
     }
     if names.is_empty() {
         return Err(error(ErrorKind::CorruptData, "`classes.txt` holds no class names"));
     }
-    if let Some(i) = names.iter().position(|n| n.is_empty()) {
+    if let Some(i) = names.iter().position(String::is_empty) {
         let line = i + 1;
         return Err(error(
             ErrorKind::CorruptData,
@@ -113,7 +105,7 @@ fn parse_classes(text: &str) -> Result<Vec<String>, Error> {
 /// Parses `labels.csv` into the rows of each split, checking every row.
 fn parse_labels(text: &str, class_count: usize) -> Result<[Vec<Row>; 3], Error> {
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
-    let header = lines.next().map(|(_, l)| l.trim_start_matches('\u{feff}')).unwrap_or("");
+    let header = lines.next().map_or("", |(_, l)| l.trim_start_matches('\u{feff}'));
     if header != "split,path,label" {
         return Err(error(
             ErrorKind::CorruptData,
@@ -140,18 +132,12 @@ fn parse_labels(text: &str, class_count: usize) -> Result<[Vec<Row>; 3], Error> 
             _ => return Err(bad(format!("unknown split `{split}` (use train, validation or test)"))),
         };
         // The host refuses image paths that are absolute or contain `..`; say so early.
-        if path.is_empty()
-            || path.starts_with('/')
-            || path.contains('\\')
-            || path.split('/').any(|part| part == "..")
-        {
+        if path.is_empty() || path.starts_with('/') || path.contains('\\') || path.split('/').any(|part| part == "..") {
             return Err(bad(format!(
                 "path `{path}` must be relative to the data folder, with `/` separators and no `..`"
             )));
         }
-        let label: u32 = label
-            .parse()
-            .map_err(|_| bad(format!("label `{label}` is not a non-negative integer")))?;
+        let label: u32 = label.parse().map_err(|_| bad(format!("label `{label}` is not a non-negative integer")))?;
         if label as usize >= class_count {
             return Err(error(
                 ErrorKind::InvalidArgument,
@@ -178,11 +164,7 @@ impl Guest for Component {
 
     fn catalog() -> Result<Vec<String>, Error> {
         // A folder without our files is not an error: we simply serve nothing from it.
-        if Path::new(DATA).join("labels.csv").exists() {
-            Ok(vec![NAME.to_string()])
-        } else {
-            Ok(Vec::new())
-        }
+        if Path::new(DATA).join("labels.csv").exists() { Ok(vec![NAME.to_string()]) } else { Ok(Vec::new()) }
     }
 
     fn open(name: String) -> Result<Dataset, Error> {
@@ -235,16 +217,19 @@ impl GuestDataset for Index {
     fn samples(&self, split: Split, start: u64, count: u32) -> Result<Vec<Sample>, Error> {
         let (slot, split_name) = split_slot(split);
         let rows = &self.splits[slot];
-        let len = rows.len() as u64;
+        let len = rows.len();
         // `start == len` is allowed (it gives an empty list); beyond that is the caller's error.
-        if start > len {
-            return Err(error(
-                ErrorKind::InvalidArgument,
-                format!("start {start} is past the end of the {split_name} split ({len} samples)"),
-            ));
-        }
-        let end = start.saturating_add(u64::from(count)).min(len);
-        Ok(rows[start as usize..end as usize]
+        let start = match usize::try_from(start) {
+            Ok(start) if start <= len => start,
+            _ => {
+                return Err(error(
+                    ErrorKind::InvalidArgument,
+                    format!("start {start} is past the end of the {split_name} split ({len} samples)"),
+                ));
+            }
+        };
+        let end = start.saturating_add(count as usize).min(len);
+        Ok(rows[start..end]
             .iter()
             .map(|row| Sample {
                 // Ids must be unique across all splits and stable across runs: the path is both.

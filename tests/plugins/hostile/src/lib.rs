@@ -21,9 +21,7 @@ wit_bindgen::generate!({ world: "dataset", path: "../../../wit" });
 
 use exports::mvb::plugin::dataset_api::{Dataset, Guest, GuestDataset};
 use mvb::plugin::host::{LogLevel, log};
-use mvb::plugin::types::{
-    DatasetInfo, Error, ErrorKind, Image, Modality, Pixels, Sample, Split, SplitSize, Task,
-};
+use mvb::plugin::types::{DatasetInfo, Error, ErrorKind, Image, Modality, Pixels, Sample, Split, SplitSize, Task};
 
 const NAME: &str = "hostile";
 const TEST_SIZE: u64 = 8;
@@ -112,10 +110,8 @@ fn read_outside() -> Result<Vec<Sample>, Error> {
 }
 
 fn socket(port: &str) -> Result<Vec<Sample>, Error> {
-    let port: u16 = port
-        .trim()
-        .parse()
-        .map_err(|_| error(ErrorKind::InvalidArgument, format!("socket: bad port `{port}`")))?;
+    let port: u16 =
+        port.trim().parse().map_err(|_| error(ErrorKind::InvalidArgument, format!("socket: bad port `{port}`")))?;
     match std::net::TcpStream::connect(("127.0.0.1", port)) {
         Ok(mut stream) => {
             let _ = stream.write_all(b"leak");
@@ -165,12 +161,7 @@ fn normal(split: Split, start: u64, count: u32) -> Result<Vec<Sample>, Error> {
 fn sample(id: String, i: u64) -> Sample {
     Sample {
         id,
-        image: Some(Image::Raw(Pixels {
-            width: 2,
-            height: 2,
-            channels: 1,
-            data: vec![(i as u8).wrapping_mul(30); 4],
-        })),
+        image: Some(Image::Raw(Pixels { width: 2, height: 2, channels: 1, data: vec![(i as u8).wrapping_mul(30); 4] })),
         labels: vec![(i % 2) as u32],
         qa: None,
         attributes: Vec::new(),

@@ -3,9 +3,7 @@
 
 wit_bindgen::generate!({ world: "metric", path: "../../../wit" });
 
-use exports::mvb::plugin::metric_api::{
-    Evaluation, Guest, GuestEvaluation, MetricInfo, Prediction, Reference, Score,
-};
+use exports::mvb::plugin::metric_api::{Evaluation, Guest, GuestEvaluation, MetricInfo, Prediction, Reference, Score};
 use mvb::plugin::types::{Error, ErrorKind, Task};
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> Error {
@@ -20,7 +18,8 @@ impl Guest for Component {
     fn info() -> MetricInfo {
         MetricInfo {
             name: "accuracy".to_string(),
-            description: "Fraction of samples whose highest class score (first on ties) is the first reference label".to_string(),
+            description: "Fraction of samples whose highest class score (first on ties) is the first reference label"
+                .to_string(),
             task: Task::Diagnosis,
             higher_is_better: true,
             scores: vec!["accuracy".to_string()],
