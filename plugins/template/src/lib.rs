@@ -140,7 +140,7 @@ fn parse_labels(text: &str, class_count: usize) -> Result<[Vec<Row>; 3], Error> 
         let label: u32 = label.parse().map_err(|_| bad(format!("label `{label}` is not a non-negative integer")))?;
         if label as usize >= class_count {
             return Err(error(
-                ErrorKind::InvalidArgument,
+                ErrorKind::CorruptData,
                 format!(
                     "`labels.csv` line {line}: label {label} is out of range; `classes.txt` names {class_count} classes (labels 0 to {})",
                     class_count - 1
