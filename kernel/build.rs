@@ -7,7 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The first-party plugins: (package name, artifact stem).
-const PLUGINS: &[(&str, &str)] = &[("mvb-plugin-medmnist", "mvb_plugin_medmnist")];
+const PLUGINS: &[(&str, &str)] = &[
+    ("mvb-plugin-medmnist", "mvb_plugin_medmnist"),
+    ("mvb-plugin-auroc", "mvb_plugin_auroc"),
+    ("mvb-plugin-accuracy", "mvb_plugin_accuracy"),
+    ("mvb-plugin-balanced-accuracy", "mvb_plugin_balanced_accuracy"),
+    ("mvb-plugin-vqa", "mvb_plugin_vqa"),
+];
 
 const TARGET: &str = "wasm32-wasip2";
 

@@ -6,4 +6,6 @@
 
 pub mod backend;
 pub mod data;
+pub mod model;
 pub mod plugin;
+pub mod tensor;

@@ -2,6 +2,7 @@
 //! same operations with hand-written kernels. For now this module only tells whether a CUDA
 //! driver is present, without linking to it.
 
+pub mod cpu;
 pub mod cuda;
 
 /// Where computation runs.

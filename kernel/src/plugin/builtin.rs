@@ -20,12 +20,38 @@ pub struct Builtin {
 }
 
 /// Every built-in plugin.
-pub static BUILTINS: &[Builtin] = &[Builtin {
-    name: "medmnist",
-    world: World::Dataset,
-    bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_medmnist.wasm")),
-    data_folder: Some("medmnist"),
-}];
+pub static BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "medmnist",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_medmnist.wasm")),
+        data_folder: Some("medmnist"),
+    },
+    Builtin {
+        name: "auroc",
+        world: World::Metric,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_auroc.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "accuracy",
+        world: World::Metric,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_accuracy.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "balanced-accuracy",
+        world: World::Metric,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_balanced_accuracy.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "vqa",
+        world: World::Metric,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_vqa.wasm")),
+        data_folder: None,
+    },
+];
 
 impl Builtin {
     /// Looks a built-in up by name.

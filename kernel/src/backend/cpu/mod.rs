@@ -1,0 +1,108 @@
+//! The CPU backend: the reference implementation of every operation the models need. Matrix
+//! products go through the `gemm` crate (multi-threaded with rayon); attention is computed per
+//! (batch, head) in blocks of query rows, so at most one block of scores exists at a time.
+
+mod attention;
+mod elementwise;
+
+pub use attention::{AttentionMask, attention};
+pub use elementwise::{Activation, activate, add_assign, layer_norm, softmax_rows};
+
+use crate::tensor::Tensor;
+
+/// `x · wᵀ (+ bias)` for `x` of shape `[.., k]` and `w` of shape `[n, k]` (PyTorch's `Linear`
+/// layout). The result has `x`'s leading dimensions and `n` columns.
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Tensor {
+    let (m, k) = (x.rows(), x.cols());
+    let n = w.shape()[0];
+    assert_eq!(w.cols(), k, "linear: x has {k} columns, weight {:?}", w.shape());
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("x has at least one dimension") = n;
+    let mut out = Tensor::zeros(shape);
+    if let Some(b) = bias {
+        for row in out.data_mut().chunks_mut(n) {
+            row.copy_from_slice(b);
+        }
+    }
+    matmul(m, n, k, x.data(), k, 1, w.data(), 1, k, out.data_mut(), bias.is_some(), true);
+    out
+}
+
+/// `dst[m×n] (+)= a[m×k] · b[k×n]` with explicit strides for `a` (row `ars`, column `acs`) and
+/// `b` (row `brs`, column `bcs`); `dst` is row-major contiguous. `parallel` lets gemm use the
+/// rayon pool.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    ars: usize,
+    acs: usize,
+    b: &[f32],
+    brs: usize,
+    bcs: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    if k > 0 {
+        assert!(a.len() > (m - 1) * ars + (k - 1) * acs, "matmul: lhs too small");
+        assert!(b.len() > (k - 1) * brs + (n - 1) * bcs, "matmul: rhs too small");
+    }
+    let parallelism = if parallel && m * n * k >= 1 << 16 {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above check that every element gemm reads from `a` and `b` and
+    // writes to `dst` lies inside the slices, with the given strides; `dst` does not alias
+    // `a` or `b` (it is a distinct `&mut`).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            acs as isize,
+            ars as isize,
+            b.as_ptr(),
+            bcs as isize,
+            brs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_matches_a_naive_product() {
+        let (m, k, n) = (5, 7, 3);
+        let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.11).cos()).collect();
+        let b = [0.5, -1.0, 2.0];
+        let y = linear(&Tensor::new([m, k], x.clone()), &Tensor::new([n, k], w.clone()), Some(&b));
+        for i in 0..m {
+            for j in 0..n {
+                let want: f32 = (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum::<f32>() + b[j];
+                assert!((y.data()[i * n + j] - want).abs() < 1e-5);
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Models, loaded natively from Hugging Face checkpoints (a folder, or an id in the local HF
+//! cache): configuration, safetensors weights, tokenizer, preprocessing, and one module per
+//! family. Contrastive families (`clip`, `siglip`) give image and text features and zero-shot
+//! logits.
+
+pub mod clip;
+mod config;
+mod error;
+mod hub;
+mod nn;
+mod patch;
+pub mod preprocess;
+mod resize;
+pub mod siglip;
+pub mod tokenizer;
+mod weights;
+
+use std::path::{Path, PathBuf};
+
+pub use config::Config;
+pub use error::ModelError;
+pub use hub::resolve;
+pub use preprocess::Preprocessor;
+pub use tokenizer::{TextTokenizer, TokenBatch};
+pub use weights::Weights;
+
+use crate::data::Pixels;
+use crate::tensor::Tensor;
+
+/// Reads a scalar parameter stored as shape `[]` or `[1]`.
+fn scalar(w: &Weights, name: &str) -> Result<f32, ModelError> {
+    let shape = w.shape(name).ok_or_else(|| w.missing(name))?.to_vec();
+    let expected: &[usize] = if shape.is_empty() { &[] } else { &[1] };
+    Ok(w.tensor(name, expected)?.data()[0])
+}
+
+/// The contrastive architectures.
+#[derive(Debug)]
+enum Family {
+    Clip(clip::Clip),
+    Siglip(siglip::Siglip),
+}
+
+/// A contrastive vision-language model with its preprocessing and tokenizer.
+#[derive(Debug)]
+pub struct ContrastiveModel {
+    family: Family,
+    preprocessor: Preprocessor,
+    tokenizer: TextTokenizer,
+    dir: PathBuf,
+    dtype: String,
+}
+
+impl ContrastiveModel {
+    /// Loads `spec`: a folder in Hugging Face layout, or a model id in the local HF cache.
+    pub fn load(spec: &str) -> Result<Self, ModelError> {
+        let dir = resolve(spec)?;
+        Self::load_dir(&dir)
+    }
+
+    /// Loads the checkpoint in `dir`.
+    pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
+        let config = Config::open(dir)?;
+        let weights = Weights::open(dir)?;
+        let preprocessor = Preprocessor::open(dir)?;
+        let (family, max_len, pad) = match config.model_type.as_str() {
+            "clip" => {
+                let m = clip::Clip::load(&weights, &config)?;
+                let max = m.text.max_len();
+                (Family::Clip(m), max, 49407)
+            }
+            "siglip" => {
+                let m = siglip::Siglip::load(&weights, &config)?;
+                let max = m.text.max_len();
+                (Family::Siglip(m), max, 1)
+            }
+            other => {
+                return Err(ModelError::Unsupported {
+                    path: config.path.clone(),
+                    message: format!("model_type `{other}` is not a contrastive family mvb implements (clip, siglip)"),
+                });
+            }
+        };
+        let tokenizer = TextTokenizer::open(dir, pad, max_len)?;
+        Ok(ContrastiveModel {
+            family,
+            preprocessor,
+            tokenizer,
+            dir: dir.to_owned(),
+            dtype: weights.dtype().unwrap_or_default(),
+        })
+    }
+
+    /// The checkpoint folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The family name (`clip`, `siglip`).
+    pub fn family(&self) -> &'static str {
+        match self.family {
+            Family::Clip(_) => "clip",
+            Family::Siglip(_) => "siglip",
+        }
+    }
+
+    /// The checkpoint's storage dtype (`F32`, `BF16`, ...).
+    pub fn dtype(&self) -> &str {
+        &self.dtype
+    }
+
+    /// The square input side of the image tower.
+    pub fn image_size(&self) -> usize {
+        match &self.family {
+            Family::Clip(m) => m.vision.image_size(),
+            Family::Siglip(m) => m.vision.image_size(),
+        }
+    }
+
+    /// Preprocesses images into a `[batch, 3, S, S]` buffer.
+    pub fn preprocess(&self, images: &[Pixels]) -> Result<Vec<f32>, ModelError> {
+        let side = self.image_size();
+        let mut out = Vec::with_capacity(images.len() * 3 * side * side);
+        for image in images {
+            let px = self.preprocessor.apply(image)?;
+            if px.len() != 3 * side * side {
+                return Err(ModelError::Input(format!(
+                    "preprocessing gives {} values per image; the image tower takes 3x{side}x{side}",
+                    px.len()
+                )));
+            }
+            out.extend_from_slice(&px);
+        }
+        Ok(out)
+    }
+
+    /// Unnormalised image features from preprocessed pixels (`get_image_features`).
+    pub fn image_features_from_pixels(&self, pixels: &[f32], batch: usize) -> Tensor {
+        match &self.family {
+            Family::Clip(m) => m.image_features(pixels, batch),
+            Family::Siglip(m) => m.image_features(pixels, batch),
+        }
+    }
+
+    /// Unnormalised image features (`get_image_features`), `[n, dim]`.
+    pub fn image_features(&self, images: &[Pixels]) -> Result<Tensor, ModelError> {
+        let pixels = self.preprocess(images)?;
+        Ok(self.image_features_from_pixels(&pixels, images.len()))
+    }
+
+    /// Tokenizes texts, padded to the longest.
+    pub fn tokenize(&self, texts: &[String]) -> Result<TokenBatch, ModelError> {
+        self.tokenizer.encode(texts)
+    }
+
+    /// Unnormalised text features (`get_text_features`), `[n, dim]`.
+    pub fn text_features(&self, texts: &[String]) -> Result<Tensor, ModelError> {
+        let tokens = self.tokenize(texts)?;
+        match &self.family {
+            Family::Clip(m) => m.text_features(&tokens),
+            Family::Siglip(m) => m.text_features(&tokens),
+        }
+    }
+
+    /// `(exp(logit_scale), logit_bias)`; the bias is 0 for CLIP.
+    pub fn logit_params(&self) -> (f32, f32) {
+        match &self.family {
+            Family::Clip(m) => (m.scale, 0.0),
+            Family::Siglip(m) => (m.scale, m.bias),
+        }
+    }
+
+    /// `logits_per_image`: `scale · cos(image, text) + bias`, `[images, texts]`, from
+    /// unnormalised features.
+    pub fn logits(&self, image_features: &Tensor, text_features: &Tensor) -> Tensor {
+        let (scale, bias) = self.logit_params();
+        let (img, txt) = (image_features.l2_normalized(), text_features.l2_normalized());
+        let (n, m, d) = (img.rows(), txt.rows(), img.cols());
+        let mut out = vec![0f32; n * m];
+        for i in 0..n {
+            for j in 0..m {
+                let dot: f32 = img.row(i).iter().zip(txt.row(j)).map(|(a, b)| a * b).sum();
+                out[i * m + j] = scale * dot + bias;
+            }
+        }
+        debug_assert_eq!(d, txt.cols());
+        Tensor::new([n, m], out)
+    }
+}

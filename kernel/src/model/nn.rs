@@ -1,0 +1,163 @@
+//! The building blocks shared by the encoders — linear layers, layer norms, the pre-norm
+//! transformer layer — loaded by tensor name from a checkpoint (transformers'
+//! `CLIPEncoderLayer` and `SiglipEncoderLayer` have the same structure and names).
+
+use super::{ModelError, Weights};
+use crate::backend::cpu::{self, Activation, AttentionMask};
+use crate::tensor::Tensor;
+
+/// `y = x · Wᵀ + b`.
+#[derive(Debug)]
+pub struct Linear {
+    /// `[out, in]`.
+    pub weight: Tensor,
+    /// `[out]`, if the layer has a bias.
+    pub bias: Option<Vec<f32>>,
+}
+
+impl Linear {
+    /// Loads `{prefix}.weight` (and `{prefix}.bias` when `bias`), of shape `[out, inp]`.
+    pub fn load(w: &Weights, prefix: &str, inp: usize, out: usize, bias: bool) -> Result<Self, ModelError> {
+        Ok(Linear {
+            weight: w.tensor(&format!("{prefix}.weight"), &[out, inp])?,
+            bias: if bias { Some(w.vector(&format!("{prefix}.bias"), out)?) } else { None },
+        })
+    }
+
+    /// Applies the layer to the last dimension of `x`.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        cpu::linear(x, &self.weight, self.bias.as_deref())
+    }
+}
+
+/// Layer normalisation with affine parameters.
+#[derive(Debug)]
+pub struct LayerNorm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+impl LayerNorm {
+    /// Loads `{prefix}.weight` and `{prefix}.bias` of length `dim`.
+    pub fn load(w: &Weights, prefix: &str, dim: usize, eps: f32) -> Result<Self, ModelError> {
+        Ok(LayerNorm {
+            gamma: w.vector(&format!("{prefix}.weight"), dim)?,
+            beta: w.vector(&format!("{prefix}.bias"), dim)?,
+            eps,
+        })
+    }
+
+    /// Normalises the last dimension.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        cpu::layer_norm(x, &self.gamma, &self.beta, self.eps)
+    }
+}
+
+/// Multi-head self-attention with separate q/k/v projections.
+#[derive(Debug)]
+pub struct SelfAttention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+}
+
+impl SelfAttention {
+    fn load(w: &Weights, prefix: &str, dim: usize, heads: usize) -> Result<Self, ModelError> {
+        let lin = |name: &str| Linear::load(w, &format!("{prefix}.{name}"), dim, dim, true);
+        Ok(SelfAttention { q: lin("q_proj")?, k: lin("k_proj")?, v: lin("v_proj")?, out: lin("out_proj")?, heads })
+    }
+
+    fn forward(&self, x: &Tensor, mask: AttentionMask<'_>) -> Tensor {
+        let (q, k, v) = (self.q.forward(x), self.k.forward(x), self.v.forward(x));
+        self.out.forward(&cpu::attention(&q, &k, &v, self.heads, mask))
+    }
+}
+
+/// Two linear layers with an activation between.
+#[derive(Debug)]
+pub struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+    act: Activation,
+}
+
+impl Mlp {
+    /// Loads `{prefix}.fc1` (`[hidden, dim]`) and `{prefix}.fc2`; the hidden width is read from
+    /// the checkpoint.
+    pub fn load(w: &Weights, prefix: &str, dim: usize, act: Activation) -> Result<Self, ModelError> {
+        let hidden = w.shape(&format!("{prefix}.fc1.weight")).map_or(4 * dim, |s| s[0]);
+        Ok(Mlp {
+            fc1: Linear::load(w, &format!("{prefix}.fc1"), dim, hidden, true)?,
+            fc2: Linear::load(w, &format!("{prefix}.fc2"), hidden, dim, true)?,
+            act,
+        })
+    }
+
+    /// `fc2(act(fc1(x)))`.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = self.fc1.forward(x);
+        cpu::activate(&mut h, self.act);
+        self.fc2.forward(&h)
+    }
+}
+
+/// A pre-norm transformer layer: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
+#[derive(Debug)]
+pub struct EncoderLayer {
+    ln1: LayerNorm,
+    attn: SelfAttention,
+    ln2: LayerNorm,
+    mlp: Mlp,
+}
+
+/// A stack of encoder layers.
+#[derive(Debug)]
+pub struct Encoder {
+    layers: Vec<EncoderLayer>,
+}
+
+impl Encoder {
+    /// Loads `{prefix}.layers.{i}` for every `i` present in the checkpoint.
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        dim: usize,
+        heads: usize,
+        act: Activation,
+        eps: f32,
+    ) -> Result<Self, ModelError> {
+        let mut layers = Vec::new();
+        while w.contains(&format!("{prefix}.layers.{}.layer_norm1.weight", layers.len())) {
+            let p = format!("{prefix}.layers.{}", layers.len());
+            layers.push(EncoderLayer {
+                ln1: LayerNorm::load(w, &format!("{p}.layer_norm1"), dim, eps)?,
+                attn: SelfAttention::load(w, &format!("{p}.self_attn"), dim, heads)?,
+                ln2: LayerNorm::load(w, &format!("{p}.layer_norm2"), dim, eps)?,
+                mlp: Mlp::load(w, &format!("{p}.mlp"), dim, act)?,
+            });
+        }
+        if layers.is_empty() {
+            return Err(w.missing(&format!("{prefix}.layers.0.layer_norm1.weight")));
+        }
+        if dim % heads != 0 {
+            return Err(ModelError::Input(format!(
+                "{prefix}: width {dim} is not divisible by {heads} attention heads"
+            )));
+        }
+        Ok(Encoder { layers })
+    }
+
+    /// Runs every layer over `x` (`[batch, seq, dim]`).
+    pub fn forward(&self, mut x: Tensor, mask: AttentionMask<'_>) -> Tensor {
+        for layer in &self.layers {
+            let a = layer.attn.forward(&layer.ln1.forward(&x), mask);
+            cpu::add_assign(&mut x, a.data());
+            let m = layer.mlp.forward(&layer.ln2.forward(&x));
+            cpu::add_assign(&mut x, m.data());
+        }
+        x
+    }
+}

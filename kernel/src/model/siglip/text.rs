@@ -1,0 +1,65 @@
+//! SigLIP's text tower (`SiglipTextTransformer`): token and position embeddings, a
+//! bidirectional encoder (padding masked), a final layer norm, the state at the LAST position
+//! as the pooled output (as transformers does, whatever padding sits there), and a linear head.
+
+use crate::backend::cpu::AttentionMask;
+use crate::model::clip::ClipText;
+use crate::model::config::TowerConfig;
+use crate::model::nn::{Encoder, LayerNorm, Linear};
+use crate::model::tokenizer::TokenBatch;
+use crate::model::{ModelError, Weights};
+use crate::tensor::Tensor;
+
+/// The SigLIP text tower.
+#[derive(Debug)]
+pub struct SiglipText {
+    tokens: Tensor,
+    positions: Tensor,
+    encoder: Encoder,
+    norm: LayerNorm,
+    head: Linear,
+    width: usize,
+}
+
+impl SiglipText {
+    /// Loads `text_model.*`.
+    pub fn load(w: &Weights, cfg: &TowerConfig) -> Result<Self, ModelError> {
+        let p = "text_model";
+        let tok_name = format!("{p}.embeddings.token_embedding.weight");
+        let pos_name = format!("{p}.embeddings.position_embedding.weight");
+        let (vocab, width) = match w.shape(&tok_name) {
+            Some(&[v, d]) => (v, d),
+            _ => return Err(w.missing(&tok_name)),
+        };
+        let max_pos = w.shape(&pos_name).map_or(64, |s| s[0]);
+        let proj = w.shape(&format!("{p}.head.weight")).map_or(width, |s| s[0]);
+        Ok(SiglipText {
+            tokens: w.tensor(&tok_name, &[vocab, width])?,
+            positions: w.tensor(&pos_name, &[max_pos, width])?,
+            encoder: Encoder::load(w, &format!("{p}.encoder"), width, cfg.heads, cfg.act, cfg.eps)?,
+            norm: LayerNorm::load(w, &format!("{p}.final_layer_norm"), width, cfg.eps)?,
+            head: Linear::load(w, &format!("{p}.head"), width, proj, true)?,
+            width,
+        })
+    }
+
+    /// The longest text the position table allows.
+    pub fn max_len(&self) -> usize {
+        self.positions.shape()[0]
+    }
+
+    /// The final hidden states, `[batch, len, width]`.
+    pub fn hidden_states(&self, batch: &TokenBatch) -> Result<Tensor, ModelError> {
+        let x = ClipText::embed(&self.tokens, &self.positions, batch)?;
+        let x = self.encoder.forward(x, AttentionMask { causal: false, keys: Some(&batch.mask) });
+        Ok(self.norm.forward(&x))
+    }
+
+    /// The text features, `[batch, projection]`.
+    pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor, ModelError> {
+        let h = self.hidden_states(batch)?;
+        let last: Vec<f32> =
+            (0..batch.batch).flat_map(|b| h.row(b * batch.len + batch.len - 1).iter().copied()).collect();
+        Ok(self.head.forward(&Tensor::new([batch.batch, self.width], last)))
+    }
+}

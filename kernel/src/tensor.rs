@@ -1,0 +1,97 @@
+//! A minimal dense tensor: f32, row-major, contiguous, on the host. Models keep activations
+//! in it; the backend (`backend::cpu`, later `backend::cuda`) computes on it.
+
+use std::fmt;
+
+/// A dense row-major f32 tensor.
+#[derive(Clone, PartialEq)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tensor{:?}", self.shape)
+    }
+}
+
+impl Tensor {
+    /// Wraps `data` as a tensor of `shape`.
+    ///
+    /// # Panics
+    /// When `data.len()` is not the product of `shape` (a programming error, not user input).
+    pub fn new(shape: impl Into<Vec<usize>>, data: Vec<f32>) -> Self {
+        let shape = shape.into();
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "tensor data does not fill shape {shape:?}");
+        Tensor { shape, data }
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: impl Into<Vec<usize>>) -> Self {
+        let shape = shape.into();
+        let n = shape.iter().product();
+        Tensor { shape, data: vec![0.0; n] }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The elements, row-major.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The elements, mutable.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// Consumes the tensor, returning its elements.
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// The size of the last dimension.
+    pub fn cols(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+
+    /// The number of rows: the product of all dimensions but the last.
+    pub fn rows(&self) -> usize {
+        let cols = self.cols();
+        if cols == 0 { 0 } else { self.data.len() / cols }
+    }
+
+    /// Row `i` of the tensor viewed as `rows × cols`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        let c = self.cols();
+        &self.data[i * c..(i + 1) * c]
+    }
+
+    /// The same elements under another shape.
+    ///
+    /// # Panics
+    /// When the element counts differ (a programming error).
+    pub fn reshape(mut self, shape: impl Into<Vec<usize>>) -> Self {
+        let shape = shape.into();
+        assert_eq!(shape.iter().product::<usize>(), self.data.len(), "cannot reshape {:?} to {shape:?}", self.shape);
+        self.shape = shape;
+        self
+    }
+
+    /// Each row scaled to unit L2 norm (rows of zeros stay zero).
+    pub fn l2_normalized(&self) -> Tensor {
+        let mut out = self.clone();
+        let c = self.cols();
+        for row in out.data.chunks_mut(c.max(1)) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                row.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        out
+    }
+}
