@@ -6,5 +6,6 @@ mod builtins;
 mod check;
 mod cli;
 mod medmnist;
+mod parity;
 mod sandbox;
 mod template;

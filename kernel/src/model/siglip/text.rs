@@ -1,6 +1,8 @@
 //! SigLIP's text tower (`SiglipTextTransformer`): token and position embeddings, a
-//! bidirectional encoder (padding masked), a final layer norm, the state at the LAST position
-//! as the pooled output (as transformers does, whatever padding sits there), and a linear head.
+//! bidirectional encoder, a final layer norm, the state at the LAST position as the pooled
+//! output, and a linear head. As in MedVLMBench (whose SigLIP tokenizer returns no attention
+//! mask), prompts padded to the longest are encoded without a padding mask: SigLIP was trained
+//! on padded text and pools the last position, pad or not.
 
 use crate::backend::cpu::AttentionMask;
 use crate::model::clip::ClipText;
@@ -51,7 +53,7 @@ impl SiglipText {
     /// The final hidden states, `[batch, len, width]`.
     pub fn hidden_states(&self, batch: &TokenBatch) -> Result<Tensor, ModelError> {
         let x = ClipText::embed(&self.tokens, &self.positions, batch)?;
-        let x = self.encoder.forward(x, AttentionMask { causal: false, keys: Some(&batch.mask) });
+        let x = self.encoder.forward(x, AttentionMask::NONE);
         Ok(self.norm.forward(&x))
     }
 

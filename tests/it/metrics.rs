@@ -1,0 +1,331 @@
+//! The built-in metric plugins (`auroc`, `accuracy`, `balanced-accuracy`, `vqa`) reproduce the
+//! reference values in `tests/fixtures/metrics/` to 1e-9: scikit-learn for diagnosis, nltk,
+//! rouge_score and MedVLMBench's definitions for VQA, on the full set and on resamples.
+//! Regenerate the fixtures with `python3 tools/make_metric_fixtures.py`.
+
+use std::time::Instant;
+
+use mvb::data::AnswerKind;
+use mvb::plugin::{Builtin, MetricPlugin, PluginError, Prediction, Reference, Score};
+use serde_json::Value;
+
+use crate::common::{host, root};
+
+/// Absolute tolerance (relative above 1).
+const TOLERANCE: f64 = 1e-9;
+
+const DIAGNOSIS_METRICS: [&str; 3] = ["auroc", "accuracy", "balanced-accuracy"];
+
+const VQA_SCORES: [&str; 13] = [
+    "precision",
+    "recall",
+    "f1",
+    "exact-match",
+    "bleu-1",
+    "bleu-2",
+    "bleu-3",
+    "bleu-4",
+    "rouge-1",
+    "rouge-2",
+    "rouge-l",
+    "closed-accuracy",
+    "open-accuracy",
+];
+
+fn fixture(name: &str) -> Value {
+    let path = root().join("tests/fixtures/metrics").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+fn metric(name: &str) -> MetricPlugin {
+    let builtin = Builtin::find(name).unwrap_or_else(|| panic!("`{name}` is built in"));
+    host().metric(&builtin.source()).expect("metric plugin starts")
+}
+
+/// The plugin's own error kind, by name (`ErrorKind` is not re-exported from `mvb::plugin`).
+fn kind(err: &PluginError) -> String {
+    format!("{:?}", err.kind())
+}
+
+fn is_undefined(err: &PluginError) -> bool {
+    kind(err) == "Some(Undefined)"
+}
+
+fn is_invalid(err: &PluginError) -> bool {
+    kind(err) == "Some(InvalidArgument)"
+}
+
+fn indices(value: &Value) -> Vec<u32> {
+    value.as_array().expect("index list").iter().map(|i| i.as_u64().expect("index") as u32).collect()
+}
+
+/// Compares one value with its expectation: a number, `"nan"`.
+fn check_value(what: &str, got: f64, expected: &Value) {
+    match expected {
+        Value::String(s) if s == "nan" => assert!(got.is_nan(), "{what}: expected NaN, got {got}"),
+        Value::Number(n) => {
+            let want = n.as_f64().expect("number");
+            assert!((got - want).abs() <= TOLERANCE * want.abs().max(1.0), "{what}: got {got:.17}, expected {want:.17}");
+        }
+        other => panic!("{what}: unexpected expectation {other}"),
+    }
+}
+
+/// Compares a single-score result with a number or `"undefined"`.
+fn check_single(what: &str, got: Result<Vec<Score>, PluginError>, name: &str, expected: &Value) {
+    match (got, expected) {
+        (Err(err), Value::String(s)) if s == "undefined" => assert!(is_undefined(&err), "{what}: {err}"),
+        (Ok(scores), Value::String(s)) if s == "undefined" => panic!("{what}: expected undefined, got {scores:?}"),
+        (Ok(scores), _) => {
+            assert_eq!(scores.len(), 1, "{what}");
+            assert_eq!(scores[0].name, name, "{what}");
+            check_value(what, scores[0].value, expected);
+        }
+        (Err(err), _) => panic!("{what}: {err}"),
+    }
+}
+
+fn diagnosis_inputs(case: &Value) -> (Vec<Prediction>, Vec<Reference>) {
+    let predictions = case["predictions"]
+        .as_array()
+        .expect("predictions")
+        .iter()
+        .map(|row| {
+            Prediction::ClassScores(row.as_array().expect("row").iter().map(|s| s.as_f64().expect("score")).collect())
+        })
+        .collect();
+    let references = case["labels"]
+        .as_array()
+        .expect("labels")
+        .iter()
+        .map(|l| Reference { labels: vec![l.as_u64().expect("label") as u32], ..Reference::default() })
+        .collect();
+    (predictions, references)
+}
+
+#[test]
+fn diagnosis_metrics_match_scikit_learn() {
+    let data = fixture("diagnosis.json");
+    let cases = data["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 8);
+    for name in DIAGNOSIS_METRICS {
+        let mut plugin = metric(name);
+        for case in cases {
+            let case_name = case["name"].as_str().expect("name");
+            let (predictions, references) = diagnosis_inputs(case);
+            let eval = plugin.prepare(&predictions, &references).expect("prepare");
+            let what = format!("{name} on {case_name}");
+            check_single(&what, plugin.compute(&eval, None), name, &case["full"][name]);
+            for (r, resample) in case["resamples"].as_array().expect("resamples").iter().enumerate() {
+                let ix = indices(&resample["indices"]);
+                let what = format!("{name} on {case_name}, resample {r}");
+                check_single(&what, plugin.compute(&eval, Some(&ix)), name, &resample["expected"][name]);
+            }
+            plugin.release(eval).expect("release");
+        }
+    }
+}
+
+#[test]
+fn diagnosis_metrics_describe_themselves() {
+    for name in DIAGNOSIS_METRICS {
+        let plugin = metric(name);
+        let info = plugin.info();
+        assert_eq!(info.name, name);
+        assert_eq!(info.scores, [name]);
+        assert_eq!(info.task, mvb::data::Task::Diagnosis);
+        assert!(info.higher_is_better);
+        assert!(info.description.contains("sklearn"), "{}", info.description);
+    }
+}
+
+#[test]
+fn diagnosis_metrics_are_undefined_on_empty_sets() {
+    for name in DIAGNOSIS_METRICS {
+        let mut plugin = metric(name);
+        let eval = plugin.prepare(&[], &[]).expect("an empty set prepares");
+        let err = plugin.compute(&eval, None).expect_err("empty set");
+        assert!(is_undefined(&err), "{name}: {err}");
+        let preds = [vec![0.2, 0.8], vec![0.7, 0.3]].map(Prediction::ClassScores);
+        let refs = [1, 0].map(|l| Reference { labels: vec![l], ..Reference::default() });
+        let eval = plugin.prepare(&preds, &refs).expect("prepare");
+        let err = plugin.compute(&eval, Some(&[])).expect_err("empty resample");
+        assert!(is_undefined(&err), "{name}: {err}");
+        // One class only: AUROC is undefined, the accuracies are not.
+        let value = plugin.compute(&eval, Some(&[0, 0]));
+        match name {
+            "auroc" => assert!(is_undefined(&value.expect_err("one class")), "{name}"),
+            _ => assert_eq!(value.expect("defined")[0].value, 1.0, "{name}"),
+        }
+    }
+}
+
+#[test]
+fn diagnosis_metrics_refuse_malformed_inputs() {
+    let label = |l: u32| Reference { labels: vec![l], ..Reference::default() };
+    for name in DIAGNOSIS_METRICS {
+        let mut plugin = metric(name);
+        let nan = [Prediction::ClassScores(vec![0.5, f64::NAN]), Prediction::ClassScores(vec![0.5, 0.5])];
+        let err = plugin.prepare(&nan, &[label(0), label(1)]).expect_err("NaN");
+        assert!(is_invalid(&err) && err.to_string().contains("NaN"), "{name}: {err}");
+        let text = [Prediction::Text("yes".into())];
+        assert!(is_invalid(&plugin.prepare(&text, &[label(0)]).expect_err("text")), "{name}");
+        let ragged = [Prediction::ClassScores(vec![0.5, 0.5]), Prediction::ClassScores(vec![0.2, 0.3, 0.5])];
+        assert!(is_invalid(&plugin.prepare(&ragged, &[label(0), label(1)]).expect_err("ragged")), "{name}");
+        let two = [Prediction::ClassScores(vec![0.5, 0.5]), Prediction::ClassScores(vec![0.2, 0.8])];
+        let err = plugin.prepare(&two, &[label(0), label(2)]).expect_err("label out of range");
+        assert!(is_invalid(&err) && err.to_string().contains("label 2"), "{name}: {err}");
+        let unlabelled = [Reference::default(), label(1)];
+        assert!(is_invalid(&plugin.prepare(&two, &unlabelled).expect_err("no label")), "{name}");
+        assert!(is_invalid(&plugin.prepare(&two, &[label(0)]).expect_err("length mismatch")), "{name}");
+    }
+    let mut auroc = metric("auroc");
+    let one_column = [Prediction::ClassScores(vec![1.0])];
+    assert!(is_invalid(&auroc.prepare(&one_column, &[label(0)]).expect_err("one column")));
+    let infinite = [Prediction::ClassScores(vec![0.0, f64::INFINITY]), Prediction::ClassScores(vec![0.5, 0.5])];
+    assert!(is_invalid(&auroc.prepare(&infinite, &[label(0), label(1)]).expect_err("infinite")));
+}
+
+fn answer_kind(value: &Value) -> AnswerKind {
+    match value.as_str().expect("kind") {
+        "open" => AnswerKind::Open,
+        "closed" => AnswerKind::Closed,
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+fn check_vqa(what: &str, got: Result<Vec<Score>, PluginError>, expected: &Value) {
+    let scores = got.unwrap_or_else(|e| panic!("{what}: {e}"));
+    let names: Vec<&str> = scores.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, VQA_SCORES, "{what}");
+    for score in &scores {
+        check_value(&format!("{what}: {}", score.name), score.value, &expected[&score.name]);
+    }
+}
+
+#[test]
+fn vqa_metrics_match_the_reference() {
+    let data = fixture("vqa.json");
+    let mut plugin = metric("vqa");
+    let info = plugin.info().clone();
+    assert_eq!(info.name, "vqa");
+    assert_eq!(info.scores, VQA_SCORES);
+    assert_eq!(info.task, mvb::data::Task::Vqa);
+    for set in data["sets"].as_array().expect("sets") {
+        let set_name = set["name"].as_str().expect("name");
+        let samples = set["samples"].as_array().expect("samples");
+        let predictions: Vec<Prediction> =
+            samples.iter().map(|s| Prediction::Text(s["prediction"].as_str().expect("text").to_owned())).collect();
+        let references: Vec<Reference> = samples
+            .iter()
+            .map(|s| Reference {
+                labels: Vec::new(),
+                answer: Some(s["answer"].as_str().expect("answer").to_owned()),
+                kind: Some(answer_kind(&s["kind"])),
+            })
+            .collect();
+        let eval = plugin.prepare(&predictions, &references).expect("prepare");
+        // A one-index resample scores a single sample.
+        for (i, expected) in set["per_sample"].as_array().expect("per_sample").iter().enumerate() {
+            let what = format!("{set_name}, sample {i} ({:?})", samples[i]["prediction"]);
+            check_vqa(&what, plugin.compute(&eval, Some(&[i as u32])), expected);
+        }
+        check_vqa(&format!("{set_name}, full set"), plugin.compute(&eval, None), &set["full"]);
+        for (r, resample) in set["resamples"].as_array().expect("resamples").iter().enumerate() {
+            let ix = indices(&resample["indices"]);
+            check_vqa(&format!("{set_name}, resample {r}"), plugin.compute(&eval, Some(&ix)), &resample["expected"]);
+        }
+        let err = plugin.compute(&eval, Some(&[])).expect_err("empty resample");
+        assert!(is_undefined(&err), "{err}");
+        plugin.release(eval).expect("release");
+    }
+}
+
+#[test]
+fn vqa_metrics_handle_empty_sets_and_refuse_malformed_inputs() {
+    let mut plugin = metric("vqa");
+    let eval = plugin.prepare(&[], &[]).expect("an empty set prepares");
+    assert!(is_undefined(&plugin.compute(&eval, None).expect_err("empty set")));
+    let reference =
+        |kind| Reference { labels: Vec::new(), answer: Some("yes".into()), kind: Some(kind) };
+    // Empty predictions score 0 but are not an error.
+    let empty = [Prediction::Text(String::new()), Prediction::Text(String::new())];
+    let eval = plugin.prepare(&empty, &[reference(AnswerKind::Closed), reference(AnswerKind::Open)]).expect("prepare");
+    for score in plugin.compute(&eval, None).expect("scores") {
+        assert_eq!(score.value, 0.0, "{}", score.name);
+    }
+    let scores = [Prediction::ClassScores(vec![0.1, 0.9])];
+    assert!(is_invalid(&plugin.prepare(&scores, &[reference(AnswerKind::Open)]).expect_err("class scores")));
+    let text = [Prediction::Text("yes".into())];
+    let no_answer = Reference { answer: None, ..reference(AnswerKind::Open) };
+    assert!(is_invalid(&plugin.prepare(&text, &[no_answer]).expect_err("no answer")));
+    let no_kind = Reference { kind: None, ..reference(AnswerKind::Open) };
+    assert!(is_invalid(&plugin.prepare(&text, &[no_kind]).expect_err("no kind")));
+    assert!(is_invalid(&plugin.prepare(&text, &[]).expect_err("length mismatch")));
+}
+
+/// A deterministic pseudo-random stream (SplitMix64), to avoid a dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Times the paired bootstrap's AUROC work: 1,000 resamples of 10,000 samples through the
+/// plugin. Run with `cargo test --test it metrics::auroc_bootstrap_timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run on demand"]
+fn auroc_bootstrap_timing() {
+    const N: usize = 10_000;
+    const REPLICATES: usize = 1_000;
+    let mut rng = SplitMix(42);
+    let mut predictions = Vec::with_capacity(N);
+    let mut references = Vec::with_capacity(N);
+    for _ in 0..N {
+        let label = u32::from(rng.unit() < 0.3);
+        // Rounded to 3 decimals so that ties occur, as with real probabilities.
+        let p = ((0.35 * f64::from(label) + 0.65 * rng.unit()) * 1000.0).round() / 1000.0;
+        predictions.push(Prediction::ClassScores(vec![1.0 - p, p]));
+        references.push(Reference { labels: vec![label], ..Reference::default() });
+    }
+    let resamples: Vec<Vec<u32>> =
+        (0..REPLICATES).map(|_| (0..N).map(|_| (rng.next() % N as u64) as u32).collect()).collect();
+    let mut plugin = metric("auroc");
+    let start = Instant::now();
+    let eval = plugin.prepare(&predictions, &references).expect("prepare");
+    let prepared = start.elapsed();
+    let full = plugin.compute(&eval, None).expect("full set")[0].value;
+    let start = Instant::now();
+    let mut sum = 0.0;
+    for ix in &resamples {
+        sum += plugin.compute(&eval, Some(ix)).expect("replicate")[0].value;
+    }
+    let elapsed = start.elapsed();
+    let t = Instant::now();
+    for _ in 0..REPLICATES { plugin.compute(&eval, None).expect("full"); }
+    println!("XX none: {:?}", t.elapsed());
+    let t = Instant::now();
+    for _ in 0..REPLICATES { let _ = plugin.compute(&eval, Some(&[0, 1, 2])); }
+    println!("XX tiny: {:?}", t.elapsed());
+    let ones: Vec<u32> = vec![0; N];
+    let t = Instant::now();
+    for _ in 0..REPLICATES { let _ = plugin.compute(&eval, Some(&ones)); }
+    println!("XX zeros: {:?}", t.elapsed());
+    println!(
+        "auroc: prepare {N} samples {prepared:?}; {REPLICATES} resamples of {N} in {elapsed:?} \
+         ({:?} each); full {full:.4}, replicate mean {:.4}",
+        elapsed / REPLICATES as u32,
+        sum / REPLICATES as f64
+    );
+}
