@@ -1,0 +1,7 @@
+//! Evaluation: zero-shot classification, linear probing, the paired bootstrap, and (later)
+//! the RQ gaps and the run orchestrator.
+
+pub mod bootstrap;
+pub mod probe;
+pub mod rng;
+pub mod zeroshot;
