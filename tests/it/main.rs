@@ -2,10 +2,13 @@
 
 mod common;
 
+mod bootstrap;
 mod builtins;
 mod check;
 mod cli;
 mod medmnist;
+mod metrics;
 mod parity;
 mod sandbox;
 mod template;
+mod zeroshot;

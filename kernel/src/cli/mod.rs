@@ -1,9 +1,11 @@
 //! Command-line definitions (clap) and dispatch; one file per subcommand.
 
+mod bench;
 mod dataset;
 mod plugin_check;
 mod plugins;
 mod resolve;
+mod zeroshot;
 
 use std::time::Duration;
 
@@ -44,6 +46,19 @@ enum Command {
     /// Look at datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Zero-shot classification of a dataset split with a contrastive model: accuracy and AUROC.
+    Zeroshot(zeroshot::ZeroShotArgs),
+    /// Write a model's image features and the labels of a dataset split to a safetensors file.
+    Embed(zeroshot::EmbedArgs),
+    /// Measure throughput.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Image-encoder throughput on random weights at real ViT shapes.
+    Encoder(bench::EncoderArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +81,9 @@ pub fn run() -> anyhow::Result<()> {
         Command::Plugins => plugins::run(&host()?),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(&host()?, args),
         Command::Dataset(DatasetCommand::Show(args)) => dataset::show(&host()?, args),
+        Command::Zeroshot(args) => zeroshot::run(&host()?, args),
+        Command::Embed(args) => zeroshot::embed(&host()?, args),
+        Command::Bench(BenchCommand::Encoder(args)) => bench::encoder(args),
     }
 }
 

@@ -21,7 +21,7 @@ mod source;
 pub use builtin::{BUILTINS, Builtin};
 pub use check::{CatalogReport, CheckReport, World, WorldInfo};
 pub use dataset::{Dataset, DatasetHandle, DatasetPlugin};
-pub use error::PluginError;
+pub use error::{ErrorKind, PluginError};
 pub use host::{HostConfig, PluginHost};
 pub use judge::{GenerateOptions, Generator, JudgeInfo, JudgePlugin, Verdict};
 pub use metric::{Evaluation, MetricInfo, MetricPlugin, Prediction, Reference, Score};

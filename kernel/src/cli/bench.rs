@@ -1,0 +1,68 @@
+//! `mvb bench encoder`: image-encoder throughput on random weights at real ViT shapes, on
+//! this machine's CPU (the figure `tools/bench_vs_torch.py` compares with PyTorch).
+
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use mvb::model::synthetic::{VitShape, write_random_clip};
+use mvb::model::{Config, Weights, clip::Clip};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Arch {
+    /// CLIP ViT-B/32, 224 px.
+    B32,
+    /// CLIP ViT-B/16, 224 px.
+    B16,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EncoderArgs {
+    /// The architecture.
+    #[arg(long, value_enum, default_value = "b32")]
+    arch: Arch,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Timed passes (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    /// Store the random weights as bf16 (they are upcast to f32 on load).
+    #[arg(long)]
+    bf16: bool,
+}
+
+pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
+    let shape = match args.arch {
+        Arch::B32 => VitShape::B32,
+        Arch::B16 => VitShape::B16,
+    };
+    let dir = std::env::temp_dir().join(format!("mvb-bench-{:?}-{}-{}", args.arch, args.bf16, std::process::id()));
+    write_random_clip(&dir, shape, args.bf16).context("writing the random checkpoint")?;
+    let model = Clip::load(&Weights::open(&dir)?, &Config::open(&dir)?);
+    let _ = std::fs::remove_dir_all(&dir);
+    let model = model?;
+    let n = args.batch * 3 * shape.image * shape.image;
+    let pixels: Vec<f32> = (0..n).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
+    let mut times = Vec::with_capacity(args.iters);
+    for i in 0..=args.iters {
+        let t = Instant::now();
+        std::hint::black_box(model.image_features(&pixels, args.batch));
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let ips = args.batch as f64 / median;
+    println!(
+        "mvb {:?} batch {} threads {}: median {:.3} s/batch, {:.2} img/s, {:.1} GFLOP/s",
+        args.arch,
+        args.batch,
+        rayon::current_num_threads(),
+        median,
+        ips,
+        ips * shape.flops_per_image() / 1e9
+    );
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! `mvb zeroshot` and `mvb embed`: run a contrastive model over a dataset split.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mvb::data::Split;
+use mvb::eval::bootstrap::auroc;
+use mvb::eval::zeroshot::{self, DEFAULT_TEMPLATE, Encoded};
+use mvb::model::ContrastiveModel;
+use mvb::plugin::PluginHost;
+
+use super::resolve::open_dataset;
+
+/// Which model and data.
+#[derive(Debug, Args)]
+pub(crate) struct Target {
+    /// A model folder in Hugging Face layout, or a model id in the local HF cache.
+    #[arg(long)]
+    model: String,
+    /// The dataset: `NAME` or `PLUGIN/NAME`.
+    #[arg(long)]
+    dataset: String,
+    /// Read the dataset with this plugin file instead of the built-ins.
+    #[arg(long)]
+    plugin: Option<PathBuf>,
+    /// The dataset's data folder (default: the plugin's vendored data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Which split.
+    #[arg(long, default_value = "test")]
+    split: Split,
+    /// Use only the first N samples.
+    #[arg(long)]
+    limit: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ZeroShotArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Prompt template(s); `{}` is replaced by the class name. Several are ensembled.
+    #[arg(long = "template", default_value = DEFAULT_TEMPLATE)]
+    templates: Vec<String>,
+    /// Class names to use in prompts instead of the dataset's, comma-separated in label order.
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EmbedArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Where to write the features and labels (safetensors).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn encode(host: &PluginHost, t: &Target) -> anyhow::Result<(ContrastiveModel, mvb::data::DatasetInfo, Encoded)> {
+    let model = ContrastiveModel::load(&t.model).with_context(|| format!("loading model `{}`", t.model))?;
+    let mut dataset = open_dataset(host, &t.dataset, t.plugin.as_deref(), t.data.as_deref())?;
+    let info = dataset.info().clone();
+    let bar = ProgressBar::new(info.splits.get(t.split).min(t.limit.unwrap_or(u64::MAX)));
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}").expect("valid template"));
+    bar.set_message(format!("encoding {} {}", info.name, t.split));
+    let encoded = zeroshot::encode_split(&model, &mut dataset, t.split, t.limit, |done, _| bar.set_position(done))?;
+    bar.finish_and_clear();
+    if encoded.ids.is_empty() {
+        bail!("the {} split of `{}` is empty", t.split, info.name);
+    }
+    Ok((model, info, encoded))
+}
+
+pub(crate) fn run(host: &PluginHost, args: &ZeroShotArgs) -> anyhow::Result<()> {
+    let (model, info, encoded) = encode(host, &args.target)?;
+    let classes = args.classes.clone().unwrap_or_else(|| info.class_names.clone());
+    if classes.len() != info.class_names.len() {
+        bail!("--classes names {} classes; `{}` has {}", classes.len(), info.name, info.class_names.len());
+    }
+    let class_emb = zeroshot::class_embeddings(&model, &classes, &args.templates)?;
+    let probs = zeroshot::probabilities(&model, &encoded.features, &class_emb);
+    let n = encoded.ids.len();
+    let truth: Vec<u32> = encoded.labels.iter().map(|l| l.first().copied().unwrap_or(u32::MAX)).collect();
+    let correct = (0..n)
+        .filter(|&i| {
+            let row = probs.row(i);
+            let best = row.iter().enumerate().fold(0, |b, (j, v)| if *v > row[b] { j } else { b });
+            best as u32 == truth[i]
+        })
+        .count();
+    let c = classes.len();
+    let per_class: Vec<Option<f64>> = (0..c)
+        .map(|k| {
+            let scores: Vec<f64> = (0..n).map(|i| f64::from(probs.row(i)[k])).collect();
+            let labels: Vec<bool> = truth.iter().map(|&t| t as usize == k).collect();
+            auroc(&scores, &labels)
+        })
+        .collect();
+    println!(
+        "{} ({}, {}) on {} {} ({n} samples)",
+        args.target.model,
+        model.family(),
+        model.dtype(),
+        info.name,
+        args.target.split
+    );
+    for t in &args.templates {
+        println!("  prompts: {}", zeroshot::prompts(t, &classes).iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", "));
+    }
+    println!("  accuracy {:.4}", correct as f64 / n as f64);
+    if c == 2 {
+        match per_class[1] {
+            Some(a) => println!("  AUROC    {a:.4} (score = p[{}])", classes[1]),
+            None => println!("  AUROC    undefined (only one class present)"),
+        }
+    } else {
+        let valid: Vec<f64> = per_class.iter().flatten().copied().collect();
+        if valid.is_empty() {
+            println!("  AUROC    undefined (no class has both positives and negatives)");
+        } else {
+            println!("  AUROC    {:.4} (one-vs-rest macro over {} classes)", valid.iter().sum::<f64>() / valid.len() as f64, valid.len());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn embed(host: &PluginHost, args: &EmbedArgs) -> anyhow::Result<()> {
+    let (model, info, encoded) = encode(host, &args.target)?;
+    let n = encoded.ids.len();
+    let dim = encoded.features.cols();
+    let features: Vec<u8> = encoded.features.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+    let c = info.class_names.len();
+    // Multi-hot labels `[n, classes]` (one 1 per row for single-label data).
+    let mut labels = vec![0u8; n * c];
+    for (i, l) in encoded.labels.iter().enumerate() {
+        for &k in l {
+            labels[i * c + k as usize] = 1;
+        }
+    }
+    let views = vec![
+        ("features", safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n, dim], &features)?),
+        ("labels", safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![n, c], &labels)?),
+    ];
+    let metadata = HashMap::from([
+        ("model".to_owned(), args.target.model.clone()),
+        ("dataset".to_owned(), info.name.clone()),
+        ("split".to_owned(), args.target.split.to_string()),
+        ("classes".to_owned(), serde_json::to_string(&info.class_names)?),
+        ("ids".to_owned(), serde_json::to_string(&encoded.ids)?),
+    ]);
+    safetensors::serialize_to_file(views, Some(metadata), &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote {} ({n} x {dim} features of {} {}, {} model)", args.out.display(), info.name, args.target.split, model.family());
+    Ok(())
+}

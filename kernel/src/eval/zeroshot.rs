@@ -1,0 +1,137 @@
+//! Zero-shot classification as MedVLMBench does it (`../shared/MEDVLMBENCH.md`): one prompt
+//! per class from a template ("a photo of {}") and the dataset's class names, prompts padded
+//! to the longest, `logits = exp(logit_scale)·cos(image, text) (+ logit_bias)`, softmax over
+//! classes. With several templates, each class's text embedding is the renormalised mean of
+//! its normalised per-template embeddings (open_clip's `build_zero_shot_classifier`).
+
+use crate::data::{Pixels, Sample, load_image};
+use crate::model::{ContrastiveModel, ModelError};
+use crate::plugin::{Dataset, PluginError};
+use crate::tensor::Tensor;
+
+/// The template of MedVLMBench's zero-shot prompts.
+pub const DEFAULT_TEMPLATE: &str = "a photo of {}";
+
+/// Samples read from a dataset plugin per call.
+const READ_BATCH: u32 = 64;
+/// Images encoded per forward pass.
+const ENCODE_BATCH: usize = 32;
+
+/// Why zero-shot evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ZeroShotError {
+    /// The dataset plugin failed.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A sample cannot be used.
+    #[error("sample `{id}`: {message}")]
+    Sample {
+        /// The sample.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The configuration is unusable.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The prompts for each class: `templates × classes`, with `{}` replaced by the class name.
+pub fn prompts(template: &str, class_names: &[String]) -> Vec<String> {
+    class_names.iter().map(|c| template.replace("{}", c)).collect()
+}
+
+/// Normalised class embeddings `[classes, dim]` from one or several templates.
+pub fn class_embeddings(model: &ContrastiveModel, class_names: &[String], templates: &[String]) -> Result<Tensor, ZeroShotError> {
+    if templates.is_empty() || class_names.is_empty() {
+        return Err(ZeroShotError::Config("zero-shot needs at least one template and one class".into()));
+    }
+    if let Some(bad) = templates.iter().find(|t| !t.contains("{}")) {
+        return Err(ZeroShotError::Config(format!("template {bad:?} has no `{{}}` for the class name")));
+    }
+    let mut sum: Option<Tensor> = None;
+    for template in templates {
+        let feats = model.text_features(&prompts(template, class_names))?.l2_normalized();
+        match &mut sum {
+            None => sum = Some(feats),
+            Some(s) => s.data_mut().iter_mut().zip(feats.data()).for_each(|(a, b)| *a += b),
+        }
+    }
+    let sum = sum.expect("at least one template");
+    // One template: already normalised; several: the mean, renormalised (scale-free).
+    Ok(if templates.len() == 1 { sum } else { sum.l2_normalized() })
+}
+
+/// Class probabilities `[images, classes]` for unnormalised image features.
+pub fn probabilities(model: &ContrastiveModel, image_features: &Tensor, class_embeddings: &Tensor) -> Tensor {
+    let (scale, bias) = model.logit_params();
+    let img = image_features.l2_normalized();
+    let (n, c) = (img.rows(), class_embeddings.rows());
+    let mut out = vec![0f32; n * c];
+    for (i, row) in out.chunks_mut(c).enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            let dot: f32 = img.row(i).iter().zip(class_embeddings.row(j)).map(|(a, b)| a * b).sum();
+            *v = scale * dot + bias;
+        }
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+        row.iter_mut().for_each(|v| *v = (*v - max).exp() / sum);
+    }
+    Tensor::new([n, c], out)
+}
+
+/// What one sample's image features were computed from.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// Sample ids, in split order.
+    pub ids: Vec<String>,
+    /// Their labels.
+    pub labels: Vec<Vec<u32>>,
+    /// Unnormalised image features `[n, dim]`.
+    pub features: Tensor,
+}
+
+/// Encodes every image of `split` (or the first `limit`), calling `progress(done, total)`.
+pub fn encode_split(
+    model: &ContrastiveModel,
+    dataset: &mut Dataset,
+    split: crate::data::Split,
+    limit: Option<u64>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Encoded, ZeroShotError> {
+    let total = dataset.info().splits.get(split).min(limit.unwrap_or(u64::MAX));
+    let root = dataset.data_dir().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let (mut ids, mut labels, mut features) = (Vec::new(), Vec::new(), Vec::new());
+    let mut dim = 0;
+    let mut start = 0;
+    while start < total {
+        let count = READ_BATCH.min((total - start) as u32);
+        let samples: Vec<Sample> = dataset.samples(split, start, count)?;
+        if samples.is_empty() {
+            break;
+        }
+        start += samples.len() as u64;
+        for chunk in samples.chunks(ENCODE_BATCH) {
+            let images = chunk
+                .iter()
+                .map(|s| {
+                    let image = s.image.as_ref().ok_or_else(|| ZeroShotError::Sample { id: s.id.clone(), message: "has no image".into() })?;
+                    load_image(image, &root).map_err(|e| ZeroShotError::Sample { id: s.id.clone(), message: e.to_string() })
+                })
+                .collect::<Result<Vec<Pixels>, _>>()?;
+            let f = model.image_features(&images)?;
+            dim = f.cols();
+            features.extend_from_slice(f.data());
+            for s in chunk {
+                ids.push(s.id.clone());
+                labels.push(s.labels.clone());
+            }
+        }
+        progress(start, total);
+    }
+    let n = ids.len();
+    Ok(Encoded { ids, labels, features: Tensor::new([n, dim], features) })
+}

@@ -1,0 +1,194 @@
+//! mvb metric plugin `vqa`: the VQA text metrics of MedVLMBench (`eval/vqa.py` and
+//! `eval/metrics.py` of github.com/ubc-tea/MedVLMBench), re-implemented from their definitions.
+//!
+//! Both the prediction (`text`) and the reference `answer` are lower-cased and normalised as
+//! the standard VQA evaluation does (see [`normalize`]), then split into words. Per sample:
+//! - `precision`, `recall`, `f1`: MedVLMBench's count-based unigram overlap: `tp` = prediction
+//!   tokens (with repetition) whose word occurs in the reference, precision = tp / prediction
+//!   tokens, recall = tp / (tp + reference tokens whose word is absent from the prediction);
+//!   all 0 when either side is empty or nothing overlaps;
+//! - `exact-match`: MedVLMBench's "exact match", which is not one: distinct reference words
+//!   found in the prediction / prediction tokens (0 for an empty prediction);
+//! - `bleu-1`..`bleu-4`: sentence BLEU, one reference, cumulative uniform weights, brevity
+//!   penalty, no smoothing (`nltk.translate.bleu_score.sentence_bleu`); 0 when an order it uses
+//!   has no matching n-gram;
+//! - `rouge-1`, `rouge-2`, `rouge-l`: ROUGE F-measure (`rouge_score`, no stemming) on the
+//!   normalised words (not `rouge_score`'s own tokenizer, which would drop non-ASCII words);
+//! - `closed-accuracy` (closed questions only): 1 when the normalised answer is a substring of
+//!   the normalised prediction (both as words joined by single spaces), else 0;
+//! - `open-accuracy` (open questions only): 1 when `recall >= 0.75`, else 0.
+//!
+//! Every score is the mean over the samples of the set (of the resample, with repetition);
+//! `closed-accuracy` and `open-accuracy` are means over the closed, respectively open, samples
+//! only, and are NaN when the set has none of that kind. An empty set is `undefined`.
+
+mod normalize;
+mod scores;
+
+wit_bindgen::generate!({ world: "metric", path: "../../wit" });
+
+use exports::mvb::plugin::metric_api::{Evaluation, Guest, GuestEvaluation, MetricInfo, Prediction, Reference, Score};
+use mvb::plugin::types::{AnswerKind, Error, ErrorKind, Task};
+
+/// The scores averaged over every sample, in the order of `SCORES`.
+const PER_SAMPLE: usize = 11;
+
+/// Score names, in the order `compute` returns them.
+const SCORES: [&str; PER_SAMPLE + 2] = [
+    "precision",
+    "recall",
+    "f1",
+    "exact-match",
+    "bleu-1",
+    "bleu-2",
+    "bleu-3",
+    "bleu-4",
+    "rouge-1",
+    "rouge-2",
+    "rouge-l",
+    "closed-accuracy",
+    "open-accuracy",
+];
+
+struct Component;
+
+impl Guest for Component {
+    type Evaluation = Vqa;
+
+    fn info() -> MetricInfo {
+        MetricInfo {
+            name: "vqa".to_string(),
+            description: "MedVLMBench VQA metrics on VQA-normalised words, means over samples: count-based unigram \
+                          precision/recall/F1, their exact-match (distinct answer words found / prediction words), \
+                          nltk sentence BLEU-1..4 (no smoothing), rouge_score ROUGE-1/2/L F; closed-accuracy = \
+                          answer is a substring of the prediction (closed questions), open-accuracy = recall >= 0.75 \
+                          (open questions); NaN when the set has no question of that kind"
+                .to_string(),
+            task: Task::Vqa,
+            higher_is_better: true,
+            scores: SCORES.iter().map(|s| (*s).to_string()).collect(),
+        }
+    }
+
+    fn prepare(predictions: Vec<Prediction>, references: Vec<Reference>) -> Result<Evaluation, Error> {
+        if predictions.len() != references.len() {
+            return Err(invalid(format!(
+                "{} predictions but {} references; they must pair up one to one",
+                predictions.len(),
+                references.len()
+            )));
+        }
+        let mut samples = Vec::with_capacity(predictions.len());
+        for (i, (prediction, reference)) in predictions.iter().zip(&references).enumerate() {
+            let Prediction::Text(text) = prediction else {
+                return Err(invalid(format!("prediction {i} is class scores; the VQA metrics need text")));
+            };
+            let Some(answer) = &reference.answer else {
+                return Err(invalid(format!("reference {i} has no answer; the VQA metrics need one")));
+            };
+            let Some(kind) = reference.kind else {
+                return Err(invalid(format!("reference {i} does not say whether its question is open or closed")));
+            };
+            samples.push(Sample::score(text, answer, kind));
+        }
+        Ok(Evaluation::new(Vqa { samples }))
+    }
+}
+
+/// The scores of one sample.
+struct Sample {
+    /// The scores averaged over all samples, in the order of `SCORES`.
+    values: [f64; PER_SAMPLE],
+    /// Open or closed question.
+    kind: AnswerKind,
+    /// The closed or open accuracy (0 or 1), according to `kind`.
+    accuracy: f64,
+}
+
+impl Sample {
+    fn score(prediction: &str, answer: &str, kind: AnswerKind) -> Self {
+        let prediction = normalize::normalize(prediction);
+        let answer = normalize::normalize(answer);
+        let (p, q) = (&prediction.tokens[..], &answer.tokens[..]);
+        let (precision, recall, f1) = scores::precision_recall_f1(p, q);
+        let [b1, b2, b3, b4] = scores::bleu(p, q);
+        let values = [
+            precision,
+            recall,
+            f1,
+            scores::exact_match(p, q),
+            b1,
+            b2,
+            b3,
+            b4,
+            scores::rouge_n(p, q, 1),
+            scores::rouge_n(p, q, 2),
+            scores::rouge_l(p, q),
+        ];
+        let hit = match kind {
+            AnswerKind::Closed => prediction.text.contains(answer.text.as_str()),
+            AnswerKind::Open => recall >= 0.75,
+        };
+        Sample { values, kind, accuracy: f64::from(u8::from(hit)) }
+    }
+}
+
+/// Per-sample scores of the prepared set.
+struct Vqa {
+    samples: Vec<Sample>,
+}
+
+impl Vqa {
+    fn means<'a>(&self, samples: impl Iterator<Item = &'a Sample>) -> Result<Vec<Score>, Error> {
+        let mut sums = [0.0; PER_SAMPLE];
+        let (mut count, mut closed, mut closed_hits, mut open, mut open_hits) = (0usize, 0usize, 0.0, 0usize, 0.0);
+        for sample in samples {
+            count += 1;
+            for (sum, value) in sums.iter_mut().zip(&sample.values) {
+                *sum += value;
+            }
+            match sample.kind {
+                AnswerKind::Closed => {
+                    closed += 1;
+                    closed_hits += sample.accuracy;
+                }
+                AnswerKind::Open => {
+                    open += 1;
+                    open_hits += sample.accuracy;
+                }
+            }
+        }
+        if count == 0 {
+            return Err(Error {
+                kind: ErrorKind::Undefined,
+                message: "the set is empty, so the VQA metrics are undefined".into(),
+            });
+        }
+        let mean = |sum: f64, n: usize| if n == 0 { f64::NAN } else { sum / n as f64 };
+        let values = sums.iter().map(|&s| mean(s, count)).chain([mean(closed_hits, closed), mean(open_hits, open)]);
+        Ok(SCORES.iter().zip(values).map(|(name, value)| Score { name: (*name).to_string(), value }).collect())
+    }
+}
+
+impl GuestEvaluation for Vqa {
+    fn compute(&self, resample: Option<Vec<u32>>) -> Result<Vec<Score>, Error> {
+        match resample {
+            None => self.means(self.samples.iter()),
+            Some(indices) => {
+                if let Some(bad) = indices.iter().find(|&&i| i as usize >= self.samples.len()) {
+                    return Err(invalid(format!(
+                        "resample index {bad} is out of range for {} samples",
+                        self.samples.len()
+                    )));
+                }
+                self.means(indices.iter().map(|&i| &self.samples[i as usize]))
+            }
+        }
+    }
+}
+
+fn invalid(message: String) -> Error {
+    Error { kind: ErrorKind::InvalidArgument, message }
+}
+
+export!(Component);

@@ -1,0 +1,62 @@
+//! `mvb zeroshot` on the demo models and vendored MedMNIST data reproduces, to the printed
+//! precision, the accuracy and AUROC that transformers computed for the model cards
+//! (`data/models/*/MODEL_CARD.md`); `mvb embed` writes features and labels.
+
+use std::process::Command;
+
+use crate::common::root;
+
+fn mvb(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mvb"))
+        .args(args)
+        .current_dir(root())
+        .env("MVB_CACHE_DIR", root().join("target/test-cache"))
+        .output()
+        .expect("mvb runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn metric(stdout: &str, name: &str) -> f64 {
+    let line = stdout.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("no {name} in {stdout}"));
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("bad line {line}"))
+}
+
+/// (model, dataset, accuracy, AUROC) from the model cards (transformers 4.57.6).
+const CARDS: &[(&str, &str, f64, f64)] = &[
+    ("demo-specialist", "pneumoniamnist", 0.8990, 0.9620),
+    ("demo-specialist", "breastmnist", 0.4551, 0.6036),
+    ("demo-specialist", "retinamnist", 0.5075, 0.7459),
+    ("demo-generalist", "pneumoniamnist", 0.5417, 0.1967),
+    ("demo-generalist", "breastmnist", 0.7244, 0.5691),
+];
+
+#[test]
+fn zero_shot_matches_the_model_cards() {
+    for (model, dataset, acc, auc) in CARDS {
+        let (ok, stdout, stderr) = mvb(&["zeroshot", "--model", &format!("data/models/{model}"), "--dataset", dataset]);
+        assert!(ok, "{stderr}");
+        let tol = 5e-5;
+        assert!((metric(&stdout, "accuracy") - acc).abs() <= tol, "{model} {dataset}: {stdout}");
+        assert!((metric(&stdout, "AUROC") - auc).abs() <= tol, "{model} {dataset}: {stdout}");
+    }
+}
+
+#[test]
+fn embed_writes_features_and_labels() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("f.safetensors");
+    let (ok, _, stderr) = mvb(&[
+        "embed", "--model", "data/models/demo-generalist", "--dataset", "breastmnist", "--limit", "20", "--out", out.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{stderr}");
+    let bytes = std::fs::read(&out).expect("written");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid safetensors");
+    assert_eq!(st.tensor("features").expect("features").shape()[0], 20);
+    assert_eq!(st.tensor("labels").expect("labels").shape(), [20, 2]);
+}
+
+#[test]
+fn a_missing_model_is_one_line() {
+    let (ok, _, stderr) = mvb(&["zeroshot", "--model", "no/such-model", "--dataset", "breastmnist"]);
+    assert!(!ok && stderr.lines().count() == 1 && stderr.contains("never downloads"), "{stderr}");
+}
