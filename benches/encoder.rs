@@ -19,8 +19,10 @@ fn main() {
         for bf16 in [false, true] {
             let dir = tmp.path().join(format!("{name}-{bf16}"));
             write_random_clip(&dir, shape, bf16).expect("random checkpoint");
-            let model = Clip::load(&Weights::open(&dir).expect("weights"), &Config::open(&dir).expect("config")).expect("model");
-            let pixels: Vec<f32> = (0..BATCH * 3 * 224 * 224).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
+            let model = Clip::load(&Weights::open(&dir).expect("weights"), &Config::open(&dir).expect("config"))
+                .expect("model");
+            let pixels: Vec<f32> =
+                (0..BATCH * 3 * 224 * 224).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
             let mut group = criterion.benchmark_group(format!("clip_vision/{name}/batch{BATCH}"));
             group.throughput(Throughput::Elements(BATCH as u64));
             group.measurement_time(Duration::from_secs(if shape.patch == 16 { 40 } else { 15 }));

@@ -13,11 +13,16 @@ fn mvb(args: &[&str]) -> (bool, String, String) {
         .env("MVB_CACHE_DIR", root().join("target/test-cache"))
         .output()
         .expect("mvb runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn metric(stdout: &str, name: &str) -> f64 {
-    let line = stdout.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("no {name} in {stdout}"));
+    let line =
+        stdout.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("no {name} in {stdout}"));
     line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("bad line {line}"))
 }
 
@@ -46,7 +51,15 @@ fn embed_writes_features_and_labels() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("f.safetensors");
     let (ok, _, stderr) = mvb(&[
-        "embed", "--model", "data/models/demo-generalist", "--dataset", "breastmnist", "--limit", "20", "--out", out.to_str().expect("utf-8"),
+        "embed",
+        "--model",
+        "data/models/demo-generalist",
+        "--dataset",
+        "breastmnist",
+        "--limit",
+        "20",
+        "--out",
+        out.to_str().expect("utf-8"),
     ]);
     assert!(ok, "{stderr}");
     let bytes = std::fs::read(&out).expect("written");

@@ -63,7 +63,10 @@ fn encode(host: &PluginHost, t: &Target) -> anyhow::Result<(ContrastiveModel, mv
     let mut dataset = open_dataset(host, &t.dataset, t.plugin.as_deref(), t.data.as_deref())?;
     let info = dataset.info().clone();
     let bar = ProgressBar::new(info.splits.get(t.split).min(t.limit.unwrap_or(u64::MAX)));
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}")
+            .expect("valid template"),
+    );
     bar.set_message(format!("encoding {} {}", info.name, t.split));
     let encoded = zeroshot::encode_split(&model, &mut dataset, t.split, t.limit, |done, _| bar.set_position(done))?;
     bar.finish_and_clear();
@@ -107,7 +110,10 @@ pub(crate) fn run(host: &PluginHost, args: &ZeroShotArgs) -> anyhow::Result<()> 
         args.target.split
     );
     for t in &args.templates {
-        println!("  prompts: {}", zeroshot::prompts(t, &classes).iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", "));
+        println!(
+            "  prompts: {}",
+            zeroshot::prompts(t, &classes).iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")
+        );
     }
     println!("  accuracy {:.4}", correct as f64 / n as f64);
     if c == 2 {
@@ -120,7 +126,11 @@ pub(crate) fn run(host: &PluginHost, args: &ZeroShotArgs) -> anyhow::Result<()> 
         if valid.is_empty() {
             println!("  AUROC    undefined (no class has both positives and negatives)");
         } else {
-            println!("  AUROC    {:.4} (one-vs-rest macro over {} classes)", valid.iter().sum::<f64>() / valid.len() as f64, valid.len());
+            println!(
+                "  AUROC    {:.4} (one-vs-rest macro over {} classes)",
+                valid.iter().sum::<f64>() / valid.len() as f64,
+                valid.len()
+            );
         }
     }
     Ok(())
@@ -150,7 +160,14 @@ pub(crate) fn embed(host: &PluginHost, args: &EmbedArgs) -> anyhow::Result<()> {
         ("classes".to_owned(), serde_json::to_string(&info.class_names)?),
         ("ids".to_owned(), serde_json::to_string(&encoded.ids)?),
     ]);
-    safetensors::serialize_to_file(views, Some(metadata), &args.out).with_context(|| format!("writing {}", args.out.display()))?;
-    println!("wrote {} ({n} x {dim} features of {} {}, {} model)", args.out.display(), info.name, args.target.split, model.family());
+    safetensors::serialize_to_file(views, Some(metadata), &args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "wrote {} ({n} x {dim} features of {} {}, {} model)",
+        args.out.display(),
+        info.name,
+        args.target.split,
+        model.family()
+    );
     Ok(())
 }

@@ -45,7 +45,11 @@ pub fn prompts(template: &str, class_names: &[String]) -> Vec<String> {
 }
 
 /// Normalised class embeddings `[classes, dim]` from one or several templates.
-pub fn class_embeddings(model: &ContrastiveModel, class_names: &[String], templates: &[String]) -> Result<Tensor, ZeroShotError> {
+pub fn class_embeddings(
+    model: &ContrastiveModel,
+    class_names: &[String],
+    templates: &[String],
+) -> Result<Tensor, ZeroShotError> {
     if templates.is_empty() || class_names.is_empty() {
         return Err(ZeroShotError::Config("zero-shot needs at least one template and one class".into()));
     }
@@ -118,8 +122,12 @@ pub fn encode_split(
             let images = chunk
                 .iter()
                 .map(|s| {
-                    let image = s.image.as_ref().ok_or_else(|| ZeroShotError::Sample { id: s.id.clone(), message: "has no image".into() })?;
-                    load_image(image, &root).map_err(|e| ZeroShotError::Sample { id: s.id.clone(), message: e.to_string() })
+                    let image = s
+                        .image
+                        .as_ref()
+                        .ok_or_else(|| ZeroShotError::Sample { id: s.id.clone(), message: "has no image".into() })?;
+                    load_image(image, &root)
+                        .map_err(|e| ZeroShotError::Sample { id: s.id.clone(), message: e.to_string() })
                 })
                 .collect::<Result<Vec<Pixels>, _>>()?;
             let f = model.image_features(&images)?;
