@@ -9,6 +9,7 @@ mod cli;
 mod medmnist;
 mod metrics;
 mod parity;
+mod run;
 mod sandbox;
 mod template;
 mod zeroshot;

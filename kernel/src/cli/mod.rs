@@ -5,6 +5,7 @@ mod dataset;
 mod plugin_check;
 mod plugins;
 mod resolve;
+mod run;
 mod zeroshot;
 
 use std::time::Duration;
@@ -53,6 +54,10 @@ enum Command {
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run a benchmark: predictions, results with bootstrap CIs, RQ gaps, report and figures.
+    Run(run::RunArgs),
+    /// Recompute results, report and figures from a run folder's predictions.jsonl.
+    Report(run::ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +89,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Zeroshot(args) => zeroshot::run(&host()?, args),
         Command::Embed(args) => zeroshot::embed(&host()?, args),
         Command::Bench(BenchCommand::Encoder(args)) => bench::encoder(args),
+        Command::Run(args) => run::run(&host()?, args),
+        Command::Report(args) => run::report(&host()?, args),
     }
 }
 

@@ -7,4 +7,5 @@ pub use error::EvalError;
 pub mod bootstrap;
 pub mod probe;
 pub mod rng;
+pub mod run;
 pub mod zeroshot;

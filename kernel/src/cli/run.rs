@@ -1,0 +1,86 @@
+//! `mvb run` (the benchmark: predictions, results, report, figures) and `mvb report` (results,
+//! report and figures recomputed from a run folder's `predictions.jsonl`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use mvb::eval::run::{self, BootstrapOverride, RunConfig, RunOptions, config::DEFAULT_OUT, report::summary};
+use mvb::plugin::PluginHost;
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The benchmark configuration (TOML); without it, the embedded default: the demo
+    /// generalist and specialist models × the vendored MedMNIST sets × {ZS, FT-LP}.
+    config: Option<PathBuf>,
+    /// The output folder (default: the config's `out`, else `mvb-out`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in the output folder: skip complete units, recompute the rest.
+    #[arg(long)]
+    resume: bool,
+    /// Start over when the output folder already holds predictions (the feature cache is kept).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
+    /// Bootstrap replicates (default: the config's, else 1000).
+    #[arg(long)]
+    replicates: Option<usize>,
+    /// Bootstrap seed (default: the config's, else 42).
+    #[arg(long)]
+    seed: Option<u32>,
+    /// Print the default configuration and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// A run folder holding `predictions.jsonl`.
+    dir: PathBuf,
+    /// Bootstrap replicates (default: those recorded in the predictions file).
+    #[arg(long)]
+    replicates: Option<usize>,
+    /// Bootstrap seed (default: the one recorded in the predictions file).
+    #[arg(long)]
+    seed: Option<u32>,
+}
+
+/// Prints the summary and the files written; a closed stdout (`| head`) is not an error.
+fn print_summary(results: &run::Results, dir: &std::path::Path, files: &[String]) {
+    let text = format!("{}\nwrote {}/{{{}}}\n", summary(results), dir.display(), files.join(", "));
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+pub(crate) fn run(host: &PluginHost, args: &RunArgs) -> anyhow::Result<()> {
+    if args.print_default_config {
+        let _ = std::io::stdout().lock().write_all(run::config::DEFAULT_CONFIG.as_bytes());
+        return Ok(());
+    }
+    let mut config = match &args.config {
+        Some(path) => RunConfig::load(path)?,
+        None => RunConfig::default_config()?,
+    };
+    if let Some(r) = args.replicates {
+        anyhow::ensure!(r > 0, "--replicates must be at least 1");
+        config.bootstrap.replicates = r;
+    }
+    if let Some(s) = args.seed {
+        config.bootstrap.seed = s;
+    }
+    let out = args.out.clone().or_else(|| config.out.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
+    let options = RunOptions { out: out.clone(), resume: args.resume, overwrite: args.overwrite, progress: true };
+    let outcome = run::run(host, &config, &options)?;
+    if outcome.reused > 0 {
+        eprintln!("{} units computed, {} reused from the earlier run", outcome.computed, outcome.reused);
+    }
+    print_summary(&outcome.results, &out, &outcome.files);
+    Ok(())
+}
+
+pub(crate) fn report(host: &PluginHost, args: &ReportArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.replicates != Some(0), "--replicates must be at least 1");
+    let bootstrap = BootstrapOverride { replicates: args.replicates, seed: args.seed };
+    let (results, files) = run::report(host, &args.dir, bootstrap, true)?;
+    print_summary(&results, &args.dir, &files);
+    Ok(())
+}

@@ -1,0 +1,541 @@
+//! The `mvb run` configuration (TOML): models with their family, group and in-distribution
+//! datasets, datasets with their plugin, strategies, metrics, bootstrap and probe settings, and
+//! the embedded default (the demo models × the vendored MedMNIST sets × {ZS, FT-LP}).
+//!
+//! Relative paths (model folders, data folders, plugin files) are resolved against the config
+//! file's folder; those of the embedded default against the repository (the current folder when
+//! it holds `data/models`, else the source tree the binary was built from). A model `path` that
+//! is not an existing folder is kept as given: a Hugging Face id for the local HF cache.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::RunError;
+use crate::data::Split;
+use crate::eval::bootstrap::{BootstrapConfig, DEFAULT_REPLICATES, DEFAULT_SEED};
+use crate::eval::probe::ProbeConfig;
+
+/// The embedded default configuration of `mvb run` without arguments.
+pub const DEFAULT_CONFIG: &str = r#"# mvb run's embedded default: the demo generalist and specialist CLIP models shipped in
+# data/models, on the vendored MedMNIST test sets, zero-shot and linear-probed.
+strategies = ["zs", "lp"]
+metrics = ["auroc", "accuracy", "balanced-accuracy"]
+templates = ["a photo of {}"]
+
+[bootstrap]
+replicates = 1000
+seed = 42
+
+# MedVLMBench's FT-LP settings. The demo models are tiny: this learning rate moves their
+# heads only a little in 10 epochs; raise lr or epochs to see a fitted probe.
+[probe]
+lr = 5e-5
+epochs = 10
+batch_size = 8
+weight_decay = 0.0
+seed = 42
+
+[[models]]
+name = "demo-generalist"
+path = "data/models/demo-generalist"
+family = "clip"
+group = "generalist"
+id_datasets = []
+
+[[models]]
+name = "demo-specialist"
+path = "data/models/demo-specialist"
+family = "clip"
+group = "specialist"
+id_datasets = ["pneumoniamnist", "retinamnist"]
+
+[[datasets]]
+name = "pneumoniamnist"
+plugin = "medmnist"
+
+[[datasets]]
+name = "breastmnist"
+plugin = "medmnist"
+
+[[datasets]]
+name = "retinamnist"
+plugin = "medmnist"
+"#;
+
+/// The built-in dataset plugin used when a dataset names none.
+pub const DEFAULT_DATASET_PLUGIN: &str = "medmnist";
+/// The output folder used when neither the config nor the command line names one.
+pub const DEFAULT_OUT: &str = "mvb-out";
+
+/// How a model is adapted to a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Zero-shot ("off the shelf"): prompts from the class names.
+    Zs,
+    /// FT-LP: a linear probe on frozen image features.
+    Lp,
+}
+
+impl Strategy {
+    /// The name used in files (`zs`, `lp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Zs => "zs",
+            Strategy::Lp => "lp",
+        }
+    }
+
+    /// The paper's name (`ZS`, `FT-LP`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Strategy::Zs => "ZS",
+            Strategy::Lp => "FT-LP",
+        }
+    }
+
+    /// Whether the strategy trains on the dataset (counts as "fine-tuned" in the RQ gaps).
+    pub fn is_fine_tuned(self) -> bool {
+        matches!(self, Strategy::Lp)
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Generalist or specialist (medical) model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    /// A general-domain model.
+    Generalist,
+    /// A medical model.
+    Specialist,
+}
+
+impl Group {
+    /// `generalist` or `specialist`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::Generalist => "generalist",
+            Group::Specialist => "specialist",
+        }
+    }
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One model of the benchmark.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The name used in predictions, results and reports.
+    pub name: String,
+    /// A folder in Hugging Face layout, or a model id in the local HF cache.
+    pub path: String,
+    /// The family label the RQ gaps are computed within (e.g. `clip`).
+    pub family: String,
+    /// Generalist or specialist.
+    pub group: Group,
+    /// The datasets this model saw in training (in-distribution); the others are OOD.
+    #[serde(default)]
+    pub id_datasets: Vec<String>,
+}
+
+/// One dataset of the benchmark.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// The name used in predictions, results and reports.
+    pub name: String,
+    /// The name in the plugin's catalog, when it differs from `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// A built-in dataset plugin (default `medmnist`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// A third-party dataset plugin file (`.wasm`), instead of `plugin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_file: Option<PathBuf>,
+    /// The data folder (default: the built-in plugin's vendored data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    /// The split evaluated (default `test`).
+    #[serde(default = "default_split")]
+    pub split: Split,
+    /// The split the probe is trained on (default `train`).
+    #[serde(default = "default_train_split")]
+    pub train_split: Split,
+    /// Class names for the zero-shot prompts, in label order, instead of the dataset's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+    /// Evaluate only the first N samples of `split`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Train the probe on only the first N samples of `train_split`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<u64>,
+}
+
+impl DatasetSpec {
+    /// The name to open in the plugin's catalog.
+    pub fn catalog_name(&self) -> &str {
+        self.dataset.as_deref().unwrap_or(&self.name)
+    }
+}
+
+fn default_split() -> Split {
+    Split::Test
+}
+
+fn default_train_split() -> Split {
+    Split::Train
+}
+
+/// Bootstrap settings (MedVLMBench: 1,000 replicates, seed 42).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootstrapSettings {
+    /// Number of replicates.
+    pub replicates: usize,
+    /// Seed of numpy's `RandomState` the index sets are drawn from.
+    pub seed: u32,
+}
+
+impl Default for BootstrapSettings {
+    fn default() -> Self {
+        BootstrapSettings { replicates: DEFAULT_REPLICATES, seed: DEFAULT_SEED }
+    }
+}
+
+impl From<BootstrapSettings> for BootstrapConfig {
+    fn from(s: BootstrapSettings) -> Self {
+        BootstrapConfig { replicates: s.replicates, seed: s.seed }
+    }
+}
+
+/// Linear-probe settings; the defaults are MedVLMBench's FT-LP.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeSettings {
+    /// AdamW learning rate.
+    pub lr: f64,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Seed of the initialisation and shuffling.
+    pub seed: u32,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        let p = ProbeConfig::default();
+        ProbeSettings {
+            lr: p.lr,
+            epochs: p.epochs,
+            batch_size: p.batch_size,
+            weight_decay: p.weight_decay,
+            seed: p.seed,
+        }
+    }
+}
+
+impl From<ProbeSettings> for ProbeConfig {
+    fn from(s: ProbeSettings) -> Self {
+        ProbeConfig { lr: s.lr, epochs: s.epochs, batch_size: s.batch_size, weight_decay: s.weight_decay, seed: s.seed }
+    }
+}
+
+fn default_strategies() -> Vec<Strategy> {
+    vec![Strategy::Zs, Strategy::Lp]
+}
+
+fn default_metrics() -> Vec<String> {
+    vec!["auroc".to_owned()]
+}
+
+fn default_templates() -> Vec<String> {
+    vec![crate::eval::zeroshot::DEFAULT_TEMPLATE.to_owned()]
+}
+
+/// A whole benchmark run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The models, in report order.
+    pub models: Vec<ModelSpec>,
+    /// The datasets, in report order.
+    pub datasets: Vec<DatasetSpec>,
+    /// The strategies (default `["zs", "lp"]`).
+    #[serde(default = "default_strategies")]
+    pub strategies: Vec<Strategy>,
+    /// Metric plugins: built-in names or `.wasm` files (default `["auroc"]`). The first score
+    /// named `auroc`, else the first score of the first metric, is the one the RQ gaps use.
+    #[serde(default = "default_metrics")]
+    pub metrics: Vec<String>,
+    /// Zero-shot prompt templates; several are ensembled (default `["a photo of {}"]`).
+    #[serde(default = "default_templates")]
+    pub templates: Vec<String>,
+    /// Bootstrap settings.
+    #[serde(default)]
+    pub bootstrap: BootstrapSettings,
+    /// Linear-probe settings.
+    #[serde(default)]
+    pub probe: ProbeSettings,
+    /// The output folder (default `mvb-out`; the command line's `--out` wins). Not recorded in
+    /// the predictions file, so that results do not depend on where they were written.
+    #[serde(default, skip_serializing)]
+    pub out: Option<PathBuf>,
+}
+
+impl RunConfig {
+    /// Parses a config from `text`, `origin` naming it in errors; relative paths are resolved
+    /// against `base`.
+    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<RunConfig, RunError> {
+        let mut config: RunConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of_offset(text, s.start));
+            RunError::Config { file: origin.to_owned(), line, message: one_line(e.message()) }
+        })?;
+        config.validate(text, origin)?;
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<RunConfig, RunError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RunError::io(path, e))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        Self::parse(&text, &path.display().to_string(), &base)
+    }
+
+    /// The embedded default, its paths resolved against the repository.
+    pub fn default_config() -> Result<RunConfig, RunError> {
+        Self::parse(DEFAULT_CONFIG, "<embedded default>", &repository_root())
+    }
+
+    /// The bootstrap settings as the bootstrap takes them.
+    pub fn bootstrap_config(&self) -> BootstrapConfig {
+        self.bootstrap.into()
+    }
+
+    /// The probe settings as the probe takes them.
+    pub fn probe_config(&self) -> ProbeConfig {
+        self.probe.into()
+    }
+
+    /// A model by name.
+    pub fn model(&self, name: &str) -> Option<&ModelSpec> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// Checks what serde cannot: non-empty lists, unique names, usable settings.
+    fn validate(&self, text: &str, origin: &str) -> Result<(), RunError> {
+        let err = |needle: Option<&str>, nth: usize, message: String| RunError::Config {
+            file: origin.to_owned(),
+            line: needle.and_then(|n| find_line(text, n, nth)),
+            message,
+        };
+        if self.models.is_empty() {
+            return Err(err(None, 0, "no models: add at least one [[models]] table".into()));
+        }
+        if self.datasets.is_empty() {
+            return Err(err(None, 0, "no datasets: add at least one [[datasets]] table".into()));
+        }
+        if self.strategies.is_empty() {
+            return Err(err(Some("strategies"), 0, "`strategies` is empty".into()));
+        }
+        if self.metrics.is_empty() {
+            return Err(err(Some("metrics"), 0, "`metrics` is empty".into()));
+        }
+        for (i, s) in self.strategies.iter().enumerate() {
+            if self.strategies[..i].contains(s) {
+                return Err(err(Some("strategies"), 0, format!("strategy `{s}` is listed twice")));
+            }
+        }
+        for (i, m) in self.models.iter().enumerate() {
+            let quoted = format!("\"{}\"", m.name);
+            if m.name.trim().is_empty() {
+                return Err(err(None, 0, format!("model {} has an empty name", i + 1)));
+            }
+            if self.models[..i].iter().any(|o| o.name == m.name) {
+                return Err(err(Some(&quoted), 1, format!("model `{}` is listed twice", m.name)));
+            }
+            if m.family.trim().is_empty() {
+                return Err(err(Some(&quoted), 0, format!("model `{}` has an empty family", m.name)));
+            }
+            if m.path.trim().is_empty() {
+                return Err(err(Some(&quoted), 0, format!("model `{}` has an empty path", m.name)));
+            }
+        }
+        for (i, d) in self.datasets.iter().enumerate() {
+            let quoted = format!("\"{}\"", d.name);
+            if d.name.trim().is_empty() {
+                return Err(err(None, 0, format!("dataset {} has an empty name", i + 1)));
+            }
+            if self.datasets[..i].iter().any(|o| o.name == d.name) {
+                return Err(err(Some(&quoted), 1, format!("dataset `{}` is listed twice", d.name)));
+            }
+            if d.plugin.is_some() && d.plugin_file.is_some() {
+                return Err(err(
+                    Some(&quoted),
+                    0,
+                    format!("dataset `{}` names both `plugin` and `plugin_file`", d.name),
+                ));
+            }
+            if d.plugin_file.is_some() && d.data.is_none() {
+                return Err(err(
+                    Some(&quoted),
+                    0,
+                    format!("dataset `{}`: `plugin_file` needs `data`, the folder the plugin reads", d.name),
+                ));
+            }
+            if d.limit == Some(0) || d.train_limit == Some(0) {
+                return Err(err(Some(&quoted), 0, format!("dataset `{}`: a limit must be at least 1", d.name)));
+            }
+            if d.classes.as_ref().is_some_and(Vec::is_empty) {
+                return Err(err(Some(&quoted), 0, format!("dataset `{}`: `classes` is empty", d.name)));
+            }
+        }
+        if self.templates.is_empty() {
+            return Err(err(Some("templates"), 0, "`templates` is empty".into()));
+        }
+        if let Some(t) = self.templates.iter().find(|t| !t.contains("{}")) {
+            return Err(err(Some("templates"), 0, format!("template {t:?} has no `{{}}` for the class name")));
+        }
+        if self.bootstrap.replicates == 0 {
+            return Err(err(Some("replicates"), 0, "bootstrap `replicates` must be at least 1".into()));
+        }
+        let p = &self.probe;
+        if p.batch_size == 0 {
+            return Err(err(Some("batch_size"), 0, "probe `batch_size` must be at least 1".into()));
+        }
+        if !(p.lr.is_finite() && p.lr >= 0.0) {
+            return Err(err(Some("lr"), 0, format!("probe `lr` must be finite and >= 0, got {}", p.lr)));
+        }
+        if !(p.weight_decay.is_finite() && p.weight_decay >= 0.0) {
+            return Err(err(
+                Some("weight_decay"),
+                0,
+                format!("probe `weight_decay` must be finite and >= 0, got {}", p.weight_decay),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes relative folders and files absolute against `base`.
+    fn resolve_paths(&mut self, base: &Path) {
+        for m in &mut self.models {
+            let p = Path::new(&m.path);
+            if p.is_relative() && base.join(p).is_dir() {
+                m.path = absolute(&base.join(p)).display().to_string();
+            }
+        }
+        for d in &mut self.datasets {
+            for p in [&mut d.data, &mut d.plugin_file].into_iter().flatten() {
+                if p.is_relative() {
+                    *p = absolute(&base.join(&*p));
+                }
+            }
+        }
+        for m in &mut self.metrics {
+            let p = Path::new(m.as_str());
+            if is_plugin_file(m) && p.is_relative() {
+                *m = absolute(&base.join(p)).display().to_string();
+            }
+        }
+        if let Some(out) = &mut self.out
+            && out.is_relative()
+        {
+            *out = base.join(&*out);
+        }
+    }
+}
+
+/// Whether a metric entry names a plugin file (ends in `.wasm` or holds a path separator)
+/// rather than a built-in.
+pub fn is_plugin_file(entry: &str) -> bool {
+    entry.ends_with(".wasm") || entry.contains('/') || entry.contains(std::path::MAIN_SEPARATOR)
+}
+
+/// Where the embedded default's relative paths point: the current folder when it holds the
+/// demo models, else the source tree this binary was built from.
+pub fn repository_root() -> PathBuf {
+    let here = PathBuf::from(".");
+    if here.join("data/models").is_dir() {
+        return absolute(&here);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `path` made absolute (against the current folder), `.` components removed.
+fn absolute(path: &Path) -> PathBuf {
+    let p = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+}
+
+/// The 1-based line of byte `offset` in `text`.
+pub(crate) fn line_of_offset(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The 1-based line of the `nth` (0-based) occurrence of `needle`, if any.
+fn find_line(text: &str, needle: &str, nth: usize) -> Option<usize> {
+    text.match_indices(needle).nth(nth).map(|(at, _)| line_of_offset(text, at))
+}
+
+/// A message on one line.
+fn one_line(message: &str) -> String {
+    message.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_parses() {
+        let c = RunConfig::default_config().unwrap();
+        assert_eq!(c.models.len(), 2);
+        assert_eq!(c.datasets.len(), 3);
+        assert_eq!(c.strategies, vec![Strategy::Zs, Strategy::Lp]);
+        assert_eq!(c.probe_config(), ProbeConfig::default());
+        assert_eq!(c.bootstrap_config(), BootstrapConfig::default());
+        assert!(Path::new(&c.models[0].path).join("config.json").is_file(), "{}", c.models[0].path);
+        assert_eq!(c.datasets[0].split, Split::Test);
+        assert_eq!(c.datasets[0].train_split, Split::Train);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = "strategies = [\"zs\"]\n\n[[models]]\nname = \"a\"\npath = 3\n";
+        let e = RunConfig::parse(text, "x.toml", Path::new(".")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("config x.toml, line 5: "), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        let text = "strategies = [\"zs\", \"ft\"]\n";
+        let msg = RunConfig::parse(text, "y.toml", Path::new(".")).unwrap_err().to_string();
+        assert!(msg.starts_with("config y.toml, line 1: "), "{msg}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_item() {
+        let base = "[[models]]\nname = \"m\"\npath = \"p\"\nfamily = \"clip\"\ngroup = \"generalist\"\n";
+        let text = format!("{base}{base}[[datasets]]\nname = \"d\"\n");
+        let msg = RunConfig::parse(&text, "z.toml", Path::new(".")).unwrap_err().to_string();
+        assert_eq!(msg, "config z.toml, line 7: model `m` is listed twice");
+    }
+}

@@ -1,0 +1,444 @@
+//! `predictions.jsonl`, the ground truth of a run: one JSON object per line, appended and
+//! flushed one unit (model × dataset × split × strategy) at a time.
+//!
+//! Three kinds of line:
+//! - `{"run": {"mvb_version": …, "config": {…}}}`: a header, written when the file is created
+//!   and again when a resumed run's configuration differs; the last one describes the models
+//!   (family, group, ID datasets), metrics and bootstrap the report uses.
+//! - `{"model", "dataset", "split", "strategy", "id", "labels", "scores"}`: one sample's class
+//!   probabilities.
+//! - `{"done": {"model", "dataset", "split", "strategy", "n"}}`: the unit above it is complete
+//!   with `n` samples. Prediction lines without their marker belong to a unit that was
+//!   interrupted; readers ignore them (and `--resume` cuts them off and recomputes the unit).
+//!
+//! A last line without its newline is a write cut short: it is ignored with a warning. Any
+//! other line that does not parse is an error naming its line number.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::RunError;
+use super::config::{RunConfig, Strategy};
+use crate::data::Split;
+
+/// The file name inside the output folder.
+pub const PREDICTIONS_FILE: &str = "predictions.jsonl";
+
+/// What identifies a unit of work.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitKey {
+    /// The model's name.
+    pub model: String,
+    /// The dataset's name.
+    pub dataset: String,
+    /// The split evaluated.
+    pub split: Split,
+    /// The strategy.
+    pub strategy: Strategy,
+}
+
+impl std::fmt::Display for UnitKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} × {} {} × {}", self.model, self.dataset, self.split, self.strategy)
+    }
+}
+
+/// The run header line's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunHeader {
+    /// The version of mvb that wrote the predictions after this header.
+    pub mvb_version: String,
+    /// The configuration (paths resolved; the output folder left out).
+    pub config: RunConfig,
+}
+
+impl RunHeader {
+    /// The header of a run of `config` by this mvb.
+    pub fn new(config: &RunConfig) -> Self {
+        RunHeader { mvb_version: env!("CARGO_PKG_VERSION").to_owned(), config: config.clone() }
+    }
+}
+
+/// One unit's predictions, in sample order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    /// Which unit.
+    pub key: UnitKey,
+    /// Sample ids.
+    pub ids: Vec<String>,
+    /// Their labels.
+    pub labels: Vec<Vec<u32>>,
+    /// Class probabilities, one row per sample.
+    pub scores: Vec<Vec<f32>>,
+}
+
+impl Unit {
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the unit has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// A prediction line as written.
+#[derive(Serialize)]
+struct PredictionOut<'a> {
+    model: &'a str,
+    dataset: &'a str,
+    split: Split,
+    strategy: Strategy,
+    id: &'a str,
+    labels: &'a [u32],
+    scores: &'a [f32],
+}
+
+/// A prediction line as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictionIn {
+    model: String,
+    dataset: String,
+    split: Split,
+    strategy: Strategy,
+    id: String,
+    labels: Vec<u32>,
+    scores: Vec<f32>,
+}
+
+/// The completion marker's content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Done {
+    model: String,
+    dataset: String,
+    split: Split,
+    strategy: Strategy,
+    n: usize,
+}
+
+#[derive(Serialize)]
+struct DoneLine<'a> {
+    done: &'a Done,
+}
+
+#[derive(Serialize)]
+struct HeaderLine<'a> {
+    run: &'a RunHeader,
+}
+
+/// What was left out when reading: an interrupted unit, a cut-short last line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dropped {
+    /// The unit whose lines had no completion marker, and how many lines it had.
+    pub unfinished: Option<(UnitKey, usize)>,
+    /// The 1-based number of a last line without its newline.
+    pub partial_line: Option<usize>,
+}
+
+impl Dropped {
+    /// Whether nothing was dropped.
+    pub fn is_empty(&self) -> bool {
+        self.unfinished.is_none() && self.partial_line.is_none()
+    }
+
+    /// Human-readable warnings, one per dropped thing.
+    pub fn warnings(&self, path: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((key, lines)) = &self.unfinished {
+            out.push(format!("{}: ignoring {lines} prediction lines of the unfinished unit {key}", path.display()));
+        }
+        if let Some(line) = self.partial_line {
+            out.push(format!("{}: ignoring line {line}, cut short (no newline)", path.display()));
+        }
+        out
+    }
+}
+
+/// The complete content of a predictions file.
+#[derive(Debug, Clone, Default)]
+pub struct Contents {
+    /// Every header, in file order.
+    pub headers: Vec<RunHeader>,
+    /// Every complete unit, in file order.
+    pub units: Vec<Unit>,
+    /// The byte length of the file up to the end of its last header or completed unit.
+    pub complete_len: u64,
+    /// What was ignored.
+    pub dropped: Dropped,
+}
+
+impl Contents {
+    /// The last header.
+    pub fn last_header(&self) -> Option<&RunHeader> {
+        self.headers.last()
+    }
+}
+
+/// Reads a predictions file.
+pub fn read(path: &Path) -> Result<Contents, RunError> {
+    let bytes = std::fs::read(path).map_err(|e| RunError::io(path, e))?;
+    parse(&bytes, path)
+}
+
+/// Parses predictions-file bytes; `path` names the file in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Contents, RunError> {
+    let err = |line: usize, message: String| RunError::Predictions { file: path.to_owned(), line, message };
+    let mut contents = Contents::default();
+    let mut pending: Option<(Unit, usize)> = None; // the unit being read, and its first line
+    let mut completed: HashMap<UnitKey, usize> = HashMap::new();
+    let mut offset = 0usize;
+    let mut number = 0usize;
+    while offset < bytes.len() {
+        number += 1;
+        let (line, next, terminated) = match bytes[offset..].iter().position(|&b| b == b'\n') {
+            Some(p) => (&bytes[offset..offset + p], offset + p + 1, true),
+            None => (&bytes[offset..], bytes.len(), false),
+        };
+        offset = next;
+        if !terminated {
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                contents.dropped.partial_line = Some(number);
+            }
+            break;
+        }
+        let text = std::str::from_utf8(line).map_err(|_| err(number, "not valid UTF-8".into()))?;
+        if text.trim().is_empty() {
+            if pending.is_none() {
+                contents.complete_len = offset as u64;
+            }
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| err(number, format!("not a JSON object: {e}")))?;
+        let serde_json::Value::Object(mut object) = value else {
+            return Err(err(number, "not a JSON object".into()));
+        };
+        if object.len() == 1 && object.contains_key("run") {
+            let header: RunHeader = serde_json::from_value(object.remove("run").unwrap_or_default())
+                .map_err(|e| err(number, format!("bad run header: {e}")))?;
+            if let Some((unit, first)) = &pending {
+                return Err(err(number, format!("a run header inside unit {} (begun at line {first})", unit.key)));
+            }
+            contents.headers.push(header);
+            contents.complete_len = offset as u64;
+        } else if object.len() == 1 && object.contains_key("done") {
+            let done: Done = serde_json::from_value(object.remove("done").unwrap_or_default())
+                .map_err(|e| err(number, format!("bad completion marker: {e}")))?;
+            let key = UnitKey { model: done.model, dataset: done.dataset, split: done.split, strategy: done.strategy };
+            let unit = match pending.take() {
+                Some((unit, first)) if unit.key != key => {
+                    return Err(err(
+                        number,
+                        format!("completion marker of {key} after predictions of {} (from line {first})", unit.key),
+                    ));
+                }
+                Some((unit, _)) => unit,
+                None => Unit { key: key.clone(), ids: Vec::new(), labels: Vec::new(), scores: Vec::new() },
+            };
+            if unit.len() != done.n {
+                return Err(err(
+                    number,
+                    format!("unit {key} is marked complete with {} samples, but has {}", done.n, unit.len()),
+                ));
+            }
+            if let Some(first) = completed.insert(key.clone(), number) {
+                return Err(err(number, format!("unit {key} is complete twice (first at line {first})")));
+            }
+            if contents.headers.is_empty() {
+                return Err(err(number, "predictions before any run header".into()));
+            }
+            contents.units.push(unit);
+            contents.complete_len = offset as u64;
+        } else {
+            let p: PredictionIn = serde_json::from_value(serde_json::Value::Object(object))
+                .map_err(|e| err(number, format!("bad prediction: {e}")))?;
+            if p.scores.is_empty() {
+                return Err(err(number, format!("sample `{}` has no scores", p.id)));
+            }
+            if let Some(l) = p.labels.iter().find(|&&l| l as usize >= p.scores.len()) {
+                return Err(err(number, format!("sample `{}`: label {l} but {} class scores", p.id, p.scores.len())));
+            }
+            let key = UnitKey { model: p.model, dataset: p.dataset, split: p.split, strategy: p.strategy };
+            if completed.contains_key(&key) {
+                return Err(err(number, format!("a prediction of {key}, which is already complete")));
+            }
+            let (unit, first) = pending.get_or_insert_with(|| {
+                (Unit { key: key.clone(), ids: Vec::new(), labels: Vec::new(), scores: Vec::new() }, number)
+            });
+            if unit.key != key {
+                return Err(err(
+                    number,
+                    format!(
+                        "a prediction of {key} inside unit {} (begun at line {first}, never marked complete)",
+                        unit.key
+                    ),
+                ));
+            }
+            if let Some(width) = unit.scores.first().map(Vec::len)
+                && width != p.scores.len()
+            {
+                return Err(err(
+                    number,
+                    format!("sample `{}` has {} class scores, earlier samples {width}", p.id, p.scores.len()),
+                ));
+            }
+            unit.ids.push(p.id);
+            unit.labels.push(p.labels);
+            unit.scores.push(p.scores);
+        }
+    }
+    if let Some((unit, _)) = pending {
+        contents.dropped.unfinished = Some((unit.key.clone(), unit.len()));
+    }
+    Ok(contents)
+}
+
+/// Appends to a predictions file.
+#[derive(Debug)]
+pub struct Writer {
+    file: BufWriter<File>,
+    path: PathBuf,
+}
+
+impl Writer {
+    /// Creates (or empties) the file.
+    pub fn create(path: &Path) -> Result<Writer, RunError> {
+        let file = File::create(path).map_err(|e| RunError::io(path, e))?;
+        Ok(Writer { file: BufWriter::new(file), path: path.to_owned() })
+    }
+
+    /// Opens the file for appending after cutting it to `len` bytes (what [`read`] found
+    /// complete).
+    pub fn resume(path: &Path, len: u64) -> Result<Writer, RunError> {
+        let io = |e| RunError::io(path, e);
+        let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+        file.set_len(len).map_err(io)?;
+        drop(file);
+        let file = std::fs::OpenOptions::new().append(true).open(path).map_err(io)?;
+        Ok(Writer { file: BufWriter::new(file), path: path.to_owned() })
+    }
+
+    fn io(&self, source: std::io::Error) -> RunError {
+        RunError::io(&self.path, source)
+    }
+
+    fn line(&mut self, value: &impl Serialize) -> Result<(), RunError> {
+        serde_json::to_writer(&mut self.file, value).map_err(|e| self.io(e.into()))?;
+        self.file.write_all(b"\n").map_err(|e| self.io(e))
+    }
+
+    /// Writes a header line and flushes.
+    pub fn header(&mut self, header: &RunHeader) -> Result<(), RunError> {
+        self.line(&HeaderLine { run: header })?;
+        self.file.flush().map_err(|e| self.io(e))
+    }
+
+    /// Writes a unit's prediction lines and its completion marker, and flushes.
+    pub fn unit(&mut self, unit: &Unit) -> Result<(), RunError> {
+        let k = &unit.key;
+        for ((id, labels), scores) in unit.ids.iter().zip(&unit.labels).zip(&unit.scores) {
+            self.line(&PredictionOut {
+                model: &k.model,
+                dataset: &k.dataset,
+                split: k.split,
+                strategy: k.strategy,
+                id,
+                labels,
+                scores,
+            })?;
+        }
+        let done = Done {
+            model: k.model.clone(),
+            dataset: k.dataset.clone(),
+            split: k.split,
+            strategy: k.strategy,
+            n: unit.len(),
+        };
+        self.line(&DoneLine { done: &done })?;
+        self.file.flush().map_err(|e| self.io(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(model: &str, n: usize) -> Unit {
+        Unit {
+            key: UnitKey { model: model.into(), dataset: "d".into(), split: Split::Test, strategy: Strategy::Zs },
+            ids: (0..n).map(|i| format!("s{i}")).collect(),
+            labels: (0..n).map(|i| vec![(i % 2) as u32]).collect(),
+            scores: (0..n).map(|i| vec![0.25 + i as f32 / 100.0, 0.75 - i as f32 / 100.0]).collect(),
+        }
+    }
+
+    fn written(units: &[Unit]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let mut w = Writer::create(&path).unwrap();
+        let config = RunConfig::default_config().unwrap();
+        w.header(&RunHeader::new(&config)).unwrap();
+        for u in units {
+            w.unit(u).unwrap();
+        }
+        drop(w);
+        std::fs::read(&path).unwrap()
+    }
+
+    #[test]
+    fn round_trips() {
+        let units = [unit("a", 3), unit("b", 2)];
+        let bytes = written(&units);
+        let c = parse(&bytes, Path::new("p")).unwrap();
+        assert_eq!(c.units, units);
+        assert_eq!(c.complete_len, bytes.len() as u64);
+        assert!(c.dropped.is_empty());
+        assert_eq!(c.headers.len(), 1);
+    }
+
+    #[test]
+    fn an_interrupted_unit_is_dropped() {
+        let bytes = written(&[unit("a", 3), unit("b", 4)]);
+        let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+        // header + a (3 + marker) + 2 of b's lines + half of the third.
+        let mut cut: Vec<u8> = lines[..7].concat();
+        cut.extend_from_slice(&lines[7][..10]);
+        let c = parse(&cut, Path::new("p")).unwrap();
+        assert_eq!(c.units.len(), 1);
+        assert_eq!(c.complete_len, lines[..5].concat().len() as u64);
+        assert_eq!(c.dropped.unfinished.as_ref().map(|(k, n)| (k.model.as_str(), *n)), Some(("b", 2)));
+        assert_eq!(c.dropped.partial_line, Some(8));
+    }
+
+    #[test]
+    fn malformed_lines_are_named() {
+        let bytes = written(&[unit("a", 3)]);
+        let text = String::from_utf8(bytes).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[2] = "{\"model\": \"a\", \"id\": 3}";
+        let bad = lines.join("\n") + "\n";
+        let e = parse(bad.as_bytes(), Path::new("p.jsonl")).unwrap_err().to_string();
+        assert!(e.starts_with("p.jsonl, line 3: bad prediction: "), "{e}");
+        lines[2] = "not json";
+        let bad = lines.join("\n") + "\n";
+        let e = parse(bad.as_bytes(), Path::new("p.jsonl")).unwrap_err().to_string();
+        assert!(e.starts_with("p.jsonl, line 3: not a JSON object"), "{e}");
+        // A wrong count in the marker.
+        let marker = lines[4].replace("\"n\":3", "\"n\":4");
+        lines[2] = text.lines().nth(2).unwrap();
+        lines[4] = &marker;
+        let bad = lines.join("\n") + "\n";
+        let e = parse(bad.as_bytes(), Path::new("p.jsonl")).unwrap_err().to_string();
+        assert!(e.contains("line 5: unit a × d test × zs is marked complete with 4 samples, but has 3"), "{e}");
+    }
+}

@@ -1,0 +1,240 @@
+//! `mvb run` and `mvb report` end to end on the demo models and BreastMNIST (156 test images):
+//! the output folder's files, byte-identical `results.json` across runs, `--resume` after a
+//! run killed mid-unit, `mvb report` regenerating everything from `predictions.jsonl`, and
+//! one-line errors naming the line of a malformed config or predictions file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mvb::data::Split;
+use mvb::eval::run::predictions::Writer;
+use mvb::eval::run::{self, BootstrapOverride, RunConfig, RunError, RunHeader, RunOptions, Strategy, Unit, UnitKey};
+
+use crate::common::{host, root};
+
+/// Both demo models × BreastMNIST × {ZS, LP}, 50 replicates. BreastMNIST is OOD for the
+/// specialist, so the only RQ gap is RQ3.
+fn config_text() -> String {
+    let models = root().join("data/models");
+    format!(
+        r#"strategies = ["zs", "lp"]
+metrics = ["auroc", "accuracy"]
+
+[bootstrap]
+replicates = 50
+seed = 42
+
+[probe]
+lr = 1e-3
+epochs = 5
+
+[[models]]
+name = "demo-generalist"
+path = "{g}"
+family = "clip"
+group = "generalist"
+
+[[models]]
+name = "demo-specialist"
+path = "{s}"
+family = "clip"
+group = "specialist"
+id_datasets = ["pneumoniamnist", "retinamnist"]
+
+[[datasets]]
+name = "breastmnist"
+"#,
+        g = models.join("demo-generalist").display(),
+        s = models.join("demo-specialist").display()
+    )
+}
+
+fn config() -> RunConfig {
+    RunConfig::parse(&config_text(), "test.toml", &root()).expect("the test config parses")
+}
+
+fn options(out: &Path) -> RunOptions {
+    RunOptions { out: out.to_owned(), resume: false, overwrite: false, progress: false }
+}
+
+fn read(path: PathBuf) -> Vec<u8> {
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn mvb(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mvb"))
+        .args(args)
+        .current_dir(root())
+        .env("MVB_CACHE_DIR", root().join("target/test-cache"))
+        .output()
+        .expect("mvb runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_resume_and_report_reproduce_the_results() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let host = host();
+    let config = config();
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+
+    // A full run.
+    let outcome = run::run(&host, &config, &options(&a)).expect("the run succeeds");
+    assert_eq!((outcome.computed, outcome.reused), (4, 0));
+    let csv = String::from_utf8(read(a.join("results.csv"))).expect("utf-8");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "model,family,group,dataset,split,strategy,metric,n,point,mean,ci_lo,ci_hi,replicates,skipped"
+    );
+    assert_eq!(lines.len(), 1 + 2 * 2 * 2, "{csv}");
+    assert!(lines[1].starts_with("demo-generalist,clip,generalist,breastmnist,test,zs,auroc,156,"), "{csv}");
+    for line in &lines[1..] {
+        let f: Vec<&str> = line.split(',').collect();
+        let (point, lo, hi): (f64, f64, f64) = (f[8].parse().unwrap(), f[10].parse().unwrap(), f[11].parse().unwrap());
+        assert!((0.0..=1.0).contains(&point) && lo <= hi, "{line}");
+        assert_eq!(f[12].parse::<usize>().unwrap() + f[13].parse::<usize>().unwrap(), 50, "{line}");
+    }
+    // The ZS AUROC is the model card's (demo-generalist on BreastMNIST: 0.5691).
+    let zs =
+        outcome.results.unit("demo-generalist", "breastmnist", Strategy::Zs).and_then(|u| u.score("auroc")).unwrap();
+    assert!((zs.estimate.point - 0.5691).abs() < 5e-5, "{}", zs.estimate.point);
+    let gaps = &outcome.results.gaps;
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(gaps[0].rq.as_str(), "RQ3");
+    assert!(gaps[0].estimate.lo <= gaps[0].estimate.point && gaps[0].estimate.point <= gaps[0].estimate.hi);
+    for svg in ["heatmap_auroc.svg", "forest_gaps.svg"] {
+        let text = String::from_utf8(read(a.join(svg))).expect("utf-8");
+        assert!(text.contains("<svg") && text.trim_end().ends_with("</svg>"), "{svg}");
+    }
+    let report = String::from_utf8(read(a.join("report.md"))).expect("utf-8");
+    assert!(report.contains("## AUROC [95% CI]") && report.contains("| RQ3 | clip | breastmnist |"), "{report}");
+    assert!(a.join("cache/demo-generalist--breastmnist--train.safetensors").is_file());
+
+    // The same inputs and seed: the same bytes.
+    run::run(&host, &config, &options(&b)).expect("the second run succeeds");
+    assert_eq!(read(a.join("results.json")), read(b.join("results.json")));
+    assert_eq!(read(a.join("predictions.jsonl")), read(b.join("predictions.jsonl")));
+
+    // An existing run is not overwritten by accident.
+    let again = run::run(&host, &config, &options(&a)).expect_err("refuses to overwrite");
+    assert!(again.to_string().contains("--resume"), "{again}");
+
+    // Killed mid-unit: the header, the first unit (156 lines and its marker), 40 lines of the
+    // second and half a line.
+    std::fs::create_dir_all(&c).expect("mkdir");
+    let full = read(a.join("predictions.jsonl"));
+    let lines: Vec<&[u8]> = full.split_inclusive(|&b| b == b'\n').collect();
+    let mut cut = lines[..1 + 157 + 40].concat();
+    cut.extend_from_slice(&lines[1 + 157 + 40][..25]);
+    std::fs::write(c.join("predictions.jsonl"), &cut).expect("write");
+    let resumed =
+        run::run(&host, &config, &RunOptions { resume: true, ..options(&c) }).expect("the resumed run succeeds");
+    assert_eq!((resumed.computed, resumed.reused), (3, 1));
+    assert_eq!(read(c.join("predictions.jsonl")), full);
+    assert_eq!(read(c.join("results.json")), read(a.join("results.json")));
+
+    // `mvb report` regenerates everything from predictions.jsonl alone.
+    let before: Vec<(&str, Vec<u8>)> =
+        ["results.json", "results.csv", "gaps.csv", "report.md", "heatmap_auroc.svg", "forest_gaps.svg"]
+            .into_iter()
+            .map(|f| (f, read(a.join(f))))
+            .collect();
+    for (f, _) in &before {
+        std::fs::remove_file(a.join(f)).expect("remove");
+    }
+    std::fs::remove_dir_all(a.join("cache")).expect("remove the cache");
+    run::report(&host, &a, BootstrapOverride::default(), false).expect("the report succeeds");
+    for (f, bytes) in &before {
+        assert_eq!(&read(a.join(f)), bytes, "{f} differs after mvb report");
+    }
+    // Another seed changes the CIs, not the points.
+    run::report(&host, &a, BootstrapOverride { replicates: Some(20), seed: Some(7) }, false).expect("reseeded");
+    let reseeded = String::from_utf8(read(a.join("results.json"))).expect("utf-8");
+    assert!(reseeded.contains("\"replicates\": 20,\n    \"seed\": 7"), "{reseeded}");
+}
+
+/// A small synthetic predictions file: one header, two units of 6 samples.
+fn synthetic_predictions(dir: &Path) -> PathBuf {
+    let path = dir.join("predictions.jsonl");
+    let mut w = Writer::create(&path).expect("create");
+    w.header(&RunHeader::new(&config())).expect("header");
+    for (model, flip) in [("demo-generalist", false), ("demo-specialist", true)] {
+        let labels: Vec<Vec<u32>> = (0..6).map(|i| vec![u32::from(i % 3 == 0)]).collect();
+        let scores = (0..6)
+            .map(|i| {
+                let p = i as f32 / 10.0 + 0.2;
+                if flip { vec![p, 1.0 - p] } else { vec![1.0 - p, p] }
+            })
+            .collect();
+        let key =
+            UnitKey { model: model.into(), dataset: "breastmnist".into(), split: Split::Test, strategy: Strategy::Lp };
+        w.unit(&Unit { key, ids: (0..6).map(|i| format!("test-{i}")).collect(), labels, scores }).expect("unit");
+    }
+    path
+}
+
+#[test]
+fn a_malformed_predictions_line_is_named() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let path = synthetic_predictions(tmp.path());
+    let host = host();
+    let (results, _) = run::report(&host, tmp.path(), BootstrapOverride::default(), false).expect("well-formed");
+    assert_eq!(results.units.len(), 2);
+    assert_eq!(results.gaps.len(), 1);
+    let text = String::from_utf8(read(path.clone())).expect("utf-8");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[3] = lines[3].replace("\"scores\":[", "\"scores\":[\"x\",");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let err = run::report(&host, tmp.path(), BootstrapOverride::default(), false).expect_err("malformed");
+    assert!(matches!(err, RunError::Predictions { line: 4, .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("predictions.jsonl, line 4: bad prediction: ") && !msg.contains('\n'), "{msg}");
+    // Resuming from it is refused the same way.
+    let resume = RunOptions { resume: true, ..options(tmp.path()) };
+    let err = run::run(&host, &config(), &resume).expect_err("malformed");
+    assert!(err.to_string().contains("line 4"), "{err}");
+}
+
+#[test]
+fn a_malformed_config_line_is_named() {
+    let text = config_text().replace("epochs = 5", "epochs = \"five\"");
+    let line = text.lines().position(|l| l.starts_with("epochs")).expect("present") + 1;
+    let err = RunConfig::parse(&text, "bad.toml", &root()).expect_err("malformed");
+    assert!(matches!(err, RunError::Config { line: Some(l), .. } if l == line), "{err}");
+    let text = config_text().replace("group = \"specialist\"", "group = \"expert\"");
+    let line = text.lines().position(|l| l.contains("\"expert\"")).expect("present") + 1;
+    let msg = RunConfig::parse(&text, "bad.toml", &root()).expect_err("malformed").to_string();
+    assert!(msg.starts_with(&format!("config bad.toml, line {line}: ")), "{msg}");
+}
+
+#[test]
+fn cli_errors_are_one_line() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, config_text().replace("replicates = 50", "replicates = fifty")).expect("write");
+    let (ok, _, stderr) =
+        mvb(&["run", bad.to_str().expect("utf-8"), "--out", tmp.path().join("o").to_str().expect("utf-8")]);
+    assert!(!ok);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: config ") && stderr.contains("bad.toml, line 5: "), "{stderr}");
+
+    synthetic_predictions(tmp.path());
+    let (ok, stdout, stderr) = mvb(&["report", tmp.path().to_str().expect("utf-8")]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("AUROC [95% CI], 50 bootstrap replicates (seed 42)"), "{stdout}");
+    assert!(stdout.contains("\nRQ3  clip    breastmnist"), "{stdout}");
+    let path = tmp.path().join("predictions.jsonl");
+    let text = String::from_utf8(read(path.clone())).expect("utf-8");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[2] = "{not json";
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let (ok, _, stderr) = mvb(&["report", tmp.path().to_str().expect("utf-8")]);
+    assert!(!ok);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("predictions.jsonl, line 3: not a JSON object"), "{stderr}");
+}
