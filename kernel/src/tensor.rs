@@ -62,7 +62,7 @@ impl Tensor {
     /// The number of rows: the product of all dimensions but the last.
     pub fn rows(&self) -> usize {
         let cols = self.cols();
-        if cols == 0 { 0 } else { self.data.len() / cols }
+        self.data.len().checked_div(cols).unwrap_or(0)
     }
 
     /// Row `i` of the tensor viewed as `rows × cols`.

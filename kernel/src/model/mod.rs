@@ -38,8 +38,8 @@ fn scalar(w: &Weights, name: &str) -> Result<f32, ModelError> {
 /// The contrastive architectures.
 #[derive(Debug)]
 enum Family {
-    Clip(clip::Clip),
-    Siglip(siglip::Siglip),
+    Clip(Box<clip::Clip>),
+    Siglip(Box<siglip::Siglip>),
 }
 
 /// A contrastive vision-language model with its preprocessing and tokenizer.
@@ -68,12 +68,12 @@ impl ContrastiveModel {
             "clip" => {
                 let m = clip::Clip::load(&weights, &config)?;
                 let max = m.text.max_len();
-                (Family::Clip(m), max, 49407)
+                (Family::Clip(Box::new(m)), max, 49407)
             }
             "siglip" => {
                 let m = siglip::Siglip::load(&weights, &config)?;
                 let max = m.text.max_len();
-                (Family::Siglip(m), max, 1)
+                (Family::Siglip(Box::new(m)), max, 1)
             }
             other => {
                 return Err(ModelError::Unsupported {

@@ -142,7 +142,7 @@ impl Encoder {
         if layers.is_empty() {
             return Err(w.missing(&format!("{prefix}.layers.0.layer_norm1.weight")));
         }
-        if dim % heads != 0 {
+        if !dim.is_multiple_of(heads) {
             return Err(ModelError::Input(format!(
                 "{prefix}: width {dim} is not divisible by {heads} attention heads"
             )));

@@ -26,7 +26,7 @@ impl PatchEmbedding {
         let weight =
             w.tensor(&format!("{prefix}.weight"), &[hidden, 3, patch, patch])?.reshape([hidden, 3 * patch * patch]);
         let bias = if bias { Some(w.vector(&format!("{prefix}.bias"), hidden)?) } else { None };
-        if image % patch != 0 {
+        if !image.is_multiple_of(patch) {
             return Err(ModelError::Input(format!("image size {image} is not a multiple of patch size {patch}")));
         }
         Ok(PatchEmbedding { proj: Linear { weight, bias }, patch, image })

@@ -3,7 +3,7 @@
 //! `SiglipImageProcessor` (resize to a fixed size): convert to RGB, resize with Pillow's
 //! filters (`resize.rs`), crop, rescale, normalise, channels first.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -54,8 +54,8 @@ impl Preprocessor {
         Self::from_json(&json, &path)
     }
 
-    fn from_json(json: &Value, path: &PathBuf) -> Result<Self, ModelError> {
-        let bad = |message: String| ModelError::Unsupported { path: path.clone(), message };
+    fn from_json(json: &Value, path: &Path) -> Result<Self, ModelError> {
+        let bad = |message: String| ModelError::Unsupported { path: path.to_owned(), message };
         let flag = |key: &str| get(json, key).and_then(Value::as_bool).unwrap_or(true);
         let resize = if !flag("do_resize") {
             Resize::Keep

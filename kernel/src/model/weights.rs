@@ -11,11 +11,14 @@ use safetensors::{Dtype, SafeTensors};
 use super::ModelError;
 use crate::tensor::Tensor;
 
+/// A tensor's dtype, shape and byte range within the data section.
+type Entry = (Dtype, Vec<usize>, (usize, usize));
+
 struct Shard {
     path: PathBuf,
     map: Mmap,
     header: usize,
-    tensors: HashMap<String, (Dtype, Vec<usize>, (usize, usize))>,
+    tensors: HashMap<String, Entry>,
 }
 
 /// The tensors of one checkpoint.
