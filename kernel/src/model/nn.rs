@@ -2,9 +2,69 @@
 //! transformer layer — loaded by tensor name from a checkpoint (transformers'
 //! `CLIPEncoderLayer` and `SiglipEncoderLayer` have the same structure and names).
 
+use super::tokenizer::TokenBatch;
 use super::{ModelError, Weights};
 use crate::backend::cpu::{self, Activation, AttentionMask};
 use crate::tensor::Tensor;
+
+/// Token and learned position embeddings of a text tower (`{prefix}.embeddings.*`).
+#[derive(Debug)]
+pub struct TextEmbeddings {
+    tokens: Tensor,
+    positions: Tensor,
+}
+
+impl TextEmbeddings {
+    /// Loads `{prefix}.embeddings.token_embedding.weight` (`[vocab, width]`) and
+    /// `{prefix}.embeddings.position_embedding.weight`; sizes come from the checkpoint.
+    pub fn load(w: &Weights, prefix: &str) -> Result<Self, ModelError> {
+        let tok_name = format!("{prefix}.embeddings.token_embedding.weight");
+        let pos_name = format!("{prefix}.embeddings.position_embedding.weight");
+        let (vocab, width) = match w.shape(&tok_name) {
+            Some(&[v, d]) => (v, d),
+            _ => return Err(w.missing(&tok_name)),
+        };
+        let max_pos = w.shape(&pos_name).map(|s| s[0]).ok_or_else(|| w.missing(&pos_name))?;
+        Ok(TextEmbeddings {
+            tokens: w.tensor(&tok_name, &[vocab, width])?,
+            positions: w.tensor(&pos_name, &[max_pos, width])?,
+        })
+    }
+
+    /// Hidden width.
+    pub fn width(&self) -> usize {
+        self.tokens.cols()
+    }
+
+    /// The longest text the position table allows.
+    pub fn max_len(&self) -> usize {
+        self.positions.shape()[0]
+    }
+
+    /// `[batch, len, width]` embeddings of a token batch; an id outside the vocabulary is an error.
+    pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor, ModelError> {
+        let width = self.width();
+        let vocab = self.tokens.shape()[0];
+        if batch.len > self.max_len() {
+            return Err(ModelError::Input(format!(
+                "{} tokens exceed the {} positions of the text tower",
+                batch.len,
+                self.max_len()
+            )));
+        }
+        let mut x = Tensor::zeros([batch.batch, batch.len, width]);
+        for (i, (&id, dst)) in batch.ids.iter().zip(x.data_mut().chunks_mut(width)).enumerate() {
+            if id as usize >= vocab {
+                return Err(ModelError::Input(format!("token id {id} is outside the vocabulary of {vocab}")));
+            }
+            let pos = self.positions.row(i % batch.len);
+            for ((d, t), p) in dst.iter_mut().zip(self.tokens.row(id as usize)).zip(pos) {
+                *d = t + p;
+            }
+        }
+        Ok(x)
+    }
+}
 
 /// `y = x · Wᵀ + b`.
 #[derive(Debug)]

@@ -5,9 +5,8 @@
 //! on padded text and pools the last position, pad or not.
 
 use crate::backend::cpu::AttentionMask;
-use crate::model::clip::ClipText;
 use crate::model::config::TowerConfig;
-use crate::model::nn::{Encoder, LayerNorm, Linear};
+use crate::model::nn::{Encoder, LayerNorm, Linear, TextEmbeddings};
 use crate::model::tokenizer::TokenBatch;
 use crate::model::{ModelError, Weights};
 use crate::tensor::Tensor;
@@ -15,8 +14,7 @@ use crate::tensor::Tensor;
 /// The SigLIP text tower.
 #[derive(Debug)]
 pub struct SiglipText {
-    tokens: Tensor,
-    positions: Tensor,
+    embeddings: TextEmbeddings,
     encoder: Encoder,
     norm: LayerNorm,
     head: Linear,
@@ -27,32 +25,26 @@ impl SiglipText {
     /// Loads `text_model.*`.
     pub fn load(w: &Weights, cfg: &TowerConfig) -> Result<Self, ModelError> {
         let p = "text_model";
-        let tok_name = format!("{p}.embeddings.token_embedding.weight");
-        let pos_name = format!("{p}.embeddings.position_embedding.weight");
-        let (vocab, width) = match w.shape(&tok_name) {
-            Some(&[v, d]) => (v, d),
-            _ => return Err(w.missing(&tok_name)),
-        };
-        let max_pos = w.shape(&pos_name).map_or(64, |s| s[0]);
+        let embeddings = TextEmbeddings::load(w, p)?;
+        let width = embeddings.width();
         let proj = w.shape(&format!("{p}.head.weight")).map_or(width, |s| s[0]);
         Ok(SiglipText {
-            tokens: w.tensor(&tok_name, &[vocab, width])?,
-            positions: w.tensor(&pos_name, &[max_pos, width])?,
             encoder: Encoder::load(w, &format!("{p}.encoder"), width, cfg.heads, cfg.act, cfg.eps)?,
             norm: LayerNorm::load(w, &format!("{p}.final_layer_norm"), width, cfg.eps)?,
             head: Linear::load(w, &format!("{p}.head"), width, proj, true)?,
+            embeddings,
             width,
         })
     }
 
     /// The longest text the position table allows.
     pub fn max_len(&self) -> usize {
-        self.positions.shape()[0]
+        self.embeddings.max_len()
     }
 
     /// The final hidden states, `[batch, len, width]`.
     pub fn hidden_states(&self, batch: &TokenBatch) -> Result<Tensor, ModelError> {
-        let x = ClipText::embed(&self.tokens, &self.positions, batch)?;
+        let x = self.embeddings.forward(batch)?;
         let x = self.encoder.forward(x, AttentionMask::NONE);
         Ok(self.norm.forward(&x))
     }
