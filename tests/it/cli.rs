@@ -1,17 +1,9 @@
 //! The `mvb` binary: commands work on the vendored data, and user errors are one line on
 //! stderr with a non-zero exit, never a panic.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::common::{medmnist_dir, metric_only, root};
-
-fn mvb(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mvb"))
-        .args(args)
-        .env("MVB_CACHE_DIR", root().join("target/test-cache"))
-        .output()
-        .expect("mvb runs")
-}
+use crate::common::{medmnist_dir, metric_only, mvb_output as mvb};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

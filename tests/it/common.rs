@@ -2,7 +2,7 @@
 //! vendored data folder.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -77,4 +77,24 @@ pub fn hostile() -> PluginSource {
 /// The metric-only test plugin.
 pub fn metric_only() -> PathBuf {
     build_plugin(&root().join("tests/plugins/Cargo.toml"), "mvb-test-metric-only")
+}
+
+/// Runs the `mvb` binary from the repository root with a test-private component cache.
+pub fn mvb_output(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mvb"))
+        .args(args)
+        .current_dir(root())
+        .env("MVB_CACHE_DIR", root().join("target/test-cache"))
+        .output()
+        .expect("mvb runs")
+}
+
+/// Runs `mvb`: (success, stdout, stderr).
+pub fn mvb(args: &[&str]) -> (bool, String, String) {
+    let out = mvb_output(args);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

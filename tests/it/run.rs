@@ -4,13 +4,12 @@
 //! one-line errors naming the line of a malformed config or predictions file.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use mvb::data::Split;
 use mvb::eval::run::predictions::Writer;
 use mvb::eval::run::{self, BootstrapOverride, RunConfig, RunError, RunHeader, RunOptions, Strategy, Unit, UnitKey};
 
-use crate::common::{host, root};
+use crate::common::{host, mvb, root};
 
 /// Both demo models × BreastMNIST × {ZS, LP}, 50 replicates. BreastMNIST is OOD for the
 /// specialist, so the only RQ gap is RQ3.
@@ -59,20 +58,6 @@ fn options(out: &Path) -> RunOptions {
 
 fn read(path: PathBuf) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn mvb(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mvb"))
-        .args(args)
-        .current_dir(root())
-        .env("MVB_CACHE_DIR", root().join("target/test-cache"))
-        .output()
-        .expect("mvb runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -2,23 +2,7 @@
 //! precision, the accuracy and AUROC that transformers computed for the model cards
 //! (`data/models/*/MODEL_CARD.md`); `mvb embed` writes features and labels.
 
-use std::process::Command;
-
-use crate::common::root;
-
-fn mvb(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mvb"))
-        .args(args)
-        .current_dir(root())
-        .env("MVB_CACHE_DIR", root().join("target/test-cache"))
-        .output()
-        .expect("mvb runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::mvb;
 
 fn metric(stdout: &str, name: &str) -> f64 {
     let line =

@@ -71,20 +71,11 @@ pub fn class_embeddings(
 
 /// Class probabilities `[images, classes]` for unnormalised image features.
 pub fn probabilities(model: &ContrastiveModel, image_features: &Tensor, class_embeddings: &Tensor) -> Tensor {
-    let (scale, bias) = model.logit_params();
-    let img = image_features.l2_normalized();
-    let (n, c) = (img.rows(), class_embeddings.rows());
-    let mut out = vec![0f32; n * c];
-    for (i, row) in out.chunks_mut(c).enumerate() {
-        for (j, v) in row.iter_mut().enumerate() {
-            let dot: f32 = img.row(i).iter().zip(class_embeddings.row(j)).map(|(a, b)| a * b).sum();
-            *v = scale * dot + bias;
-        }
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
-        row.iter_mut().for_each(|v| *v = (*v - max).exp() / sum);
-    }
-    Tensor::new([n, c], out)
+    // `logits` normalises both sides; the class embeddings already are, which it leaves as they are.
+    let mut logits = model.logits(image_features, class_embeddings);
+    let classes = logits.cols();
+    crate::backend::cpu::softmax_rows(logits.data_mut(), classes);
+    logits
 }
 
 /// What one sample's image features were computed from.
