@@ -6,6 +6,7 @@ mod bootstrap;
 mod builtins;
 mod check;
 mod cli;
+mod cuda;
 mod medmnist;
 mod metrics;
 mod parity;

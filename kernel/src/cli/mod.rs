@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and dispatch; one file per subcommand.
 
 mod bench;
+mod bench_kernels;
 mod dataset;
 mod plugin_check;
 mod plugins;
@@ -64,6 +65,8 @@ enum Command {
 enum BenchCommand {
     /// Image-encoder throughput on random weights at real ViT shapes.
     Encoder(bench::EncoderArgs),
+    /// CUDA kernels (fused attention, LoRA) next to their unfused cuBLAS paths, on the GPU.
+    Kernels(bench_kernels::KernelsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +92,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Zeroshot(args) => zeroshot::run(&host()?, args),
         Command::Embed(args) => zeroshot::embed(&host()?, args),
         Command::Bench(BenchCommand::Encoder(args)) => bench::encoder(args),
+        Command::Bench(BenchCommand::Kernels(args)) => bench_kernels::kernels(args),
         Command::Run(args) => run::run(&host()?, args),
         Command::Report(args) => run::report(&host()?, args),
     }

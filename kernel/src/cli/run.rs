@@ -28,6 +28,13 @@ pub(crate) struct RunArgs {
     /// Bootstrap seed (default: the config's, else 42).
     #[arg(long)]
     seed: Option<u32>,
+    /// Where the models run: `cpu`, `cuda` or `auto` (default: the config's `device`, else cpu).
+    /// Without a usable GPU, the CPU after a one-line notice.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<mvb::backend::DeviceRequest>,
+    /// Weight and activation type on the GPU: bf16, f16 or f32 (default: the config's, else bf16).
+    #[arg(long, value_parser = super::zeroshot::parse_precision, value_name = "TYPE")]
+    precision: Option<mvb::backend::cuda::DType>,
     /// Print the default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -66,6 +73,12 @@ pub(crate) fn run(host: &PluginHost, args: &RunArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = args.seed {
         config.bootstrap.seed = s;
+    }
+    if let Some(d) = args.device {
+        config.device = d;
+    }
+    if let Some(p) = args.precision {
+        config.precision = Some(p.to_string());
     }
     let out = args.out.clone().or_else(|| config.out.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
     let options = RunOptions { out: out.clone(), resume: args.resume, overwrite: args.overwrite, progress: true };

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use mvb::backend::DeviceRequest;
+use mvb::backend::cuda::DType;
 use mvb::data::Split;
 use mvb::eval::bootstrap::auroc;
 use mvb::eval::zeroshot::{self, DEFAULT_TEMPLATE, Encoded};
@@ -35,6 +37,34 @@ pub(crate) struct Target {
     /// Use only the first N samples.
     #[arg(long)]
     limit: Option<u64>,
+    #[command(flatten)]
+    placement: Placement,
+}
+
+/// Where the model runs.
+#[derive(Debug, Args)]
+pub(crate) struct Placement {
+    /// Where the model runs: `cpu`, `cuda`, or `auto` (CUDA where a GPU starts). Without a usable
+    /// GPU, `cuda` and `auto` run on the CPU after a one-line notice.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub(crate) device: DeviceRequest,
+    /// Weight and activation type on the GPU: bf16, f16 or f32 (the CPU always computes in f32).
+    #[arg(long, default_value = "bf16", value_parser = parse_precision, value_name = "TYPE")]
+    pub(crate) precision: DType,
+}
+
+pub(crate) fn parse_precision(s: &str) -> Result<DType, String> {
+    DType::parse(s).ok_or_else(|| format!("unknown precision `{s}` (expected bf16, f16 or f32)"))
+}
+
+impl Placement {
+    /// Moves `model` to the requested device (the CPU, with a notice, when CUDA cannot start).
+    pub(crate) fn apply(&self, model: &mut ContrastiveModel) {
+        let device = self.device.resolve();
+        if let Err(e) = model.to_device(device, self.precision) {
+            eprintln!("mvb: CUDA unavailable ({e}); running on the CPU");
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -59,7 +89,8 @@ pub(crate) struct EmbedArgs {
 }
 
 fn encode(host: &PluginHost, t: &Target) -> anyhow::Result<(ContrastiveModel, mvb::data::DatasetInfo, Encoded)> {
-    let model = ContrastiveModel::load(&t.model).with_context(|| format!("loading model `{}`", t.model))?;
+    let mut model = ContrastiveModel::load(&t.model).with_context(|| format!("loading model `{}`", t.model))?;
+    t.placement.apply(&mut model);
     let mut dataset = open_dataset(host, &t.dataset, t.plugin.as_deref(), t.data.as_deref())?;
     let info = dataset.info().clone();
     let bar = ProgressBar::new(info.splits.get(t.split).min(t.limit.unwrap_or(u64::MAX)));

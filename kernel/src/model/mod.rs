@@ -7,7 +7,7 @@ pub mod clip;
 mod config;
 mod error;
 mod hub;
-mod nn;
+pub(crate) mod nn;
 mod patch;
 pub mod preprocess;
 mod resize;
@@ -25,6 +25,8 @@ pub use preprocess::Preprocessor;
 pub use tokenizer::{TextTokenizer, TokenBatch};
 pub use weights::Weights;
 
+use crate::backend::Device;
+use crate::backend::cuda::{CudaError, DType, Gpu, GpuModel};
 use crate::data::Pixels;
 use crate::tensor::Tensor;
 
@@ -50,6 +52,34 @@ pub struct ContrastiveModel {
     tokenizer: TextTokenizer,
     dir: PathBuf,
     dtype: String,
+    /// The towers on the GPU, after [`ContrastiveModel::to_device`] with [`Device::Cuda`].
+    gpu: Option<OnGpu>,
+}
+
+/// A model's GPU copy; a failure at inference prints one line and the model goes on on the CPU.
+#[derive(Debug)]
+struct OnGpu {
+    gpu: std::sync::Arc<Gpu>,
+    model: GpuModel,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl OnGpu {
+    /// `f` on the GPU, or `None` (after one notice) once the GPU has failed.
+    fn run<T>(&self, what: &str, f: impl FnOnce(&Gpu, &GpuModel) -> Result<T, CudaError>) -> Option<T> {
+        use std::sync::atomic::Ordering;
+        if self.failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        match crate::backend::cuda::guarded(|| f(&self.gpu, &self.model)) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.failed.store(true, Ordering::Relaxed);
+                eprintln!("mvb: CUDA failed computing {what} ({e}); continuing on the CPU");
+                None
+            }
+        }
+    }
 }
 
 impl ContrastiveModel {
@@ -89,7 +119,48 @@ impl ContrastiveModel {
             tokenizer,
             dir: dir.to_owned(),
             dtype: weights.dtype().unwrap_or_default(),
+            gpu: None,
         })
+    }
+
+    /// Runs the towers on `device` from now on: for [`Device::Cuda`], uploads the weights once as
+    /// `dtype` (bf16 for speed, f32 for parity with the CPU); [`Device::Cpu`] drops a GPU copy.
+    pub fn to_device(&mut self, device: Device, dtype: DType) -> Result<(), CudaError> {
+        self.gpu = match device {
+            Device::Cpu => None,
+            Device::Cuda => {
+                let gpu = Gpu::get()?;
+                let model = crate::backend::cuda::guarded(|| match &self.family {
+                    Family::Clip(m) => GpuModel::from_clip(&gpu, dtype, m),
+                    Family::Siglip(m) => GpuModel::from_siglip(&gpu, dtype, m),
+                })?;
+                gpu.synchronize()?;
+                Some(OnGpu { gpu, model, failed: std::sync::atomic::AtomicBool::new(false) })
+            }
+        };
+        Ok(())
+    }
+
+    /// Where the towers run now.
+    pub fn device(&self) -> Device {
+        match &self.gpu {
+            Some(g) if !g.failed.load(std::sync::atomic::Ordering::Relaxed) => Device::Cuda,
+            _ => Device::Cpu,
+        }
+    }
+
+    /// `cpu`, or `cuda-<dtype>` while the towers run on the GPU: features depend on it (feature
+    /// caches are keyed by it).
+    pub fn compute_tag(&self) -> String {
+        match (&self.gpu, self.device()) {
+            (Some(g), Device::Cuda) => format!("cuda-{}", g.model.dtype()),
+            _ => "cpu".to_owned(),
+        }
+    }
+
+    /// The GPU copy (for parity tests and benchmarks): the device and the uploaded towers.
+    pub fn gpu(&self) -> Option<(&Gpu, &GpuModel)> {
+        self.gpu.as_ref().map(|g| (&*g.gpu, &g.model))
     }
 
     /// The checkpoint folder.
@@ -137,6 +208,11 @@ impl ContrastiveModel {
 
     /// Unnormalised image features from preprocessed pixels (`get_image_features`).
     pub fn image_features_from_pixels(&self, pixels: &[f32], batch: usize) -> Tensor {
+        if let Some(t) =
+            self.gpu.as_ref().and_then(|g| g.run("image features", |gpu, m| m.image_features(gpu, pixels, batch)))
+        {
+            return t;
+        }
         match &self.family {
             Family::Clip(m) => m.image_features(pixels, batch),
             Family::Siglip(m) => m.image_features(pixels, batch),
@@ -157,6 +233,15 @@ impl ContrastiveModel {
     /// Unnormalised text features (`get_text_features`), `[n, dim]`.
     pub fn text_features(&self, texts: &[String]) -> Result<Tensor, ModelError> {
         let tokens = self.tokenize(texts)?;
+        if let Some(g) = &self.gpu {
+            let (embedded, pooled_at) = match &self.family {
+                Family::Clip(m) => (m.text.embeddings.forward(&tokens)?, m.text.pooled_positions(&tokens)),
+                Family::Siglip(m) => (m.text.embeddings.forward(&tokens)?, vec![tokens.len - 1; tokens.batch]),
+            };
+            if let Some(t) = g.run("text features", |gpu, m| m.text_features(gpu, &embedded, &tokens, &pooled_at)) {
+                return Ok(t);
+            }
+        }
         match &self.family {
             Family::Clip(m) => m.text_features(&tokens),
             Family::Siglip(m) => m.text_features(&tokens),

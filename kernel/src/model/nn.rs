@@ -10,8 +10,8 @@ use crate::tensor::Tensor;
 /// Token and learned position embeddings of a text tower (`{prefix}.embeddings.*`).
 #[derive(Debug)]
 pub struct TextEmbeddings {
-    tokens: Tensor,
-    positions: Tensor,
+    pub(crate) tokens: Tensor,
+    pub(crate) positions: Tensor,
 }
 
 impl TextEmbeddings {
@@ -93,9 +93,9 @@ impl Linear {
 /// Layer normalisation with affine parameters.
 #[derive(Debug)]
 pub struct LayerNorm {
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
-    eps: f32,
+    pub(crate) gamma: Vec<f32>,
+    pub(crate) beta: Vec<f32>,
+    pub(crate) eps: f32,
 }
 
 impl LayerNorm {
@@ -117,11 +117,11 @@ impl LayerNorm {
 /// Multi-head self-attention with separate q/k/v projections.
 #[derive(Debug)]
 pub struct SelfAttention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    heads: usize,
+    pub(crate) q: Linear,
+    pub(crate) k: Linear,
+    pub(crate) v: Linear,
+    pub(crate) out: Linear,
+    pub(crate) heads: usize,
 }
 
 impl SelfAttention {
@@ -139,9 +139,9 @@ impl SelfAttention {
 /// Two linear layers with an activation between.
 #[derive(Debug)]
 pub struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
-    act: Activation,
+    pub(crate) fc1: Linear,
+    pub(crate) fc2: Linear,
+    pub(crate) act: Activation,
 }
 
 impl Mlp {
@@ -167,16 +167,16 @@ impl Mlp {
 /// A pre-norm transformer layer: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
 #[derive(Debug)]
 pub struct EncoderLayer {
-    ln1: LayerNorm,
-    attn: SelfAttention,
-    ln2: LayerNorm,
-    mlp: Mlp,
+    pub(crate) ln1: LayerNorm,
+    pub(crate) attn: SelfAttention,
+    pub(crate) ln2: LayerNorm,
+    pub(crate) mlp: Mlp,
 }
 
 /// A stack of encoder layers.
 #[derive(Debug)]
 pub struct Encoder {
-    layers: Vec<EncoderLayer>,
+    pub(crate) layers: Vec<EncoderLayer>,
 }
 
 impl Encoder {

@@ -8,9 +8,9 @@ use crate::tensor::Tensor;
 /// The patch embedding `Conv2d(3, hidden, p, stride p)`.
 #[derive(Debug)]
 pub struct PatchEmbedding {
-    proj: Linear,
-    patch: usize,
-    image: usize,
+    pub(crate) proj: Linear,
+    pub(crate) patch: usize,
+    pub(crate) image: usize,
 }
 
 impl PatchEmbedding {

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::RunError;
+use crate::backend::DeviceRequest;
+use crate::backend::cuda::DType;
 use crate::data::Split;
 use crate::eval::bootstrap::{BootstrapConfig, DEFAULT_REPLICATES, DEFAULT_SEED};
 use crate::eval::probe::ProbeConfig;
@@ -298,6 +300,13 @@ pub struct RunConfig {
     /// the predictions file, so that results do not depend on where they were written.
     #[serde(default, skip_serializing)]
     pub out: Option<PathBuf>,
+    /// Where the models run: `cpu` (default), `cuda` or `auto` (the command line's `--device`
+    /// wins). Not recorded in the predictions file; the feature cache is keyed by it.
+    #[serde(default, skip_serializing)]
+    pub device: DeviceRequest,
+    /// Weight and activation type on the GPU: `bf16` (default), `f16` or `f32`.
+    #[serde(default, skip_serializing)]
+    pub precision: Option<String>,
 }
 
 impl RunConfig {
@@ -331,6 +340,11 @@ impl RunConfig {
         self.bootstrap.into()
     }
 
+    /// The GPU type named by `precision` (bf16 when unset).
+    pub fn gpu_dtype(&self) -> DType {
+        self.precision.as_deref().and_then(DType::parse).unwrap_or(DType::Bf16)
+    }
+
     /// The probe settings as the probe takes them.
     pub fn probe_config(&self) -> ProbeConfig {
         self.probe.into()
@@ -359,6 +373,11 @@ impl RunConfig {
         }
         if self.metrics.is_empty() {
             return Err(err(Some("metrics"), 0, "`metrics` is empty".into()));
+        }
+        if let Some(p) = &self.precision
+            && DType::parse(p).is_none()
+        {
+            return Err(err(Some("precision"), 0, format!("unknown precision `{p}` (expected bf16, f16 or f32)")));
         }
         for (i, s) in self.strategies.iter().enumerate() {
             if self.strategies[..i].contains(s) {

@@ -253,8 +253,9 @@ pub fn run(host: &PluginHost, config: &RunConfig, options: &RunOptions) -> Resul
             continue;
         }
         progress.set_message(format!("loading {}", m.name));
-        let model =
+        let mut model =
             ContrastiveModel::load(&m.path).map_err(|error| RunError::Model { model: m.name.clone(), error })?;
+        place_model(&mut model, config, &progress);
         for (di, d) in config.datasets.iter().enumerate() {
             let Some(strategies) = todo.get(&(mi, di)) else {
                 continue;
@@ -435,6 +436,14 @@ fn listing(dir: &Path) -> String {
     entries.join("|")
 }
 
+/// Moves `model` to the configured device (the CPU, after a one-line notice, when CUDA cannot start).
+fn place_model(model: &mut ContrastiveModel, config: &RunConfig, progress: &ProgressBar) {
+    let device = progress.suspend(|| config.device.resolve());
+    if let Err(e) = model.to_device(device, config.gpu_dtype()) {
+        progress.suspend(|| eprintln!("mvb: CUDA unavailable ({e}); running on the CPU"));
+    }
+}
+
 /// What the features of one split depend on.
 fn fingerprint(
     model: &ContrastiveModel,
@@ -463,6 +472,9 @@ fn fingerprint(
     part(&listing(&data));
     part(split.as_str());
     part(&limit.map_or("all".to_owned(), |l| l.to_string()));
+    if model.device() != crate::backend::Device::Cpu {
+        part(&model.compute_tag());
+    }
     hex(&h.finalize())
 }
 

@@ -21,8 +21,8 @@ pub struct Clip {
     pub vision: ClipVision,
     /// The text tower.
     pub text: ClipText,
-    visual_projection: Linear,
-    text_projection: Linear,
+    pub(crate) visual_projection: Linear,
+    pub(crate) text_projection: Linear,
     /// `exp(logit_scale)`.
     pub scale: f32,
 }

@@ -12,11 +12,11 @@ use crate::tensor::Tensor;
 /// The CLIP text tower.
 #[derive(Debug)]
 pub struct ClipText {
-    embeddings: TextEmbeddings,
-    encoder: Encoder,
-    norm: LayerNorm,
-    eos: i64,
-    width: usize,
+    pub(crate) embeddings: TextEmbeddings,
+    pub(crate) encoder: Encoder,
+    pub(crate) norm: LayerNorm,
+    pub(crate) eos: i64,
+    pub(crate) width: usize,
 }
 
 impl ClipText {
@@ -49,6 +49,22 @@ impl ClipText {
         let x = self.embeddings.forward(batch)?;
         let x = self.encoder.forward(x, AttentionMask { causal: true, keys: Some(&batch.mask) });
         Ok(self.norm.forward(&x))
+    }
+
+    /// Per text, the position whose final state is pooled (the end-of-text token), as `forward`
+    /// picks it; the GPU tower gathers the same rows.
+    pub(crate) fn pooled_positions(&self, batch: &TokenBatch) -> Vec<usize> {
+        (0..batch.batch)
+            .map(|b| {
+                let ids = &batch.ids[b * batch.len..(b + 1) * batch.len];
+                if self.eos == 2 {
+                    let max = ids.iter().copied().max().unwrap_or(0);
+                    ids.iter().position(|&t| t == max).unwrap_or(0)
+                } else {
+                    ids.iter().position(|&t| i64::from(t) == self.eos).unwrap_or(batch.len - 1)
+                }
+            })
+            .collect()
     }
 
     /// The pooled output at each text's end-of-text token, `[batch, width]`.

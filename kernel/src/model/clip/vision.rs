@@ -12,13 +12,13 @@ use crate::tensor::Tensor;
 /// The CLIP image tower.
 #[derive(Debug)]
 pub struct ClipVision {
-    patch: PatchEmbedding,
-    class: Vec<f32>,
-    positions: Tensor,
-    pre: LayerNorm,
-    encoder: Encoder,
-    post: LayerNorm,
-    width: usize,
+    pub(crate) patch: PatchEmbedding,
+    pub(crate) class: Vec<f32>,
+    pub(crate) positions: Tensor,
+    pub(crate) pre: LayerNorm,
+    pub(crate) encoder: Encoder,
+    pub(crate) post: LayerNorm,
+    pub(crate) width: usize,
 }
 
 impl ClipVision {

@@ -14,11 +14,11 @@ use crate::tensor::Tensor;
 /// The SigLIP text tower.
 #[derive(Debug)]
 pub struct SiglipText {
-    embeddings: TextEmbeddings,
-    encoder: Encoder,
-    norm: LayerNorm,
-    head: Linear,
-    width: usize,
+    pub(crate) embeddings: TextEmbeddings,
+    pub(crate) encoder: Encoder,
+    pub(crate) norm: LayerNorm,
+    pub(crate) head: Linear,
+    pub(crate) width: usize,
 }
 
 impl SiglipText {

@@ -12,26 +12,26 @@ use crate::tensor::Tensor;
 
 /// The attention-pooling head.
 #[derive(Debug)]
-struct PoolingHead {
-    probe: Vec<f32>,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    norm: LayerNorm,
-    mlp: Mlp,
-    heads: usize,
+pub(crate) struct PoolingHead {
+    pub(crate) probe: Vec<f32>,
+    pub(crate) q: Linear,
+    pub(crate) k: Linear,
+    pub(crate) v: Linear,
+    pub(crate) out: Linear,
+    pub(crate) norm: LayerNorm,
+    pub(crate) mlp: Mlp,
+    pub(crate) heads: usize,
 }
 
 /// The SigLIP image tower.
 #[derive(Debug)]
 pub struct SiglipVision {
-    patch: PatchEmbedding,
-    positions: Tensor,
-    encoder: Encoder,
-    post: LayerNorm,
-    head: PoolingHead,
-    width: usize,
+    pub(crate) patch: PatchEmbedding,
+    pub(crate) positions: Tensor,
+    pub(crate) encoder: Encoder,
+    pub(crate) post: LayerNorm,
+    pub(crate) head: PoolingHead,
+    pub(crate) width: usize,
 }
 
 impl SiglipVision {

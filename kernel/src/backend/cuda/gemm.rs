@@ -1,0 +1,162 @@
+//! Dense matrix products through cuBLAS (`cublasGemmEx`, `cublasGemmStridedBatchedEx`), row-major
+//! on the Rust side. Accumulation is always f32 (`CUBLAS_COMPUTE_32F`): f32 inputs get true f32
+//! products (no TF32), bf16 and f16 inputs the tensor cores with f32 accumulators.
+
+use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t};
+
+use super::{CudaError, DType, Gpu};
+
+/// One row-major operand: device address, leading dimension (row stride in elements), and
+/// whether the product uses its transpose.
+#[derive(Debug, Clone, Copy)]
+pub struct Operand {
+    /// Device address.
+    pub ptr: u64,
+    /// Elements between consecutive rows as stored.
+    pub ld: usize,
+    /// Use the transpose of the stored matrix.
+    pub trans: bool,
+}
+
+impl Operand {
+    /// A stored matrix used as is.
+    pub fn n(ptr: u64, ld: usize) -> Self {
+        Operand { ptr, ld, trans: false }
+    }
+    /// A stored matrix used transposed (a `[out, in]` weight in `x · Wᵀ`).
+    pub fn t(ptr: u64, ld: usize) -> Self {
+        Operand { ptr, ld, trans: true }
+    }
+}
+
+fn data_type(dtype: DType) -> cudaDataType_t {
+    match dtype {
+        DType::F32 => cudaDataType_t::CUDA_R_32F,
+        DType::Bf16 => cudaDataType_t::CUDA_R_16BF,
+        DType::F16 => cudaDataType_t::CUDA_R_16F,
+    }
+}
+
+fn op(trans: bool) -> cublasOperation_t {
+    if trans { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N }
+}
+
+fn int(v: usize, what: &str) -> Result<i32, CudaError> {
+    i32::try_from(v).map_err(|_| CudaError::Shape(format!("gemm: {what} = {v} exceeds cuBLAS's 32-bit sizes")))
+}
+
+/// `C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C`, all row-major with leading dimension
+/// `ldc` for C. Row-major C is column-major Cᵀ = op(B)ᵀ · op(A)ᵀ, which is what cuBLAS is asked.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    gpu: &Gpu,
+    dtype: DType,
+    (m, n, k): (usize, usize, usize),
+    a: Operand,
+    b: Operand,
+    c: u64,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<(), CudaError> {
+    gemm_batched(gpu, dtype, (m, n, k), a, 0, b, 0, c, ldc, 0, 1, alpha, beta)
+}
+
+/// [`gemm`] over `batch` matrices at fixed element strides.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_batched(
+    gpu: &Gpu,
+    dtype: DType,
+    (m, n, k): (usize, usize, usize),
+    a: Operand,
+    stride_a: usize,
+    b: Operand,
+    stride_b: usize,
+    c: u64,
+    ldc: usize,
+    stride_c: usize,
+    batch: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<(), CudaError> {
+    if m == 0 || n == 0 || batch == 0 {
+        return Ok(());
+    }
+    let t = data_type(dtype);
+    let (m32, n32, k32) = (int(m, "m")?, int(n, "n")?, int(k, "k")?);
+    let (lda, ldb, ldc32) = (int(a.ld, "lda")?, int(b.ld, "ldb")?, int(ldc, "ldc")?);
+    let handle = *gpu.blas().handle();
+    let compute = cublasComputeType_t::CUBLAS_COMPUTE_32F;
+    let algo = cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
+    let (alpha_p, beta_p) = ((&alpha as *const f32).cast(), (&beta as *const f32).cast());
+    // SAFETY: the callers pass live device allocations that hold the matrices with the given
+    // shapes, strides and batch; alpha and beta outlive the (asynchronous) call's argument reads.
+    unsafe {
+        if batch == 1 {
+            cudarc::cublas::result::gemm_ex(
+                handle,
+                op(b.trans),
+                op(a.trans),
+                n32,
+                m32,
+                k32,
+                alpha_p,
+                b.ptr as *const _,
+                t,
+                ldb,
+                a.ptr as *const _,
+                t,
+                lda,
+                beta_p,
+                c as *mut _,
+                t,
+                ldc32,
+                compute,
+                algo,
+            )?;
+        } else {
+            cudarc::cublas::result::gemm_strided_batched_ex(
+                handle,
+                op(b.trans),
+                op(a.trans),
+                n32,
+                m32,
+                k32,
+                alpha_p,
+                b.ptr as *const _,
+                t,
+                ldb,
+                stride_b as i64,
+                a.ptr as *const _,
+                t,
+                lda,
+                stride_a as i64,
+                beta_p,
+                c as *mut _,
+                t,
+                ldc32,
+                stride_c as i64,
+                int(batch, "batch")?,
+                compute,
+                algo,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `y[rows×out] = x[rows×in] · Wᵀ (+ beta·y)` for a PyTorch `[out, in]` weight.
+#[allow(clippy::too_many_arguments)]
+pub fn linear(
+    gpu: &Gpu,
+    dtype: DType,
+    x: u64,
+    w: u64,
+    y: u64,
+    rows: usize,
+    inp: usize,
+    out: usize,
+    beta: f32,
+) -> Result<(), CudaError> {
+    gemm(gpu, dtype, (rows, out, inp), Operand::n(x, inp), Operand::t(w, inp), y, out, 1.0, beta)
+}

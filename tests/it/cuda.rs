@@ -1,0 +1,598 @@
+//! The CUDA backend: every `cuda/*.cu` compiles with NVRTC for sm_80 and sm_90 (CI installs
+//! NVRTC from PyPI and sets `MVB_REQUIRE_NVRTC=1`, so there this test fails instead of skipping),
+//! and device-parameterised parity checks: the same kernel and model checks run on the CPU
+//! backend (always) and on CUDA (skipped, with a `SKIP cuda` line, where no GPU can start), each
+//! on fresh random inputs (the seed is printed on failure), with outputs poisoned with NaN before
+//! every launch, against f64 CPU references: relative error (largest difference over largest
+//! magnitude) at most 1e-4 for f32 and 1e-2 for bf16/f16; NaN never passes.
+
+use std::sync::Arc;
+
+use mvb::backend::cpu::{self, Activation, AttentionMask};
+use mvb::backend::cuda::attention::{self as attn, AttnArgs, AttnKernel, AttnShape, Layout};
+use mvb::backend::cuda::lora::{self, LoraArgs, LoraShape, Segments, SgmvKernel};
+use mvb::backend::cuda::reference::{self, rel_error};
+use mvb::backend::cuda::{CudaError, DType, Gpu, GpuBuf, compile, elementwise};
+use mvb::backend::{Device, DeviceRequest};
+use mvb::model::ContrastiveModel;
+use mvb::tensor::Tensor;
+
+use crate::common::{mvb, root};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A small xorshift generator seeded from the clock: fresh inputs on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn fresh() -> Rng {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos());
+        Rng((nanos as u64) | 1)
+    }
+    fn seed(&self) -> u64 {
+        self.0
+    }
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+}
+
+/// Where a check runs.
+#[derive(Clone)]
+enum Dev {
+    Cpu,
+    Cuda(Arc<Gpu>),
+}
+
+/// Runs `check` on the CPU, then on CUDA when a GPU starts (else prints why it is skipped).
+fn on_each_device(name: &str, check: impl Fn(&Dev)) {
+    check(&Dev::Cpu);
+    match Gpu::get() {
+        Ok(gpu) => check(&Dev::Cuda(gpu)),
+        Err(e) => eprintln!("SKIP cuda {name}: {e}"),
+    }
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32, seed: u64) {
+    let err = rel_error(got, want);
+    assert!(err <= tol, "{what}: relative error {err:e} > {tol:e} (seed {seed})");
+}
+
+fn upload(gpu: &Gpu, dtype: DType, v: &[f32]) -> GpuBuf {
+    GpuBuf::from_host(gpu, dtype, v).expect("upload")
+}
+
+fn poisoned(gpu: &Gpu, dtype: DType, n: usize) -> GpuBuf {
+    let mut b = GpuBuf::alloc(gpu, dtype, n).expect("alloc");
+    b.poison(gpu).expect("poison");
+    b
+}
+
+// ---------------------------------------------------------------------------------------------
+// NVRTC
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn nvrtc_compiles_every_kernel_for_sm80_and_sm90() {
+    let required = std::env::var("MVB_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
+    if let Err(e) = compile::nvrtc_available() {
+        assert!(!required, "MVB_REQUIRE_NVRTC=1 but {e}");
+        eprintln!("SKIP nvrtc compile check: {e}");
+        return;
+    }
+    let (major, minor) = compile::nvrtc_version().expect("nvrtc version");
+    for (file, source) in compile::SOURCES {
+        for arch in ["sm_80", "sm_90"] {
+            let compiled = compile::compile(file, source, arch, true).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!compiled.is_ptx && !compiled.image.is_empty(), "{file} {arch}: no CUBIN");
+            for name in compile::kernel_names(file) {
+                assert!(
+                    compiled.image.windows(name.len()).any(|w| w == name.as_bytes()),
+                    "{file} {arch}: the wrappers launch `{name}`, which is not in the CUBIN"
+                );
+            }
+            let report = compile::resource_report(&compiled.log);
+            eprintln!("nvrtc {major}.{minor} {file} {arch}: {} kernels, {} bytes", report.len(), compiled.image.len());
+            for line in &report {
+                eprintln!("  {line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn includes_are_expanded() {
+    let src = compile::expand_includes("#include \"common.cuh\"\nint x;\n");
+    assert!(src.contains("mma16816") && src.ends_with("int x;\n") && !src.contains("#include \"common.cuh\""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Without a GPU: typed errors, CPU fallback, no panic
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn device_requests_parse_and_resolve() {
+    assert_eq!("cpu".parse::<DeviceRequest>(), Ok(DeviceRequest::Cpu));
+    assert_eq!("CUDA".parse::<DeviceRequest>(), Ok(DeviceRequest::Cuda));
+    assert_eq!("auto".parse::<DeviceRequest>(), Ok(DeviceRequest::Auto));
+    assert!("tpu".parse::<DeviceRequest>().is_err());
+    assert_eq!(DeviceRequest::Cpu.resolve(), Device::Cpu);
+    let expected = if Gpu::get().is_ok() { Device::Cuda } else { Device::Cpu };
+    assert_eq!(DeviceRequest::Auto.resolve(), expected);
+}
+
+#[test]
+fn a_missing_gpu_is_an_error_not_a_panic() {
+    match Gpu::get() {
+        Ok(gpu) => eprintln!("GPU present: {} (sm_{}{})", gpu.name(), gpu.capability().0, gpu.capability().1),
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            let mut model = ContrastiveModel::load_dir(&root().join("tests/fixtures/tiny-clip")).expect("loads");
+            let err = model.to_device(Device::Cuda, DType::Bf16).expect_err("no GPU here");
+            assert!(
+                matches!(
+                    err,
+                    CudaError::LibraryMissing { .. }
+                        | CudaError::NoDevice(_)
+                        | CudaError::Unsupported { .. }
+                        | CudaError::Driver(_)
+                        | CudaError::Panicked(_)
+                ),
+                "{err}"
+            );
+            assert_eq!(model.device(), Device::Cpu);
+        }
+    }
+}
+
+#[test]
+fn zeroshot_with_device_cuda_falls_back_or_matches_the_cpu() {
+    let args = ["zeroshot", "--model", "data/models/demo-specialist", "--dataset", "breastmnist", "--limit", "32"];
+    let (ok, cpu_out, stderr) = mvb(&args);
+    assert!(ok, "{stderr}");
+    let with = |device: &str, precision: &str| {
+        let mut a = args.to_vec();
+        a.extend(["--device", device, "--precision", precision]);
+        mvb(&a)
+    };
+    let (ok, out, stderr) = with("cuda", "f32");
+    assert!(ok, "{stderr}");
+    if Gpu::get().is_err() {
+        assert_eq!(stderr.lines().filter(|l| l.contains("CUDA unavailable")).count(), 1, "{stderr}");
+        assert_eq!(out, cpu_out);
+    } else {
+        // On a GPU: same prompts, same printed metrics to within f32 rounding of the 4th decimal.
+        assert_eq!(out.lines().count(), cpu_out.lines().count(), "{out}");
+    }
+    let (ok, _, stderr) = with("auto", "bf16");
+    assert!(ok, "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+struct AttnCase {
+    shape: AttnShape,
+    head_major: bool,
+    key_mask: bool,
+}
+
+fn case(
+    batch: usize,
+    heads: usize,
+    kv_heads: usize,
+    q_len: usize,
+    kv_len: usize,
+    dim: usize,
+    causal: bool,
+) -> AttnCase {
+    AttnCase {
+        shape: AttnShape { batch, heads, kv_heads, q_len, kv_len, head_dim: dim, causal },
+        head_major: false,
+        key_mask: false,
+    }
+}
+
+fn attention_cases() -> Vec<AttnCase> {
+    let mut cases = vec![
+        case(2, 2, 2, 50, 50, 64, false),   // ViT-B/32 tokens
+        case(1, 2, 2, 197, 197, 64, false), // ViT-B/16 tokens: a partial last tile
+        case(1, 1, 1, 65, 65, 80, false),
+        case(1, 2, 2, 130, 130, 128, true),
+        case(1, 2, 2, 1, 77, 64, true),    // decoding one token after a 76-token cache
+        case(2, 4, 2, 20, 100, 128, true), // grouped-query, a chunk after a cache
+        case(3, 2, 2, 1, 37, 16, false),   // a pooling probe, a small head (CUDA-core kernel)
+        case(2, 2, 2, 33, 33, 8, true),    // the tiny test models' heads
+    ];
+    let mut masked = case(2, 2, 2, 77, 77, 64, true);
+    masked.key_mask = true;
+    cases.push(masked);
+    let mut hm = case(2, 3, 3, 70, 70, 64, false);
+    hm.head_major = true;
+    cases.push(hm);
+    cases
+}
+
+fn layouts(c: &AttnCase) -> [Layout; 4] {
+    let s = &c.shape;
+    let d = s.head_dim;
+    if c.head_major {
+        [
+            Layout::head_major(s.heads, s.q_len, d),
+            Layout::head_major(s.kv_heads, s.kv_len, d),
+            Layout::head_major(s.kv_heads, s.kv_len, d),
+            Layout::head_major(s.heads, s.q_len, d),
+        ]
+    } else {
+        [
+            Layout::interleaved(s.q_len, s.heads * d, d),
+            Layout::interleaved(s.kv_len, s.kv_heads * d, d),
+            Layout::interleaved(s.kv_len, s.kv_heads * d, d),
+            Layout::interleaved(s.q_len, s.heads * d, d),
+        ]
+    }
+}
+
+fn check_attention(dev: &Dev) {
+    let mut rng = Rng::fresh();
+    let seed = rng.seed();
+    for c in attention_cases() {
+        let s = c.shape;
+        let (nq, nkv) = (s.batch * s.q_len * s.heads * s.head_dim, s.batch * s.kv_len * s.kv_heads * s.head_dim);
+        let (q, k, v) = (rng.vec(nq, 1.5), rng.vec(nkv, 1.5), rng.vec(nkv, 1.0));
+        // A padding mask that hides the tail of the second sequence (and a whole row's keys
+        // never: the first key stays visible).
+        let mask: Option<Vec<i32>> = c.key_mask.then(|| {
+            (0..s.batch * s.kv_len).map(|i| i32::from(i / s.kv_len == 0 || i % s.kv_len < s.kv_len - 9)).collect()
+        });
+        let scale = 1.0 / (s.head_dim as f32).sqrt();
+        let lay = layouts(&c);
+        match dev {
+            Dev::Cpu => {
+                // The CPU backend covers interleaved multi-head attention (causal only without a cache).
+                if c.head_major || s.kv_heads != s.heads || (s.causal && s.q_len != s.kv_len) {
+                    continue;
+                }
+                let want = reference::attention((&q, &k, &v), lay, &s, mask.as_deref(), scale, nq);
+                let keys: Option<Vec<u32>> = mask.as_ref().map(|m| m.iter().map(|&x| x as u32).collect());
+                let w = s.heads * s.head_dim;
+                let got = cpu::attention(
+                    &Tensor::new([s.batch, s.q_len, w], q.clone()),
+                    &Tensor::new([s.batch, s.kv_len, w], k.clone()),
+                    &Tensor::new([s.batch, s.kv_len, w], v.clone()),
+                    s.heads,
+                    AttentionMask { causal: s.causal, keys: keys.as_deref() },
+                );
+                assert_close(&format!("cpu attention {c:?}"), got.data(), &want, 1e-4, seed);
+            }
+            Dev::Cuda(gpu) => {
+                for dtype in [DType::F32, DType::Bf16, DType::F16] {
+                    let (qr, kr, vr) = (dtype.round(&q), dtype.round(&k), dtype.round(&v));
+                    let want = reference::attention((&qr, &kr, &vr), lay, &s, mask.as_deref(), scale, nq);
+                    let (qb, kb, vb) = (upload(gpu, dtype, &q), upload(gpu, dtype, &k), upload(gpu, dtype, &v));
+                    let mb = mask.as_ref().map(|m| GpuBuf::from_i32(gpu, m).expect("mask"));
+                    let mut kernels = vec![AttnKernel::Simt];
+                    if dtype != DType::F32 && matches!(s.head_dim, 64 | 80 | 128) {
+                        kernels.push(AttnKernel::Mma);
+                    }
+                    for kernel in kernels {
+                        let ob = poisoned(gpu, dtype, nq);
+                        let args = AttnArgs {
+                            q: qb.ptr(gpu),
+                            k: kb.ptr(gpu),
+                            v: vb.ptr(gpu),
+                            o: ob.ptr(gpu),
+                            layouts: lay,
+                            key_mask: mb.as_ref().map_or(0, |m| m.ptr(gpu)),
+                            shape: s,
+                            scale: None,
+                        };
+                        attn::attention(gpu, dtype, &args, Some(kernel)).expect("launch");
+                        let got = ob.to_host(gpu).expect("download");
+                        assert_close(&format!("cuda {dtype} {kernel:?} {c:?}"), &got, &want, dtype.tolerance(), seed);
+                    }
+                    // The unfused path (head-major, multi-head) must agree too: it is the benchmark's baseline.
+                    if c.head_major && s.kv_heads == s.heads {
+                        let ob = poisoned(gpu, dtype, nq);
+                        let scratch = attn::UnfusedScratch::new(gpu, dtype, &s).expect("scratch");
+                        let ptrs = (qb.ptr(gpu), kb.ptr(gpu), vb.ptr(gpu), ob.ptr(gpu));
+                        attn::attention_unfused(gpu, dtype, ptrs, &s, &scratch).expect("unfused");
+                        let got = ob.to_host(gpu).expect("download");
+                        assert_close(&format!("cuda unfused {dtype} {c:?}"), &got, &want, dtype.tolerance(), seed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn attention_matches_the_reference_on_each_device() {
+    on_each_device("attention", check_attention);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoRA
+// ---------------------------------------------------------------------------------------------
+
+/// A LoRA case: (d_in, d_out, rank, segment lengths, adapter per segment, adapters stacked).
+type LoraCase = (usize, usize, usize, Vec<usize>, Vec<i32>, usize);
+
+fn check_lora(dev: &Dev) {
+    let mut rng = Rng::fresh();
+    let seed = rng.seed();
+    let cases: [LoraCase; 4] = [
+        (64, 96, 8, vec![37], vec![0], 1),
+        (128, 64, 16, vec![5, 70, 1, 20], vec![1, 0, -1, 2], 3),
+        (80, 48, 4, vec![3], vec![0], 1),
+        (40, 24, 3, vec![2, 9], vec![1, 0], 2), // sizes the tensor-core kernel does not take
+    ];
+    for (d_in, d_out, r, lens, adapters, n_adapters) in cases {
+        let mut starts = vec![0usize];
+        for l in &lens {
+            starts.push(starts.last().copied().unwrap_or(0) + l);
+        }
+        let rows = *starts.last().unwrap_or(&0);
+        let x = rng.vec(rows * d_in, 1.0);
+        let w = rng.vec(d_out * d_in, 0.2);
+        let a = rng.vec(n_adapters * r * d_in, 0.2);
+        let b = rng.vec(n_adapters * d_out * r, 0.2);
+        let scale = 16.0 / r as f32;
+        let what = format!("lora d_in {d_in} d_out {d_out} r {r} segments {lens:?} adapters {adapters:?}");
+        match dev {
+            Dev::Cpu => {
+                let want = reference::lora(&x, &w, &a, &b, (d_in, d_out, r), scale, &starts, &adapters);
+                // The CPU path: the backend's GEMM for each product, per segment.
+                let mut y =
+                    cpu::linear(&Tensor::new([rows, d_in], x.clone()), &Tensor::new([d_out, d_in], w.clone()), None);
+                for (s, &ad) in adapters.iter().enumerate() {
+                    if ad < 0 || starts[s] == starts[s + 1] {
+                        continue;
+                    }
+                    let (lo, hi) = (starts[s], starts[s + 1]);
+                    let xs = Tensor::new([hi - lo, d_in], x[lo * d_in..hi * d_in].to_vec());
+                    let ad = ad as usize;
+                    let t =
+                        cpu::linear(&xs, &Tensor::new([r, d_in], a[ad * r * d_in..(ad + 1) * r * d_in].to_vec()), None);
+                    let d = cpu::linear(
+                        &t,
+                        &Tensor::new([d_out, r], b[ad * d_out * r..(ad + 1) * d_out * r].to_vec()),
+                        None,
+                    );
+                    for (yv, dv) in y.data_mut()[lo * d_out..hi * d_out].iter_mut().zip(d.data()) {
+                        *yv += scale * dv;
+                    }
+                }
+                assert_close(&format!("cpu {what}"), y.data(), &want, 1e-4, seed);
+            }
+            Dev::Cuda(gpu) => {
+                for dtype in [DType::F32, DType::Bf16] {
+                    let (xr, wr, ar, br) = (dtype.round(&x), dtype.round(&w), dtype.round(&a), dtype.round(&b));
+                    let want = reference::lora(&xr, &wr, &ar, &br, (d_in, d_out, r), scale, &starts, &adapters);
+                    let segs = Segments::new(gpu, &starts, &adapters).expect("segments");
+                    let shape = LoraShape { d_in, d_out, rank: r, adapters: n_adapters };
+                    let (xb, wb, ab, bb) = (
+                        upload(gpu, dtype, &x),
+                        upload(gpu, dtype, &w),
+                        upload(gpu, dtype, &a),
+                        upload(gpu, dtype, &b),
+                    );
+                    let mut kernels = vec![Some(SgmvKernel::Simt)];
+                    if dtype != DType::F32 && d_in % 8 == 0 && r % 8 == 0 {
+                        kernels.push(Some(SgmvKernel::Mma));
+                    }
+                    for kernel in kernels {
+                        let (yb, tb) = (poisoned(gpu, dtype, rows * d_out), poisoned(gpu, dtype, rows * r));
+                        let args = LoraArgs {
+                            x: xb.ptr(gpu),
+                            w: wb.ptr(gpu),
+                            a: ab.ptr(gpu),
+                            b: bb.ptr(gpu),
+                            y: yb.ptr(gpu),
+                            t: tb.ptr(gpu),
+                            scale,
+                        };
+                        lora::lora_fused(gpu, dtype, &args, &shape, &segs, kernel).expect("fused");
+                        let got = yb.to_host(gpu).expect("download");
+                        assert_close(
+                            &format!("cuda fused {dtype} {kernel:?} {what}"),
+                            &got,
+                            &want,
+                            dtype.tolerance(),
+                            seed,
+                        );
+                    }
+                    let (yb, tb, db) = (
+                        poisoned(gpu, dtype, rows * d_out),
+                        poisoned(gpu, dtype, rows * r),
+                        poisoned(gpu, dtype, rows * d_out),
+                    );
+                    let args = LoraArgs {
+                        x: xb.ptr(gpu),
+                        w: wb.ptr(gpu),
+                        a: ab.ptr(gpu),
+                        b: bb.ptr(gpu),
+                        y: yb.ptr(gpu),
+                        t: tb.ptr(gpu),
+                        scale,
+                    };
+                    lora::lora_unfused(gpu, dtype, &args, db.ptr(gpu), &shape, &segs).expect("unfused");
+                    let got = yb.to_host(gpu).expect("download");
+                    assert_close(&format!("cuda unfused {dtype} {what}"), &got, &want, dtype.tolerance(), seed);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn lora_matches_the_reference_on_each_device() {
+    on_each_device("lora", check_lora);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Element-wise kernels
+// ---------------------------------------------------------------------------------------------
+
+fn check_elementwise(dev: &Dev) {
+    let mut rng = Rng::fresh();
+    let seed = rng.seed();
+    let (rows, cols) = (37, 200);
+    let x = rng.vec(rows * cols, 3.0);
+    let gamma = rng.vec(cols, 1.0);
+    let beta = rng.vec(cols, 0.5);
+    let bias = rng.vec(cols, 0.5);
+    // f64 definitions.
+    let (gamma_ref, beta_ref) = (&gamma, &beta);
+    let ln_want: Vec<f32> = x
+        .chunks(cols)
+        .flat_map(|row| {
+            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / cols as f64;
+            let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / cols as f64;
+            let inv = 1.0 / (var + 1e-5).sqrt();
+            row.iter()
+                .enumerate()
+                .map(move |(i, &v)| ((f64::from(v) - mean) * inv) as f32 * gamma_ref[i] + beta_ref[i])
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let x_tensor = Tensor::new([rows, cols], x.clone());
+    let acts = [Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu];
+    match dev {
+        Dev::Cpu => {
+            let got = cpu::layer_norm(&x_tensor, &gamma, &beta, 1e-5);
+            assert_close("cpu layer_norm", got.data(), &ln_want, 1e-4, seed);
+        }
+        Dev::Cuda(gpu) => {
+            for dtype in [DType::F32, DType::Bf16, DType::F16] {
+                let xr = dtype.round(&x);
+                let xb = upload(gpu, dtype, &x);
+                let tol = dtype.tolerance();
+                // layer norm
+                let want = cpu::layer_norm(&Tensor::new([rows, cols], xr.clone()), &gamma, &beta, 1e-5);
+                let yb = poisoned(gpu, dtype, rows * cols);
+                let (g, bt) = (upload(gpu, DType::F32, &gamma), upload(gpu, DType::F32, &beta));
+                elementwise::layer_norm(
+                    gpu,
+                    dtype,
+                    xb.ptr(gpu),
+                    yb.ptr(gpu),
+                    g.ptr(gpu),
+                    bt.ptr(gpu),
+                    rows,
+                    cols,
+                    1e-5,
+                )
+                .expect("ln");
+                assert_close(
+                    &format!("cuda {dtype} layer_norm"),
+                    &yb.to_host(gpu).expect("dl"),
+                    want.data(),
+                    tol,
+                    seed,
+                );
+                // bias + activation
+                let br = dtype.round(&bias);
+                for act in acts {
+                    let mut want = Tensor::new([rows, cols], xr.clone());
+                    cpu::add_assign(&mut want, &br);
+                    cpu::activate(&mut want, act);
+                    let yb = upload(gpu, dtype, &x);
+                    let bb = upload(gpu, dtype, &bias);
+                    elementwise::bias_act(gpu, dtype, yb.ptr(gpu), bb.ptr(gpu), rows, cols, Some(act)).expect("act");
+                    assert_close(
+                        &format!("cuda {dtype} {act:?}"),
+                        &yb.to_host(gpu).expect("dl"),
+                        want.data(),
+                        tol,
+                        seed,
+                    );
+                }
+                // softmax
+                let mut want = xr.clone();
+                cpu::softmax_rows(&mut want, cols);
+                let sb = upload(gpu, dtype, &x);
+                elementwise::softmax(gpu, dtype, sb.ptr(gpu), rows, cols, 1.0, false, rows).expect("softmax");
+                assert_close(&format!("cuda {dtype} softmax"), &sb.to_host(gpu).expect("dl"), &want, tol, seed);
+                // casts round-trip
+                let f = upload(gpu, DType::F32, &x);
+                let t = poisoned(gpu, dtype, x.len());
+                elementwise::cast_from_f32(gpu, dtype, f.ptr(gpu), t.ptr(gpu), x.len()).expect("cast");
+                let back = poisoned(gpu, DType::F32, x.len());
+                elementwise::cast_to_f32(gpu, dtype, t.ptr(gpu), back.ptr(gpu), x.len()).expect("cast back");
+                assert_eq!(back.to_host(gpu).expect("dl"), xr, "cuda {dtype} casts (seed {seed})");
+            }
+        }
+    }
+}
+
+#[test]
+fn elementwise_kernels_match_the_cpu_on_each_device() {
+    on_each_device("elementwise", check_elementwise);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole models
+// ---------------------------------------------------------------------------------------------
+
+fn check_models(dev: &Dev) {
+    let mut rng = Rng::fresh();
+    let seed = rng.seed();
+    for fixture in ["tiny-clip", "tiny-siglip", "tiny-clip-bf16"] {
+        let mut model = ContrastiveModel::load_dir(&root().join("tests/fixtures").join(fixture)).expect("loads");
+        let side = model.image_size();
+        let batch = 3;
+        let pixels = rng.vec(batch * 3 * side * side, 2.0);
+        let texts: Vec<String> =
+            ["a photo of a lung", "an x-ray", "a retina with some longer prompt text"].map(String::from).to_vec();
+        let img_want = model.image_features_from_pixels(&pixels, batch);
+        let txt_want = model.text_features(&texts).expect("text");
+        match dev {
+            Dev::Cpu => {
+                assert_eq!(model.device(), Device::Cpu);
+                let again = model.image_features_from_pixels(&pixels, batch);
+                assert_close(&format!("cpu {fixture} image"), again.data(), img_want.data(), 0.0, seed);
+            }
+            Dev::Cuda(gpu) => {
+                for dtype in [DType::F32, DType::Bf16] {
+                    model.to_device(Device::Cuda, dtype).expect("to cuda");
+                    let (g, m) = model.gpu().expect("on the GPU");
+                    let img = m.image_features(g, &pixels, batch).expect("gpu image features");
+                    assert_close(
+                        &format!("cuda {dtype} {fixture} image features"),
+                        img.data(),
+                        img_want.data(),
+                        dtype.tolerance(),
+                        seed,
+                    );
+                    let txt = model.text_features(&texts).expect("gpu text features");
+                    assert_eq!(model.device(), Device::Cuda, "the GPU text path failed");
+                    assert_close(
+                        &format!("cuda {dtype} {fixture} text features"),
+                        txt.data(),
+                        txt_want.data(),
+                        dtype.tolerance(),
+                        seed,
+                    );
+                    let _ = gpu;
+                }
+                model.to_device(Device::Cpu, DType::F32).expect("back to cpu");
+            }
+        }
+    }
+}
+
+#[test]
+fn contrastive_models_match_the_cpu_on_each_device() {
+    on_each_device("models", check_models);
+}

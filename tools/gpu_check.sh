@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The one prepared GPU check of the CUDA backend (issue 5). Two steps, because the GPU machines
+# have no Rust toolchain and no network:
+#
+#   tools/gpu_check.sh prepare   # here (x86-64, with cargo): release-builds `mvb` and the
+#                                # integration-test binary and packs them into .gpu/ (ignored
+#                                # by git through .git/info/exclude), about 30 MB compressed
+#   tools/gpu_check.sh run       # on the GPU machine, from the repository root, with .gpu
+#                                # carried: parity tests, `mvb bench kernels`, the ViT-B/16
+#                                # throughput; everything lands in $OUT (default ./gpu-out)
+#
+# With the device tool: run(command="bash tools/gpu_check.sh run", carry=[".gpu"], timeout_s=540).
+# `run` writes $OUT/gpu_check.md (card, date, commit, test summary, the benchmark table) to be
+# copied into docs/CUDA.md, and $OUT/tests.log and $OUT/bench.log. Set QUICK=1 for a smoke run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+prepare() {
+    set -e
+    local target=${CARGO_TARGET_DIR:-$root/target}
+    nice -n 19 cargo build --release --bin mvb
+    nice -n 19 cargo test --release --test it --no-run 2>&1 | tee /tmp/gpu_check_build.log
+    local it
+    it=$(grep -o '(target[^)]*/it-[0-9a-f]*)\|([^)]*/deps/it-[0-9a-f]*)' /tmp/gpu_check_build.log | tail -1 | tr -d '()')
+    [ -n "$it" ] || { echo "no test binary found in the build log" >&2; exit 1; }
+    case $it in /*) ;; *) it="$root/$it" ;; esac
+    rm -rf .gpu && mkdir -p .gpu
+    cp "$target/release/mvb" .gpu/mvb
+    cp "$it" .gpu/it
+    strip .gpu/mvb .gpu/it 2>/dev/null || true
+    # Where the binaries look for the repository and for `mvb` (paths compiled in).
+    printf '%s\n%s\n' "$root" "$target/release/mvb" > .gpu/paths
+    git rev-parse HEAD > .gpu/commit 2>/dev/null || echo unknown > .gpu/commit
+    git status --porcelain | grep -q . && echo "+ uncommitted changes" >> .gpu/commit
+    xz -T2 -6 .gpu/mvb .gpu/it
+    grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+    du -sh .gpu
+}
+
+# Puts the CUDA libraries where cudarc (built for CUDA 12.6 names: libnvrtc.so, libnvrtc.so.12,
+# libcublas.so, ...) finds them, also on CUDA 13 machines whose files are libnvrtc.so.13 etc.
+setup_libraries() {
+    local links=/tmp/mvb-cuda-libs
+    mkdir -p "$links"
+    local dirs=""
+    for lib in nvrtc cublas cublasLt; do
+        local found
+        found=$(find /usr/local/cuda/lib64 /usr/local/cuda/targets /usr/lib/x86_64-linux-gnu /opt /usr/local/lib \
+            -name "lib$lib.so*" \( -type f -o -type l \) 2>/dev/null | grep -v -e stub -e builtins -e alt | sort -V | tail -1)
+        if [ -n "$found" ]; then
+            ln -sf "$found" "$links/lib$lib.so"
+            dirs="$dirs:$(dirname "$(readlink -f "$found")")"
+            echo "lib$lib: $found"
+        else
+            echo "lib$lib: NOT FOUND"
+        fi
+    done
+    export LD_LIBRARY_PATH="$links$dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+
+run() {
+    local out=${OUT:-$root/gpu-out}
+    mkdir -p "$out"
+    [ -d .gpu ] || { echo ".gpu/ is missing: run 'tools/gpu_check.sh prepare' first and carry .gpu" >&2; exit 1; }
+    local bin=/tmp/mvb-gpu-bin
+    mkdir -p "$bin"
+    xz -dc .gpu/mvb.xz > "$bin/mvb" && xz -dc .gpu/it.xz > "$bin/it" && chmod +x "$bin/mvb" "$bin/it" || exit 1
+    # The test binary reads fixtures from the repository path and runs `mvb` from the path it
+    # was built with: point both at this checkout.
+    local built_root built_mvb
+    built_root=$(sed -n 1p .gpu/paths)
+    built_mvb=$(sed -n 2p .gpu/paths)
+    if [ "$built_root" != "$root" ]; then
+        mkdir -p "$(dirname "$built_root")" && ln -sfn "$root" "$built_root"
+    fi
+    [ -e "$built_mvb" ] || { mkdir -p "$(dirname "$built_mvb")" && ln -s "$bin/mvb" "$built_mvb"; }
+    setup_libraries 2>&1 | tee "$out/libraries.log"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/card.txt" 2>/dev/null ||
+        echo "unknown card (no nvidia-smi)" > "$out/card.txt"
+
+    local t0=$SECONDS
+    # Parity tests: every CUDA check, on the GPU (a skip here is a failure: there is a GPU).
+    MVB_REQUIRE_NVRTC=1 timeout 240 "$bin/it" cuda:: --nocapture --test-threads 1 > "$out/tests.log" 2>&1
+    local tests_rc=$?
+    local skipped
+    skipped=$(grep -o 'SKIP cuda [a-z]*' "$out/tests.log" | wc -l)
+    echo "tests rc=$tests_rc, skipped on cuda: $skipped ($((SECONDS - t0)) s)"
+
+    t0=$SECONDS
+    local quick=""
+    [ "${QUICK:-0}" = 1 ] && quick=--quick
+    timeout 300 "$bin/mvb" bench kernels $quick --out "$out/kernels.md" > "$out/bench.log" 2>&1
+    local bench_rc=$?
+    echo "bench rc=$bench_rc ($((SECONDS - t0)) s)"
+
+    {
+        echo "## Measured: $(cut -d, -f1 "$out/card.txt" | head -1), $(date -u +%Y-%m-%d)"
+        echo
+        echo "- card: $(head -1 "$out/card.txt")"
+        echo "- commit: $(tr '\n' ' ' < .gpu/commit)"
+        echo "- parity tests (tests/it/cuda.rs on the GPU): $(grep '^test result' "$out/tests.log" | tail -1) (exit $tests_rc, $skipped skipped)"
+        echo
+        if [ -s "$out/kernels.md" ]; then cat "$out/kernels.md"; else echo '```'; tail -20 "$out/bench.log"; echo '```'; fi
+    } > "$out/gpu_check.md"
+    cat "$out/gpu_check.md"
+    grep -E 'FAILED|panicked|relative error' "$out/tests.log" | head -20
+    [ "$tests_rc" = 0 ] && [ "$skipped" = 0 ] && [ "$bench_rc" = 0 ]
+}
+
+case ${1:-run} in
+    prepare) prepare ;;
+    run) run ;;
+    *) echo "usage: tools/gpu_check.sh prepare|run" >&2; exit 2 ;;
+esac
