@@ -25,6 +25,7 @@ pub use preprocess::Preprocessor;
 pub use tokenizer::{TextTokenizer, TokenBatch};
 pub use weights::Weights;
 
+use crate::backend::cpu::Precision;
 use crate::data::Pixels;
 use crate::tensor::Tensor;
 
@@ -55,14 +56,24 @@ pub struct ContrastiveModel {
 impl ContrastiveModel {
     /// Loads `spec`: a folder in Hugging Face layout, or a model id in the local HF cache.
     pub fn load(spec: &str) -> Result<Self, ModelError> {
+        Self::load_with(spec, Precision::F32)
+    }
+
+    /// Loads `spec` to compute its matrix products in `precision`.
+    pub fn load_with(spec: &str, precision: Precision) -> Result<Self, ModelError> {
         let dir = resolve(spec)?;
-        Self::load_dir(&dir)
+        Self::load_dir_with(&dir, precision)
     }
 
     /// Loads the checkpoint in `dir`.
     pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
+        Self::load_dir_with(dir, Precision::F32)
+    }
+
+    /// Loads the checkpoint in `dir` to compute its matrix products in `precision`.
+    pub fn load_dir_with(dir: &Path, precision: Precision) -> Result<Self, ModelError> {
         let config = Config::open(dir)?;
-        let weights = Weights::open(dir)?;
+        let weights = Weights::open(dir)?.with_precision(precision);
         let preprocessor = Preprocessor::open(dir)?;
         let (family, max_len, pad) = match config.model_type.as_str() {
             "clip" => {
