@@ -12,4 +12,5 @@ mod parity;
 mod run;
 mod sandbox;
 mod template;
+mod tokenize;
 mod zeroshot;

@@ -12,6 +12,7 @@ mod patch;
 pub mod preprocess;
 mod resize;
 pub mod siglip;
+mod spm;
 pub mod synthetic;
 pub mod tokenizer;
 mod weights;
