@@ -3,8 +3,7 @@
 (google/siglip-base-patch16-224 ships `spiece.model` and no `tokenizer.json`), and the token
 ids transformers' `SiglipTokenizer` gives for a set of awkward prompts.
 
-Run (from the repository root, after ``bash tools/setup_venv.sh`` and
-``tools/.venv/bin/pip install sentencepiece protobuf``):
+Run (from the repository root, after ``bash tools/setup_venv.sh``):
 
     tools/.venv/bin/python tools/make_spm_fixture.py
 
