@@ -14,6 +14,10 @@ use mvb::model::{Config, Weights, clip::Clip};
 
 const BATCH: usize = 16;
 
+// The allocator of the `mvb` binary, so that the figures are the ones users get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut criterion = Criterion::default().configure_from_args().sample_size(10).warm_up_time(Duration::from_secs(2));
     let tmp = tempfile::tempdir().expect("temp dir");
