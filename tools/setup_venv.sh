@@ -31,6 +31,8 @@ fi
   "pillow==12.0.0" \
   "open-clip-torch==3.2.0" \
   "ftfy==6.3.1" \
+  "sentencepiece==0.2.3" \
+  "protobuf==7.36.2" \
   "regex"
 "$VENV/bin/python" - <<'PY'
 import torch, transformers, tokenizers, safetensors, numpy, PIL, open_clip

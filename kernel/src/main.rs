@@ -4,6 +4,12 @@ mod cli;
 
 use std::process::ExitCode;
 
+// Forward passes allocate and free activations of several MB per layer; the system allocator
+// hands such blocks back to the kernel each time (and page-faults them in again), mimalloc
+// keeps them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,

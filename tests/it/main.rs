@@ -13,4 +13,5 @@ mod parity;
 mod run;
 mod sandbox;
 mod template;
+mod tokenize;
 mod zeroshot;

@@ -1,11 +1,12 @@
 //! Numeric parity with Hugging Face transformers on the tiny checkpoints and reference outputs
 //! made by `tools/make_fixtures.py`: preprocessing, image and text features, logits and
-//! probabilities, at f32 (relative error ≤ 1e-4) and for bf16 weights; and clear errors for a
+//! probabilities, at f32 (relative error ≤ 1e-4), for bf16 weights and for bf16 compute; and clear errors for a
 //! checkpoint with a missing tensor, a wrong shape or a wrong dtype.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use mvb::backend::cpu::Precision;
 use mvb::data::{ImageRef, load_image};
 use mvb::model::{ContrastiveModel, ModelError};
 use mvb::tensor::Tensor;
@@ -97,8 +98,13 @@ fn softmax_rows(t: &Tensor) -> Tensor {
 
 /// Runs the full comparison of one checkpoint against its reference tensors.
 fn parity(model_dir: &str, reference: &str, section: &str, bound: f64) {
+    parity_at(model_dir, reference, section, bound, Precision::F32);
+}
+
+/// [`parity`] with the model's products computed in `precision`.
+fn parity_at(model_dir: &str, reference: &str, section: &str, bound: f64, precision: Precision) {
     let reference = Reference::open(reference);
-    let model = ContrastiveModel::load_dir(&fixtures().join(model_dir)).expect("loads");
+    let model = ContrastiveModel::load_dir_with(&fixtures().join(model_dir), precision).expect("loads");
     let images = reference.images();
     let pixels = model.preprocess(&images).expect("preprocess");
     let px = Tensor::new([images.len(), 3, model.image_size(), model.image_size()], pixels.clone());
@@ -155,6 +161,22 @@ fn clip_bf16_weights_match_f32_compute_tightly() {
 fn clip_bf16_weights_match_bf16_compute_loosely() {
     // Against transformers computing in bf16 (8 bits of mantissa), the stated bound is 5e-2.
     parity("tiny-clip-bf16", "tiny-clip-bf16", "tensors", 5e-2);
+}
+
+#[test]
+fn clip_bf16_compute_matches_transformers_bf16() {
+    // mvb's bf16 path rounds the operands of every matrix product to bf16 and accumulates in
+    // f32 (layer norms, softmax and the residual stream stay f32); transformers in bf16 rounds
+    // everything. Both are within the bf16 bound of each other.
+    parity_at("tiny-clip-bf16", "tiny-clip-bf16", "tensors", 5e-2, Precision::Bf16);
+}
+
+#[test]
+fn bf16_compute_stays_near_f32() {
+    // Against the f32 reference, bf16 products keep features, logits and probabilities within
+    // 2e-2 relative error.
+    parity_at("tiny-clip", "tiny-clip", "tensors", 2e-2, Precision::Bf16);
+    parity_at("tiny-siglip", "tiny-siglip", "tensors", 2e-2, Precision::Bf16);
 }
 
 /// Copies `tiny-clip` into a temp folder with `edit` applied to its tensors.

@@ -31,6 +31,19 @@ fn zero_shot_matches_the_model_cards() {
 }
 
 #[test]
+fn bf16_products_stay_near_the_model_cards() {
+    // bf16 operands (8-bit mantissa) with f32 accumulation: the metrics move, but little.
+    for (model, dataset, acc, auc) in &CARDS[..2] {
+        let args =
+            ["zeroshot", "--model", &format!("data/models/{model}"), "--dataset", dataset, "--precision", "bf16"];
+        let (ok, stdout, stderr) = mvb(&args);
+        assert!(ok, "{stderr}");
+        assert!((metric(&stdout, "accuracy") - acc).abs() <= 0.02, "{model} {dataset}: {stdout}");
+        assert!((metric(&stdout, "AUROC") - auc).abs() <= 0.02, "{model} {dataset}: {stdout}");
+    }
+}
+
+#[test]
 fn embed_writes_features_and_labels() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("f.safetensors");

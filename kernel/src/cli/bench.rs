@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use mvb::backend::cpu::Precision;
 use mvb::model::synthetic::{VitShape, write_random_clip};
 use mvb::model::{Config, Weights, clip::Clip};
 
@@ -30,6 +31,27 @@ pub(crate) struct EncoderArgs {
     /// Store the random weights as bf16 (they are upcast to f32 on load).
     #[arg(long)]
     bf16: bool,
+    /// The precision of the matrix products.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: PrecisionArg,
+}
+
+/// `--precision` on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum PrecisionArg {
+    /// f32 operands and accumulation (the reference).
+    F32,
+    /// bf16 operands, f32 accumulation (AVX-512 BF16 where the CPU has it).
+    Bf16,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => Precision::F32,
+            PrecisionArg::Bf16 => Precision::Bf16,
+        }
+    }
 }
 
 pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
@@ -39,7 +61,8 @@ pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
     };
     let dir = std::env::temp_dir().join(format!("mvb-bench-{:?}-{}-{}", args.arch, args.bf16, std::process::id()));
     write_random_clip(&dir, shape, args.bf16).context("writing the random checkpoint")?;
-    let model = Clip::load(&Weights::open(&dir)?, &Config::open(&dir)?);
+    let precision = Precision::from(args.precision);
+    let model = Weights::open(&dir).and_then(|w| Clip::load(&w.with_precision(precision), &Config::open(&dir)?));
     let _ = std::fs::remove_dir_all(&dir);
     let model = model?;
     let n = args.batch * 3 * shape.image * shape.image;
@@ -56,8 +79,9 @@ pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
     let median = times[times.len() / 2];
     let ips = args.batch as f64 / median;
     println!(
-        "mvb {:?} batch {} threads {}: median {:.3} s/batch, {:.2} img/s, {:.1} GFLOP/s",
+        "mvb {:?} {} batch {} threads {}: median {:.3} s/batch, {:.2} img/s, {:.1} GFLOP/s",
         args.arch,
+        precision.name(),
         args.batch,
         rayon::current_num_threads(),
         median,

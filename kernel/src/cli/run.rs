@@ -32,7 +32,8 @@ pub(crate) struct RunArgs {
     /// Without a usable GPU, the CPU after a one-line notice.
     #[arg(long, value_name = "DEVICE")]
     device: Option<mvb::backend::DeviceRequest>,
-    /// Weight and activation type on the GPU: bf16, f16 or f32 (default: the config's, else bf16).
+    /// Arithmetic of the matrix products: f32, bf16 or f16 (GPU only) (default: the config's,
+    /// else f32 on the CPU and bf16 on the GPU).
     #[arg(long, value_parser = super::zeroshot::parse_precision, value_name = "TYPE")]
     precision: Option<mvb::backend::cuda::DType>,
     /// Print the default configuration and exit.

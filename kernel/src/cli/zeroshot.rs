@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mvb::backend::DeviceRequest;
 use mvb::backend::cuda::DType;
+use mvb::backend::{Device, DeviceRequest};
 use mvb::data::Split;
 use mvb::eval::bootstrap::auroc;
 use mvb::eval::zeroshot::{self, DEFAULT_TEMPLATE, Encoded};
@@ -48,23 +48,39 @@ pub(crate) struct Placement {
     /// GPU, `cuda` and `auto` run on the CPU after a one-line notice.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub(crate) device: DeviceRequest,
-    /// Weight and activation type on the GPU: bf16, f16 or f32 (the CPU always computes in f32).
-    #[arg(long, default_value = "bf16", value_parser = parse_precision, value_name = "TYPE")]
-    pub(crate) precision: DType,
+    /// Arithmetic of the matrix products: f32, bf16 (AVX-512 BF16 on the CPU where present) or
+    /// f16 (GPU only). Default: f32 on the CPU, bf16 on the GPU.
+    #[arg(long, value_parser = parse_precision, value_name = "TYPE")]
+    pub(crate) precision: Option<DType>,
 }
 
 pub(crate) fn parse_precision(s: &str) -> Result<DType, String> {
-    DType::parse(s).ok_or_else(|| format!("unknown precision `{s}` (expected bf16, f16 or f32)"))
+    DType::parse(s).ok_or_else(|| format!("unknown precision `{s}` (expected f32, bf16 or f16)"))
 }
 
 impl Placement {
-    /// Moves `model` to the requested device (the CPU, with a notice, when CUDA cannot start).
-    pub(crate) fn apply(&self, model: &mut ContrastiveModel) {
-        let device = self.device.resolve();
-        if let Err(e) = model.to_device(device, self.precision) {
-            eprintln!("mvb: CUDA unavailable ({e}); running on the CPU");
-        }
+    /// Loads `spec` on the requested device (the CPU, with a notice, when CUDA cannot start).
+    pub(crate) fn load(&self, spec: &str) -> anyhow::Result<ContrastiveModel> {
+        load_placed(spec, self.device, self.precision)
     }
+}
+
+/// Loads `spec` on `device` in `precision`, with one line on stderr for each fallback.
+pub(crate) fn load_placed(
+    spec: &str,
+    device: DeviceRequest,
+    precision: Option<DType>,
+) -> anyhow::Result<ContrastiveModel> {
+    let device = device.resolve();
+    if device == Device::Cpu && precision == Some(DType::F16) {
+        eprintln!("mvb: f16 products run only on the GPU; the CPU computes in f32");
+    }
+    let (model, failure) =
+        ContrastiveModel::load_on(spec, device, precision).with_context(|| format!("loading model `{spec}`"))?;
+    if let Some(e) = failure {
+        eprintln!("mvb: CUDA unavailable ({e}); running on the CPU");
+    }
+    Ok(model)
 }
 
 #[derive(Debug, Args)]
@@ -89,8 +105,7 @@ pub(crate) struct EmbedArgs {
 }
 
 fn encode(host: &PluginHost, t: &Target) -> anyhow::Result<(ContrastiveModel, mvb::data::DatasetInfo, Encoded)> {
-    let mut model = ContrastiveModel::load(&t.model).with_context(|| format!("loading model `{}`", t.model))?;
-    t.placement.apply(&mut model);
+    let model = t.placement.load(&t.model)?;
     let mut dataset = open_dataset(host, &t.dataset, t.plugin.as_deref(), t.data.as_deref())?;
     let info = dataset.info().clone();
     let bar = ProgressBar::new(info.splits.get(t.split).min(t.limit.unwrap_or(u64::MAX)));

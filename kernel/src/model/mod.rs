@@ -12,6 +12,7 @@ mod patch;
 pub mod preprocess;
 mod resize;
 pub mod siglip;
+mod spm;
 pub mod synthetic;
 pub mod tokenizer;
 mod weights;
@@ -26,6 +27,7 @@ pub use tokenizer::{TextTokenizer, TokenBatch};
 pub use weights::Weights;
 
 use crate::backend::Device;
+use crate::backend::cpu::Precision;
 use crate::backend::cuda::{CudaError, DType, Gpu, GpuModel};
 use crate::data::Pixels;
 use crate::tensor::Tensor;
@@ -52,6 +54,8 @@ pub struct ContrastiveModel {
     tokenizer: TextTokenizer,
     dir: PathBuf,
     dtype: String,
+    /// The precision of the CPU's matrix products.
+    precision: Precision,
     /// The towers on the GPU, after [`ContrastiveModel::to_device`] with [`Device::Cuda`].
     gpu: Option<OnGpu>,
 }
@@ -85,14 +89,24 @@ impl OnGpu {
 impl ContrastiveModel {
     /// Loads `spec`: a folder in Hugging Face layout, or a model id in the local HF cache.
     pub fn load(spec: &str) -> Result<Self, ModelError> {
+        Self::load_with(spec, Precision::F32)
+    }
+
+    /// Loads `spec` to compute its matrix products in `precision`.
+    pub fn load_with(spec: &str, precision: Precision) -> Result<Self, ModelError> {
         let dir = resolve(spec)?;
-        Self::load_dir(&dir)
+        Self::load_dir_with(&dir, precision)
     }
 
     /// Loads the checkpoint in `dir`.
     pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
+        Self::load_dir_with(dir, Precision::F32)
+    }
+
+    /// Loads the checkpoint in `dir` to compute its matrix products in `precision`.
+    pub fn load_dir_with(dir: &Path, precision: Precision) -> Result<Self, ModelError> {
         let config = Config::open(dir)?;
-        let weights = Weights::open(dir)?;
+        let weights = Weights::open(dir)?.with_precision(precision);
         let preprocessor = Preprocessor::open(dir)?;
         let (family, max_len, pad) = match config.model_type.as_str() {
             "clip" => {
@@ -119,8 +133,29 @@ impl ContrastiveModel {
             tokenizer,
             dir: dir.to_owned(),
             dtype: weights.dtype().unwrap_or_default(),
+            precision,
             gpu: None,
         })
+    }
+
+    /// Loads `spec` to run on `device` in `precision` (unset: f32 on the CPU, bf16 on the GPU;
+    /// the CPU computes f16 requests in f32). When the GPU cannot take the model, it runs on the
+    /// CPU in f32 and the second value says why.
+    pub fn load_on(
+        spec: &str,
+        device: Device,
+        precision: Option<DType>,
+    ) -> Result<(Self, Option<CudaError>), ModelError> {
+        let cpu = match (device, precision) {
+            (Device::Cpu, Some(DType::Bf16)) => Precision::Bf16,
+            _ => Precision::F32,
+        };
+        let mut model = Self::load_with(spec, cpu)?;
+        let failure = match device {
+            Device::Cpu => None,
+            Device::Cuda => model.to_device(Device::Cuda, precision.unwrap_or(DType::Bf16)).err(),
+        };
+        Ok((model, failure))
     }
 
     /// Runs the towers on `device` from now on: for [`Device::Cuda`], uploads the weights once as
@@ -149,12 +184,13 @@ impl ContrastiveModel {
         }
     }
 
-    /// `cpu`, or `cuda-<dtype>` while the towers run on the GPU: features depend on it (feature
-    /// caches are keyed by it).
+    /// `cpu` (f32), `cpu-bf16`, or `cuda-<dtype>` while the towers run on the GPU: features
+    /// depend on it (feature caches are keyed by it).
     pub fn compute_tag(&self) -> String {
-        match (&self.gpu, self.device()) {
-            (Some(g), Device::Cuda) => format!("cuda-{}", g.model.dtype()),
-            _ => "cpu".to_owned(),
+        match (&self.gpu, self.device(), self.precision) {
+            (Some(g), Device::Cuda, _) => format!("cuda-{}", g.model.dtype()),
+            (_, _, Precision::F32) => "cpu".to_owned(),
+            (_, _, p) => format!("cpu-{}", p.name()),
         }
     }
 

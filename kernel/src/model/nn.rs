@@ -4,7 +4,7 @@
 
 use super::tokenizer::TokenBatch;
 use super::{ModelError, Weights};
-use crate::backend::cpu::{self, Activation, AttentionMask};
+use crate::backend::cpu::{self, Activation, AttentionMask, PackedBf16, Precision};
 use crate::tensor::Tensor;
 
 /// Token and learned position embeddings of a text tower (`{prefix}.embeddings.*`).
@@ -73,20 +73,30 @@ pub struct Linear {
     pub weight: Tensor,
     /// `[out]`, if the layer has a bias.
     pub bias: Option<Vec<f32>>,
+    /// The weight packed for bf16 products, when the model computes in bf16.
+    packed: Option<PackedBf16>,
 }
 
 impl Linear {
     /// Loads `{prefix}.weight` (and `{prefix}.bias` when `bias`), of shape `[out, inp]`.
     pub fn load(w: &Weights, prefix: &str, inp: usize, out: usize, bias: bool) -> Result<Self, ModelError> {
-        Ok(Linear {
-            weight: w.tensor(&format!("{prefix}.weight"), &[out, inp])?,
-            bias: if bias { Some(w.vector(&format!("{prefix}.bias"), out)?) } else { None },
-        })
+        let weight = w.tensor(&format!("{prefix}.weight"), &[out, inp])?;
+        let bias = if bias { Some(w.vector(&format!("{prefix}.bias"), out)?) } else { None };
+        Ok(Linear::new(weight, bias, w.precision()))
+    }
+
+    /// A layer from a `[out, in]` weight, computing in `precision`.
+    pub fn new(weight: Tensor, bias: Option<Vec<f32>>, precision: Precision) -> Self {
+        let packed = (precision == Precision::Bf16).then(|| PackedBf16::pack(&weight));
+        Linear { weight, bias, packed }
     }
 
     /// Applies the layer to the last dimension of `x`.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        cpu::linear(x, &self.weight, self.bias.as_deref())
+        match &self.packed {
+            Some(packed) => cpu::linear_bf16(x, packed, self.bias.as_deref()),
+            None => cpu::linear(x, &self.weight, self.bias.as_deref()),
+        }
     }
 }
 

@@ -29,7 +29,7 @@ impl PatchEmbedding {
         if !image.is_multiple_of(patch) {
             return Err(ModelError::Input(format!("image size {image} is not a multiple of patch size {patch}")));
         }
-        Ok(PatchEmbedding { proj: Linear { weight, bias }, patch, image })
+        Ok(PatchEmbedding { proj: Linear::new(weight, bias, w.precision()), patch, image })
     }
 
     /// Patches per side.

@@ -1,5 +1,6 @@
-//! Text tokenization with the checkpoint's `tokenizer.json` (the `tokenizers` crate), padded
-//! to the longest text of a batch, as MedVLMBench tokenizes its prompts.
+//! Text tokenization with the checkpoint's `tokenizer.json` (the `tokenizers` crate), or its
+//! SentencePiece `spiece.model` with SigLIP's text canonicalisation (see [`super::spm`]),
+//! padded to the longest text of a batch, as MedVLMBench tokenizes its prompts.
 
 use std::path::Path;
 
@@ -26,34 +27,67 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     pad_id: u32,
     max_len: usize,
+    prepare: Prepare,
+}
+
+/// What happens to a text before the tokenizer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prepare {
+    /// Nothing (`tokenizer.json` describes the whole pipeline).
+    Nothing,
+    /// `SiglipTokenizer`'s canonicalisation, lower-casing first when `lower`.
+    Siglip { lower: bool },
 }
 
 impl std::fmt::Debug for TextTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextTokenizer").field("pad_id", &self.pad_id).field("max_len", &self.max_len).finish()
+        f.debug_struct("TextTokenizer")
+            .field("pad_id", &self.pad_id)
+            .field("max_len", &self.max_len)
+            .field("prepare", &self.prepare)
+            .finish()
     }
 }
 
 impl TextTokenizer {
-    /// Loads `dir/tokenizer.json`; the padding token comes from `tokenizer_config.json` or
-    /// `special_tokens_map.json` (`pad_token`), else `fallback_pad`. Texts longer than
-    /// `max_len` tokens are an error.
+    /// Loads `dir/tokenizer.json`, or else a SigLIP `dir/spiece.model`; the padding token
+    /// comes from `tokenizer_config.json` or `special_tokens_map.json` (`pad_token`), else
+    /// `fallback_pad`. Texts longer than `max_len` tokens are an error.
     pub fn open(dir: &Path, fallback_pad: u32, max_len: usize) -> Result<Self, ModelError> {
-        let path = dir.join("tokenizer.json");
-        if !path.is_file() {
-            return Err(ModelError::NotFound {
-                spec: dir.display().to_string(),
-                reason: "no tokenizer.json in it".into(),
-            });
-        }
-        let inner = Tokenizer::from_file(&path).map_err(|e| ModelError::Format {
-            path: path.clone(),
-            message: format!("cannot load the tokenizer: {e}"),
-        })?;
-        let pad_id = ["tokenizer_config.json", "special_tokens_map.json"]
+        let configs: Vec<Value> = ["tokenizer_config.json", "special_tokens_map.json"]
             .iter()
             .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
             .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+            .collect();
+        let path = dir.join("tokenizer.json");
+        let spiece = dir.join("spiece.model");
+        let (inner, prepare) = if path.is_file() {
+            let inner = Tokenizer::from_file(&path).map_err(|e| ModelError::Format {
+                path: path.clone(),
+                message: format!("cannot load the tokenizer: {e}"),
+            })?;
+            (inner, Prepare::Nothing)
+        } else if spiece.is_file() {
+            let class = configs.first().and_then(|c| c.get("tokenizer_class")?.as_str()).unwrap_or("SiglipTokenizer");
+            if class != "SiglipTokenizer" {
+                return Err(ModelError::Unsupported {
+                    path: dir.join("tokenizer_config.json"),
+                    message: format!(
+                        "a SentencePiece tokenizer of class `{class}` without tokenizer.json is not supported \
+                         (only SiglipTokenizer)"
+                    ),
+                });
+            }
+            let lower = configs.first().and_then(|c| c.get("do_lower_case")?.as_bool()).unwrap_or(true);
+            (super::spm::load(&spiece)?, Prepare::Siglip { lower })
+        } else {
+            return Err(ModelError::NotFound {
+                spec: dir.display().to_string(),
+                reason: "no tokenizer.json or spiece.model in it".into(),
+            });
+        };
+        let pad_id = configs
+            .iter()
             .filter_map(|j| match j.get("pad_token")? {
                 Value::String(s) => Some(s.clone()),
                 Value::Object(o) => o.get("content")?.as_str().map(str::to_owned),
@@ -61,16 +95,20 @@ impl TextTokenizer {
             })
             .find_map(|tok| inner.token_to_id(&tok))
             .unwrap_or(fallback_pad);
-        Ok(TextTokenizer { inner, pad_id, max_len })
+        Ok(TextTokenizer { inner, pad_id, max_len, prepare })
     }
 
     /// Tokenizes `texts` with special tokens and pads them to the longest.
     pub fn encode(&self, texts: &[String]) -> Result<TokenBatch, ModelError> {
         let mut rows = Vec::with_capacity(texts.len());
         for text in texts {
+            let prepared = match self.prepare {
+                Prepare::Nothing => None,
+                Prepare::Siglip { lower } => Some(super::spm::canonicalize(text, lower).unwrap_or_default()),
+            };
             let enc = self
                 .inner
-                .encode(text.as_str(), true)
+                .encode(prepared.as_deref().unwrap_or(text), true)
                 .map_err(|e| ModelError::Input(format!("cannot tokenize {text:?}: {e}")))?;
             let ids = enc.get_ids().to_vec();
             if ids.len() > self.max_len {

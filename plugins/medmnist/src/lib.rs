@@ -5,6 +5,7 @@
 //! (uint8, `N×1`, or `N×K` 0/1 columns for multi-label sets). Arrays are decompressed once in
 //! `open`; `samples` then copies pixels out of memory.
 
+mod arena;
 mod catalog;
 
 use std::io::{Cursor, Read};
@@ -14,6 +15,9 @@ use exports::mvb::plugin::dataset_api::{Dataset, Guest, GuestDataset};
 use mvb::plugin::types::{DatasetInfo, Error, ErrorKind, Image, Pixels, Sample, Split};
 
 wit_bindgen::generate!({ world: "dataset", path: "../../wit" });
+
+#[global_allocator]
+static ARENA: arena::CallArena = arena::CallArena::new();
 
 /// The folder the host preopens for this plugin.
 const ROOT: &str = "/data";
@@ -160,11 +164,12 @@ impl GuestDataset for MedMnist {
             ));
         }
         let end = (start + u64::from(count)).min(len);
+        let _batch = ARENA.batch();
         let image_len = self.width as usize * self.height as usize * usize::from(self.channels);
         let prefix = split_name(split);
         let samples = (start as usize..end as usize)
             .map(|i| Sample {
-                id: format!("{prefix}-{i}"),
+                id: sample_id(prefix, i),
                 image: Some(Image::Raw(Pixels {
                     width: self.width,
                     height: self.height,
@@ -178,6 +183,25 @@ impl GuestDataset for MedMnist {
             .collect();
         Ok(samples)
     }
+}
+
+/// `{prefix}-{index}`, without the formatting machinery (this runs once per sample).
+fn sample_id(prefix: &str, index: usize) -> String {
+    let mut digits = [0u8; 20];
+    let (mut n, mut at) = (index, digits.len());
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut id = String::with_capacity(prefix.len() + 1 + digits.len() - at);
+    id.push_str(prefix);
+    id.push('-');
+    id.extend(digits[at..].iter().map(|&d| char::from(d)));
+    id
 }
 
 /// A `.npy` array's shape and uint8 data.

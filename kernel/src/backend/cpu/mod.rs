@@ -3,9 +3,11 @@
 //! (batch, head) in blocks of query rows, so at most one block of scores exists at a time.
 
 mod attention;
+mod bf16;
 mod elementwise;
 
 pub use attention::{AttentionMask, attention};
+pub use bf16::{PackedBf16, Precision, bf16_native, linear_bf16};
 pub use elementwise::{Activation, activate, add_assign, layer_norm, softmax_rows};
 
 use crate::tensor::Tensor;

@@ -304,7 +304,8 @@ pub struct RunConfig {
     /// wins). Not recorded in the predictions file; the feature cache is keyed by it.
     #[serde(default, skip_serializing)]
     pub device: DeviceRequest,
-    /// Weight and activation type on the GPU: `bf16` (default), `f16` or `f32`.
+    /// Arithmetic of the matrix products: `f32`, `bf16` or `f16` (GPU only); unset: f32 on the
+    /// CPU, bf16 on the GPU (the command line's `--precision` wins).
     #[serde(default, skip_serializing)]
     pub precision: Option<String>,
 }
@@ -340,9 +341,9 @@ impl RunConfig {
         self.bootstrap.into()
     }
 
-    /// The GPU type named by `precision` (bf16 when unset).
-    pub fn gpu_dtype(&self) -> DType {
-        self.precision.as_deref().and_then(DType::parse).unwrap_or(DType::Bf16)
+    /// The precision named by `precision`, if any.
+    pub fn precision(&self) -> Option<DType> {
+        self.precision.as_deref().and_then(DType::parse)
     }
 
     /// The probe settings as the probe takes them.

@@ -253,9 +253,8 @@ pub fn run(host: &PluginHost, config: &RunConfig, options: &RunOptions) -> Resul
             continue;
         }
         progress.set_message(format!("loading {}", m.name));
-        let mut model =
-            ContrastiveModel::load(&m.path).map_err(|error| RunError::Model { model: m.name.clone(), error })?;
-        place_model(&mut model, config, &progress);
+        let model =
+            load_model(&m.path, config, &progress).map_err(|error| RunError::Model { model: m.name.clone(), error })?;
         for (di, d) in config.datasets.iter().enumerate() {
             let Some(strategies) = todo.get(&(mi, di)) else {
                 continue;
@@ -436,12 +435,15 @@ fn listing(dir: &Path) -> String {
     entries.join("|")
 }
 
-/// Moves `model` to the configured device (the CPU, after a one-line notice, when CUDA cannot start).
-fn place_model(model: &mut ContrastiveModel, config: &RunConfig, progress: &ProgressBar) {
+/// Loads a model on the configured device and precision (the CPU, after a one-line notice,
+/// when CUDA cannot start).
+fn load_model(path: &str, config: &RunConfig, progress: &ProgressBar) -> Result<ContrastiveModel, ModelError> {
     let device = progress.suspend(|| config.device.resolve());
-    if let Err(e) = model.to_device(device, config.gpu_dtype()) {
+    let (model, failure) = ContrastiveModel::load_on(path, device, config.precision())?;
+    if let Some(e) = failure {
         progress.suspend(|| eprintln!("mvb: CUDA unavailable ({e}); running on the CPU"));
     }
+    Ok(model)
 }
 
 /// What the features of one split depend on.
@@ -472,7 +474,7 @@ fn fingerprint(
     part(&listing(&data));
     part(split.as_str());
     part(&limit.map_or("all".to_owned(), |l| l.to_string()));
-    if model.device() != crate::backend::Device::Cpu {
+    if model.compute_tag() != "cpu" {
         part(&model.compute_tag());
     }
     hex(&h.finalize())

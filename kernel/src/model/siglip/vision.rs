@@ -52,9 +52,12 @@ impl SiglipVision {
         let h = format!("{p}.head");
         let in_proj = w.tensor(&format!("{h}.attention.in_proj_weight"), &[3 * width, width])?;
         let in_bias = w.vector(&format!("{h}.attention.in_proj_bias"), 3 * width)?;
-        let split = |i: usize| Linear {
-            weight: Tensor::new([width, width], in_proj.data()[i * width * width..(i + 1) * width * width].to_vec()),
-            bias: Some(in_bias[i * width..(i + 1) * width].to_vec()),
+        let split = |i: usize| {
+            Linear::new(
+                Tensor::new([width, width], in_proj.data()[i * width * width..(i + 1) * width * width].to_vec()),
+                Some(in_bias[i * width..(i + 1) * width].to_vec()),
+                w.precision(),
+            )
         };
         let head = PoolingHead {
             probe: w.tensor(&format!("{h}.probe"), &[1, 1, width])?.into_data(),
