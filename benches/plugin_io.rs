@@ -18,6 +18,10 @@ use npyz::WriterBuilder;
 
 const BATCH: u32 = 64;
 
+// The allocator of the `mvb` binary, so that both paths allocate as they do for users.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A dataset read natively: the arrays decompressed once (as the plugin does in `open`),
 /// batches copied out into the kernel's sample type.
 struct Native {

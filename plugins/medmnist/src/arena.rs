@@ -7,6 +7,11 @@
 //! reused from its start at the next batch, which is safe because the host always runs
 //! post-return (freeing the whole previous batch) before it calls into the instance again.
 //! Outside a batch, and for whatever does not fit, the system allocator serves as usual.
+//!
+//! The decompressed image arrays are *lent*: a sample's pixels are returned as a `Vec` over its
+//! bytes inside the array, without a copy, and the post-return free of that `Vec` is ignored
+//! because it points into a lent region. Such a `Vec` is only ever read by the canonical ABI's
+//! lowering, which forgets it; nothing grows, writes or keeps it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -18,6 +23,9 @@ compile_error!("the call arena assumes a single-threaded target");
 /// Largest region the arena keeps (a batch beyond it spills to the system allocator).
 const MAX_REGION: usize = 256 << 20;
 
+/// How many arrays can be lent at once (three splits per open dataset); past it, copies.
+const MAX_LENT: usize = 48;
+
 /// The global allocator: a bump region while a batch is built, the system allocator otherwise.
 pub struct CallArena {
     base: Cell<*mut u8>,
@@ -26,6 +34,9 @@ pub struct CallArena {
     active: Cell<bool>,
     /// Bytes the current batch needed: the next region is sized from it.
     wanted: Cell<usize>,
+    /// `[start, end)` of the lent arrays; the first `lent_count` slots are in use.
+    lent: [Cell<(usize, usize)>; MAX_LENT],
+    lent_count: Cell<usize>,
 }
 
 // SAFETY: the plugin runs on a single thread (checked above), so the cells are never shared
@@ -40,7 +51,42 @@ impl CallArena {
             used: Cell::new(0),
             active: Cell::new(false),
             wanted: Cell::new(0),
+            lent: [const { Cell::new((0, 0)) }; MAX_LENT],
+            lent_count: Cell::new(0),
         }
+    }
+
+    /// Lends `array` (a live allocation that stays put until the returned guard drops): samples
+    /// can then return slices of it through [`Self::alias`]. `None` when too many arrays are lent.
+    pub fn lend(&'static self, array: &[u8]) -> Option<Lent> {
+        let n = self.lent_count.get();
+        if n == MAX_LENT || array.is_empty() {
+            return None;
+        }
+        let start = array.as_ptr() as usize;
+        self.lent[n].set((start, start + array.len()));
+        self.lent_count.set(n + 1);
+        Some(Lent { arena: self, start })
+    }
+
+    fn is_lent(&self, ptr: *mut u8) -> bool {
+        let p = ptr as usize;
+        self.lent[..self.lent_count.get()].iter().any(|c| {
+            let (start, end) = c.get();
+            (start..end).contains(&p)
+        })
+    }
+
+    /// A `Vec` over `bytes` for returning through the canonical ABI without a copy.
+    ///
+    /// # Safety
+    /// `bytes` must lie in an array lent with [`Self::lend`] whose guard is alive, and the `Vec`
+    /// must only be handed to the canonical ABI (or dropped): never grown or written.
+    pub unsafe fn alias(&self, bytes: &[u8]) -> Vec<u8> {
+        debug_assert!(bytes.is_empty() || self.is_lent(bytes.as_ptr().cast_mut()));
+        // SAFETY: the memory is a live part of a global-allocator block; the allocator ignores
+        // frees inside lent arrays, so this `Vec` never releases it (see the caller's contract).
+        unsafe { Vec::from_raw_parts(bytes.as_ptr().cast_mut(), bytes.len(), bytes.len()) }
     }
 
     /// Starts building a batch; the returned guard ends it. Everything a previous batch put in
@@ -92,6 +138,23 @@ impl Default for CallArena {
     }
 }
 
+/// Keeps an array lent; dropping it (before the array is freed) ends the loan.
+pub struct Lent {
+    arena: &'static CallArena,
+    start: usize,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let a = self.arena;
+        let n = a.lent_count.get();
+        if let Some(i) = a.lent[..n].iter().position(|c| c.get().0 == self.start) {
+            a.lent[i].set(a.lent[n - 1].get());
+            a.lent_count.set(n - 1);
+        }
+    }
+}
+
 /// Ends a batch when dropped: later allocations go to the system allocator again.
 pub struct BatchScope(&'static CallArena);
 
@@ -103,7 +166,9 @@ impl Drop for BatchScope {
 
 // SAFETY: arena blocks are handed out once each, suitably aligned and within the region;
 // they are never passed to the system allocator, and the region is only reused when every
-// block of the previous batch has been freed (see the module documentation).
+// block of the previous batch has been freed (see the module documentation). Frees inside lent
+// arrays are ignored: those bytes belong to the array, which is freed (after its loan ends)
+// through the system allocator with its own layout.
 unsafe impl GlobalAlloc for CallArena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if self.active.get() {
@@ -117,14 +182,14 @@ unsafe impl GlobalAlloc for CallArena {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if !self.owns(ptr) {
+        if !self.owns(ptr) && !self.is_lent(ptr) {
             // SAFETY: `ptr` came from the system allocator with this layout.
             unsafe { System.dealloc(ptr, layout) }
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if !self.owns(ptr) {
+        if !self.owns(ptr) && !self.is_lent(ptr) {
             // SAFETY: `ptr` came from the system allocator with this layout.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }

@@ -62,10 +62,26 @@ impl Guest for Component {
 /// One split's arrays, decompressed.
 #[derive(Default)]
 struct SplitData {
+    /// The loan of `pixels` to the allocator (declared first: it must end before `pixels` is
+    /// freed), or `None` when samples copy their pixels.
+    lent: Option<arena::Lent>,
     /// `len × height × width × channels` bytes.
     pixels: Vec<u8>,
     /// Label indices per sample.
     labels: Vec<Vec<u32>>,
+}
+
+impl SplitData {
+    /// Image `i`'s bytes, lent without a copy where the array is lent.
+    fn image(&self, i: usize, len: usize) -> Vec<u8> {
+        let bytes = &self.pixels[i * len..(i + 1) * len];
+        match self.lent {
+            // SAFETY: `bytes` lies in `pixels`, lent while `self.lent` lives (as long as `self`);
+            // the `Vec` goes straight to the canonical ABI in `samples`.
+            Some(_) => unsafe { ARENA.alias(bytes) },
+            None => bytes.to_vec(),
+        }
+    }
 }
 
 /// An opened MedMNIST file.
@@ -130,7 +146,7 @@ impl MedMnist {
                 ));
             }
             let labels = decode_labels(&raw_labels, columns, known, file, &labels)?;
-            splits[slot] = SplitData { pixels, labels };
+            splits[slot] = SplitData { lent: ARENA.lend(&pixels), pixels, labels };
         }
         let Some((height, width, channels)) = shape else {
             return Err(error(ErrorKind::CorruptData, format!("`{file}` holds no `*_images.npy` array")));
@@ -174,7 +190,7 @@ impl GuestDataset for MedMnist {
                     width: self.width,
                     height: self.height,
                     channels: self.channels,
-                    data: data.pixels[i * image_len..(i + 1) * image_len].to_vec(),
+                    data: data.image(i, image_len),
                 })),
                 labels: data.labels[i].clone(),
                 qa: None,
