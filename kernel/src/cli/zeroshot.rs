@@ -148,10 +148,11 @@ pub(crate) fn run(host: &PluginHost, args: &ZeroShotArgs) -> anyhow::Result<()> 
         })
         .collect();
     println!(
-        "{} ({}, {}) on {} {} ({n} samples)",
+        "{} ({}, {} weights, computed on {}) on {} {} ({n} samples)",
         args.target.model,
         model.family(),
         model.dtype(),
+        model.compute_tag(),
         info.name,
         args.target.split
     );
