@@ -84,7 +84,22 @@ fn activate_vectorisable(x: &mut [f32], act: Activation) {
 
 /// The vectorisable loops, compiled for AVX-512 where the CPU has it.
 mod simd {
-    use super::{Activation, activate_vectorisable, normalise_row};
+    use super::{Activation, activate_vectorisable, normalise_row, softmax_row};
+
+    pub(super) fn softmax(row: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512 F.
+            return unsafe { softmax_avx512(row) };
+        }
+        softmax_row(row);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn softmax_avx512(row: &mut [f32]) {
+        softmax_row(row);
+    }
 
     pub(super) fn normalise(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
         #[cfg(target_arch = "x86_64")]
@@ -168,19 +183,21 @@ fn normalise_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
 
 /// Softmax over each row of `x` (`rows × cols`), in place, numerically stable.
 pub fn softmax_rows(x: &mut [f32], cols: usize) {
-    for row in x.chunks_mut(cols) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        if max == f32::NEG_INFINITY {
-            row.iter_mut().for_each(|v| *v = 0.0);
-            continue;
-        }
-        let mut sum = 0.0f32;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        row.iter_mut().for_each(|v| *v /= sum);
+    x.chunks_mut(cols).for_each(simd::softmax);
+}
+
+/// One row of [`softmax_rows`]; a row of `-inf` becomes zeros.
+#[inline(always)]
+fn softmax_row(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        row.iter_mut().for_each(|v| *v = 0.0);
+        return;
     }
+    // `exp_approx` clamps its argument, so masked entries (`-inf`) need an explicit zero.
+    row.iter_mut().for_each(|v| *v = if *v == f32::NEG_INFINITY { 0.0 } else { exp_approx(*v - max) });
+    let sum = sum_f64(row, |v| v) as f32;
+    row.iter_mut().for_each(|v| *v /= sum);
 }
 
 #[cfg(test)]
@@ -229,5 +246,24 @@ mod tests {
         let mut x = vec![1.0, 2.0, 3.0, f32::NEG_INFINITY];
         softmax_rows(&mut x, 4);
         assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6 && x[3] == 0.0);
+        let mut masked = vec![f32::NEG_INFINITY; 3];
+        softmax_rows(&mut masked, 3);
+        assert_eq!(masked, [0.0; 3]);
+    }
+
+    #[test]
+    fn softmax_matches_the_definition() {
+        let cols = 37;
+        let x: Vec<f32> = (0..5 * cols).map(|i| ((i * 7919) % 113) as f32 * 0.37 - 20.0).collect();
+        let mut y = x.clone();
+        softmax_rows(&mut y, cols);
+        for (xr, yr) in x.chunks(cols).zip(y.chunks(cols)) {
+            let max = xr.iter().copied().fold(f64::NEG_INFINITY, |a, b| a.max(f64::from(b)));
+            let sum: f64 = xr.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+            for (&a, &b) in xr.iter().zip(yr) {
+                let want = (f64::from(a) - max).exp() / sum;
+                assert!((f64::from(b) - want).abs() <= 1e-6 * want + 1e-9, "{b} vs {want}");
+            }
+        }
     }
 }
