@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use criterion::Criterion;
-use mvb::backend::cuda::attention::{self as attn, AttnArgs, Layout};
-use mvb::backend::cuda::lora::{self, LoraArgs, LoraShape, Segments};
-use mvb::backend::cuda::{DType, Gpu, GpuBuf, bench};
+use mvb::backend::cuda::attention as attn;
+use mvb::backend::cuda::lora;
+use mvb::backend::cuda::{DType, Gpu, bench};
 
 fn main() {
     let gpu = match Gpu::get() {
@@ -31,21 +31,8 @@ fn main() {
         Duration::from_secs_f64(ms * 1e-3 * iters as f64)
     };
     for s in bench::attention_shapes(false) {
-        let (nq, nkv) = (s.batch * s.heads * s.q_len * s.head_dim, s.batch * s.heads * s.kv_len * s.head_dim);
-        let buf = |n: usize| GpuBuf::from_host(gpu, dt, &vec![0.01; n]).expect("alloc");
-        let (q, k, v, o) = (buf(nq), buf(nkv), buf(nkv), buf(nq));
-        let (lq, lkv) =
-            (Layout::head_major(s.heads, s.q_len, s.head_dim), Layout::head_major(s.heads, s.kv_len, s.head_dim));
-        let args = AttnArgs {
-            q: q.ptr(gpu),
-            k: k.ptr(gpu),
-            v: v.ptr(gpu),
-            o: o.ptr(gpu),
-            layouts: [lq, lkv, lkv, lq],
-            key_mask: 0,
-            shape: s,
-            scale: None,
-        };
+        let inputs = bench::AttnInputs::new(gpu, dt, &s).expect("inputs");
+        let args = inputs.args;
         let scratch = attn::UnfusedScratch::new(gpu, dt, &s).expect("scratch");
         let mut group = criterion.benchmark_group(format!(
             "attention/{}/b{}h{}d{}/seq{}",
@@ -58,44 +45,23 @@ fn main() {
         group.bench_function("fused", |b| {
             b.iter_custom(|n| events(n, &mut || attn::attention(gpu, dt, &args, None).expect("fused")))
         });
-        let ptrs = (args.q, args.k, args.v, args.o);
+        let ptrs = inputs.ptrs();
         group.bench_function("unfused", |b| {
             b.iter_custom(|n| events(n, &mut || attn::attention_unfused(gpu, dt, ptrs, &s, &scratch).expect("unfused")))
         });
         group.finish();
     }
     for (tokens, d, rank, adapters) in bench::lora_shapes(true) {
-        let shape = LoraShape { d_in: d, d_out: d, rank, adapters };
-        let buf = |n: usize| GpuBuf::from_host(gpu, dt, &vec![0.01; n]).expect("alloc");
-        let (x, w, a, b, y, t, delta) = (
-            buf(tokens * d),
-            buf(d * d),
-            buf(adapters * rank * d),
-            buf(adapters * d * rank),
-            buf(tokens * d),
-            buf(tokens * rank),
-            buf(tokens * d),
-        );
-        let starts: Vec<usize> = (0..=adapters).map(|i| i * tokens / adapters).collect();
-        let ids: Vec<i32> = (0..adapters as i32).collect();
-        let segs = Segments::new(gpu, &starts, &ids).expect("segments");
-        let args = LoraArgs {
-            x: x.ptr(gpu),
-            w: w.ptr(gpu),
-            a: a.ptr(gpu),
-            b: b.ptr(gpu),
-            y: y.ptr(gpu),
-            t: t.ptr(gpu),
-            scale: 2.0,
-        };
+        let inputs = bench::LoraInputs::new(gpu, dt, tokens, d, rank, adapters).expect("inputs");
+        let (args, shape, segs) = (inputs.args, inputs.shape, &inputs.segments);
         let mut group = criterion.benchmark_group(format!("lora/tokens{tokens}/d{d}/r{rank}/adapters{adapters}"));
         group.bench_function("fused", |bn| {
-            bn.iter_custom(|n| events(n, &mut || lora::lora_fused(gpu, dt, &args, &shape, &segs, None).expect("fused")))
+            bn.iter_custom(|n| events(n, &mut || lora::lora_fused(gpu, dt, &args, &shape, segs, None).expect("fused")))
         });
-        let dp = delta.ptr(gpu);
+        let dp = inputs.delta.ptr(gpu);
         group.bench_function("unfused", |bn| {
             bn.iter_custom(|n| {
-                events(n, &mut || lora::lora_unfused(gpu, dt, &args, dp, &shape, &segs).expect("unfused"))
+                events(n, &mut || lora::lora_unfused(gpu, dt, &args, dp, &shape, segs).expect("unfused"))
             })
         });
         group.finish();

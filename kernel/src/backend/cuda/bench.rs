@@ -86,31 +86,53 @@ impl Row {
     }
 }
 
+/// Head-major operands for attention at `shape` (deterministic values), and the arguments that
+/// point at them; the buffers live as long as this value.
+#[derive(Debug)]
+pub struct AttnInputs {
+    _buffers: [GpuBuf; 4],
+    /// The call's arguments.
+    pub args: AttnArgs,
+}
+
+impl AttnInputs {
+    /// Allocates and fills q, k, v and the output in `dt`.
+    pub fn new(gpu: &Gpu, dt: DType, s: &AttnShape) -> Result<Self, CudaError> {
+        let (nq, nkv) = (s.batch * s.heads * s.q_len * s.head_dim, s.batch * s.heads * s.kv_len * s.head_dim);
+        let q = GpuBuf::from_host(gpu, dt, &pattern(nq, 3))?;
+        let k = GpuBuf::from_host(gpu, dt, &pattern(nkv, 4))?;
+        let v = GpuBuf::from_host(gpu, dt, &pattern(nkv, 5))?;
+        let o = GpuBuf::alloc(gpu, dt, nq)?;
+        let lq = Layout::head_major(s.heads, s.q_len, s.head_dim);
+        let lkv = Layout::head_major(s.heads, s.kv_len, s.head_dim);
+        let args = AttnArgs {
+            q: q.ptr(gpu),
+            k: k.ptr(gpu),
+            v: v.ptr(gpu),
+            o: o.ptr(gpu),
+            layouts: [lq, lkv, lkv, lq],
+            key_mask: 0,
+            shape: *s,
+            scale: None,
+        };
+        Ok(AttnInputs { _buffers: [q, k, v, o], args })
+    }
+
+    /// `(q, k, v, o)`, as the unfused path takes them.
+    pub fn ptrs(&self) -> (u64, u64, u64, u64) {
+        (self.args.q, self.args.k, self.args.v, self.args.o)
+    }
+}
+
 /// Fused and unfused attention at `shape` (head-major operands, bf16).
 pub fn attention_row(gpu: &Gpu, shape: AttnShape, iters: usize) -> Result<Row, CudaError> {
     let dt = DType::Bf16;
     let s = shape;
-    let (nq, nkv) = (s.batch * s.heads * s.q_len * s.head_dim, s.batch * s.heads * s.kv_len * s.head_dim);
-    let q = GpuBuf::from_host(gpu, dt, &pattern(nq, 3))?;
-    let k = GpuBuf::from_host(gpu, dt, &pattern(nkv, 4))?;
-    let v = GpuBuf::from_host(gpu, dt, &pattern(nkv, 5))?;
-    let o = GpuBuf::alloc(gpu, dt, nq)?;
-    let lq = Layout::head_major(s.heads, s.q_len, s.head_dim);
-    let lkv = Layout::head_major(s.heads, s.kv_len, s.head_dim);
-    let args = AttnArgs {
-        q: q.ptr(gpu),
-        k: k.ptr(gpu),
-        v: v.ptr(gpu),
-        o: o.ptr(gpu),
-        layouts: [lq, lkv, lkv, lq],
-        key_mask: 0,
-        shape: s,
-        scale: None,
-    };
+    let inputs = AttnInputs::new(gpu, dt, &s)?;
+    let args = inputs.args;
     let fused = time_ms(gpu, 3, iters, || attn::attention(gpu, dt, &args, None))?;
     let scratch = attn::UnfusedScratch::new(gpu, dt, &s)?;
-    let ptrs = (q.ptr(gpu), k.ptr(gpu), v.ptr(gpu), o.ptr(gpu));
-    let unfused = time_ms(gpu, 3, iters, || attn::attention_unfused(gpu, dt, ptrs, &s, &scratch))?;
+    let unfused = time_ms(gpu, 3, iters, || attn::attention_unfused(gpu, dt, inputs.ptrs(), &s, &scratch))?;
     let (flops, bytes) = (s.flops(), s.bytes(dt));
     Ok(Row {
         op: "attention",
@@ -128,6 +150,55 @@ pub fn attention_row(gpu: &Gpu, shape: AttnShape, iters: usize) -> Result<Row, C
     })
 }
 
+/// Operands for one LoRA layer: `tokens` rows split evenly over `adapters` (at most one per row),
+/// deterministic values, the unfused path's scratch, and the arguments that point at them.
+#[derive(Debug)]
+pub struct LoraInputs {
+    _buffers: [GpuBuf; 6],
+    /// The unfused path's `x·Aᵀ·Bᵀ` scratch (`[tokens, d_out]`).
+    pub delta: GpuBuf,
+    /// The row segments and their adapters.
+    pub segments: Segments,
+    /// The layer's sizes.
+    pub shape: LoraShape,
+    /// The call's arguments.
+    pub args: LoraArgs,
+}
+
+impl LoraInputs {
+    /// Allocates and fills the operands in `dt` for a `d × d` layer of rank `rank`.
+    pub fn new(gpu: &Gpu, dt: DType, tokens: usize, d: usize, rank: usize, adapters: usize) -> Result<Self, CudaError> {
+        let shape = LoraShape { d_in: d, d_out: d, rank, adapters };
+        let x = GpuBuf::from_host(gpu, dt, &pattern(tokens * d, 6))?;
+        let w = GpuBuf::from_host(gpu, dt, &pattern(d * d, 7))?;
+        let a = GpuBuf::from_host(gpu, dt, &pattern(adapters * rank * d, 8))?;
+        let b = GpuBuf::from_host(gpu, dt, &pattern(adapters * d * rank, 9))?;
+        let y = GpuBuf::alloc(gpu, dt, tokens * d)?;
+        let t = GpuBuf::alloc(gpu, dt, tokens * rank)?;
+        let delta = GpuBuf::alloc(gpu, dt, tokens * d)?;
+        let used = adapters.min(tokens);
+        let mut starts: Vec<usize> = (0..=used).map(|i| i * tokens / used).collect();
+        starts.dedup();
+        let ids: Vec<i32> = (0..starts.len() - 1).map(|i| i as i32).collect();
+        let segments = Segments::new(gpu, &starts, &ids)?;
+        let args = LoraArgs {
+            x: x.ptr(gpu),
+            w: w.ptr(gpu),
+            a: a.ptr(gpu),
+            b: b.ptr(gpu),
+            y: y.ptr(gpu),
+            t: t.ptr(gpu),
+            scale: 2.0,
+        };
+        Ok(LoraInputs { _buffers: [x, w, a, b, y, t], delta, segments, shape, args })
+    }
+
+    /// How many adapters the rows actually use.
+    pub fn adapters_used(&self) -> usize {
+        self.segments.iter().count()
+    }
+}
+
 /// Fused (cuBLAS + SGMV) and unfused LoRA for `tokens` rows split evenly over `adapters`.
 pub fn lora_row(
     gpu: &Gpu,
@@ -138,34 +209,16 @@ pub fn lora_row(
     iters: usize,
 ) -> Result<Row, CudaError> {
     let dt = DType::Bf16;
-    let shape = LoraShape { d_in: d, d_out: d, rank, adapters };
-    let x = GpuBuf::from_host(gpu, dt, &pattern(tokens * d, 6))?;
-    let w = GpuBuf::from_host(gpu, dt, &pattern(d * d, 7))?;
-    let a = GpuBuf::from_host(gpu, dt, &pattern(adapters * rank * d, 8))?;
-    let b = GpuBuf::from_host(gpu, dt, &pattern(adapters * d * rank, 9))?;
-    let y = GpuBuf::alloc(gpu, dt, tokens * d)?;
-    let t = GpuBuf::alloc(gpu, dt, tokens * rank)?;
-    let delta = GpuBuf::alloc(gpu, dt, tokens * d)?;
-    let used = adapters.min(tokens);
-    let mut starts: Vec<usize> = (0..=used).map(|i| i * tokens / used).collect();
-    starts.dedup();
-    let ids: Vec<i32> = (0..starts.len() - 1).map(|i| i as i32).collect();
-    let segs = Segments::new(gpu, &starts, &ids)?;
-    let args = LoraArgs {
-        x: x.ptr(gpu),
-        w: w.ptr(gpu),
-        a: a.ptr(gpu),
-        b: b.ptr(gpu),
-        y: y.ptr(gpu),
-        t: t.ptr(gpu),
-        scale: 2.0,
-    };
-    let fused = time_ms(gpu, 3, iters, || lora::lora_fused(gpu, dt, &args, &shape, &segs, None))?;
-    let unfused = time_ms(gpu, 3, iters, || lora::lora_unfused(gpu, dt, &args, delta.ptr(gpu), &shape, &segs))?;
-    let (flops, bytes) = (shape.flops(tokens), shape.bytes(tokens, ids.len(), dt));
+    let inputs = LoraInputs::new(gpu, dt, tokens, d, rank, adapters)?;
+    let (args, shape, segs) = (inputs.args, inputs.shape, &inputs.segments);
+    let fused = time_ms(gpu, 3, iters, || lora::lora_fused(gpu, dt, &args, &shape, segs, None))?;
+    let delta = inputs.delta.ptr(gpu);
+    let unfused = time_ms(gpu, 3, iters, || lora::lora_unfused(gpu, dt, &args, delta, &shape, segs))?;
+    let used = inputs.adapters_used();
+    let (flops, bytes) = (shape.flops(tokens), shape.bytes(tokens, used, dt));
     Ok(Row {
         op: "lora",
-        shape: format!("tokens {tokens} d {d} r {rank} adapters {}", ids.len()),
+        shape: format!("tokens {tokens} d {d} r {rank} adapters {used}"),
         fused: Measure::new(fused, flops, bytes),
         unfused: Measure::new(unfused, flops, bytes),
     })
