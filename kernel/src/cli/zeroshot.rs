@@ -59,28 +59,20 @@ pub(crate) fn parse_precision(s: &str) -> Result<DType, String> {
 }
 
 impl Placement {
-    /// Loads `spec` on the requested device (the CPU, with a notice, when CUDA cannot start).
+    /// Loads `spec` on the requested device and precision, with one line on stderr for each
+    /// fallback (no usable GPU; f16 asked of the CPU).
     pub(crate) fn load(&self, spec: &str) -> anyhow::Result<ContrastiveModel> {
-        load_placed(spec, self.device, self.precision)
+        let device = self.device.resolve();
+        if device == Device::Cpu && self.precision == Some(DType::F16) {
+            eprintln!("mvb: f16 products run only on the GPU; the CPU computes in f32");
+        }
+        let (model, failure) = ContrastiveModel::load_on(spec, device, self.precision)
+            .with_context(|| format!("loading model `{spec}`"))?;
+        if let Some(e) = failure {
+            eprintln!("mvb: CUDA unavailable ({e}); running on the CPU");
+        }
+        Ok(model)
     }
-}
-
-/// Loads `spec` on `device` in `precision`, with one line on stderr for each fallback.
-pub(crate) fn load_placed(
-    spec: &str,
-    device: DeviceRequest,
-    precision: Option<DType>,
-) -> anyhow::Result<ContrastiveModel> {
-    let device = device.resolve();
-    if device == Device::Cpu && precision == Some(DType::F16) {
-        eprintln!("mvb: f16 products run only on the GPU; the CPU computes in f32");
-    }
-    let (model, failure) =
-        ContrastiveModel::load_on(spec, device, precision).with_context(|| format!("loading model `{spec}`"))?;
-    if let Some(e) = failure {
-        eprintln!("mvb: CUDA unavailable ({e}); running on the CPU");
-    }
-    Ok(model)
 }
 
 #[derive(Debug, Args)]
