@@ -205,8 +205,8 @@ unsafe fn gemm(a: &[u32], panels: &[u32], m: usize, n: usize, k: usize, bias: Op
     let row_blocks = m.div_ceil(MC);
     let col_groups = n_panels.div_ceil(PANELS_PER_TASK);
     let out = Out(c.as_mut_ptr());
-    let bias = bias.map(<[f32]>::as_ptr);
-    let bias = bias.map(|b| b as usize);
+    // As an address, so that the tasks can share it.
+    let bias = bias.map(|b| b.as_ptr() as usize);
     (0..row_blocks * col_groups).into_par_iter().for_each(|task| {
         let (ib, jg) = (task / col_groups, task % col_groups);
         let rows = ib * MC..(ib * MC + MC).min(m);
