@@ -68,7 +68,7 @@ impl TextTokenizer {
             })?;
             (inner, Prepare::Nothing)
         } else if spiece.is_file() {
-            let class = configs.first().and_then(|c| c.get("tokenizer_class")?.as_str()).unwrap_or("SiglipTokenizer");
+            let class = configs.iter().find_map(|c| c.get("tokenizer_class")?.as_str()).unwrap_or("SiglipTokenizer");
             if class != "SiglipTokenizer" {
                 return Err(ModelError::Unsupported {
                     path: dir.join("tokenizer_config.json"),
@@ -78,7 +78,7 @@ impl TextTokenizer {
                     ),
                 });
             }
-            let lower = configs.first().and_then(|c| c.get("do_lower_case")?.as_bool()).unwrap_or(true);
+            let lower = configs.iter().find_map(|c| c.get("do_lower_case")?.as_bool()).unwrap_or(true);
             (super::spm::load(&spiece)?, Prepare::Siglip { lower })
         } else {
             return Err(ModelError::NotFound {

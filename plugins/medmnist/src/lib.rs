@@ -3,7 +3,7 @@
 //! Every `NAME.npz` in the data folder is one dataset. A file is a zip of `.npy` arrays
 //! `{train,val,test}_images` (uint8, `N×H×W` or `N×H×W×C`) and `{train,val,test}_labels`
 //! (uint8, `N×1`, or `N×K` 0/1 columns for multi-label sets). Arrays are decompressed once in
-//! `open`; `samples` then copies pixels out of memory.
+//! `open`; `samples` then lends slices of them to the host (see `arena`).
 
 mod arena;
 mod catalog;
