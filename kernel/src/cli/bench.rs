@@ -31,27 +31,10 @@ pub(crate) struct EncoderArgs {
     /// Store the random weights as bf16 (they are upcast to f32 on load).
     #[arg(long)]
     bf16: bool,
-    /// The precision of the matrix products.
-    #[arg(long, value_enum, default_value = "f32")]
-    precision: PrecisionArg,
-}
-
-/// `--precision` on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum PrecisionArg {
-    /// f32 operands and accumulation (the reference).
-    F32,
-    /// bf16 operands, f32 accumulation (AVX-512 BF16 where the CPU has it).
-    Bf16,
-}
-
-impl From<PrecisionArg> for Precision {
-    fn from(p: PrecisionArg) -> Self {
-        match p {
-            PrecisionArg::F32 => Precision::F32,
-            PrecisionArg::Bf16 => Precision::Bf16,
-        }
-    }
+    /// The precision of the matrix products: f32 (the reference) or bf16 (bf16 operands, f32
+    /// accumulation; AVX-512 BF16 where the CPU has it).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
@@ -61,7 +44,7 @@ pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
     };
     let dir = std::env::temp_dir().join(format!("mvb-bench-{:?}-{}-{}", args.arch, args.bf16, std::process::id()));
     write_random_clip(&dir, shape, args.bf16).context("writing the random checkpoint")?;
-    let precision = Precision::from(args.precision);
+    let precision = args.precision;
     let model = Weights::open(&dir).and_then(|w| Clip::load(&w.with_precision(precision), &Config::open(&dir)?));
     let _ = std::fs::remove_dir_all(&dir);
     let model = model?;

@@ -41,6 +41,19 @@ impl Precision {
     }
 }
 
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    /// Parses `f32` or `bf16` (the CPU has no f16 path).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(format!("unknown CPU precision `{other}` (expected f32 or bf16)")),
+        }
+    }
+}
+
 /// Whether this CPU runs bf16 products natively (AVX-512 F and BF16); without it the bf16
 /// path is emulated with f32 arithmetic on bf16-rounded values (same results, no speed-up).
 pub fn bf16_native() -> bool {
