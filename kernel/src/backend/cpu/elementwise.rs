@@ -84,7 +84,8 @@ fn activate_vectorisable(x: &mut [f32], act: Activation) {
 
 /// The vectorisable loops, compiled for AVX-512 where the CPU has it. One wrapper per loop on
 /// purpose: a generic `with_avx512(closure)` wrapper does not get the closure inlined into the
-/// feature-enabled function, and the bf16 ViT-B/32 encoder ran 1.75× slower with it.
+/// feature-enabled function, and the bf16 ViT-B/32 encoder ran 1.75× slower with it (measured
+/// by hand with `mvb bench encoder`, 2026-11-28).
 mod simd {
     use super::{Activation, activate_vectorisable, normalise_row, softmax_row};
 
