@@ -3,6 +3,7 @@
 mod bench;
 mod bench_kernels;
 mod dataset;
+pub(crate) mod notices;
 mod plugin_check;
 mod plugins;
 mod resolve;
@@ -84,6 +85,7 @@ enum DatasetCommand {
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    notices::install(false);
     let host = || make_host(&cli.sandbox);
     match &cli.command {
         Command::Plugins => plugins::run(&host()?),
