@@ -8,7 +8,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use mvb::backend::cpu::{Precision, bf16_native};
+use mvb::backend::cpu::bf16_native;
+use mvb::backend::{Device, Precision};
 use mvb::model::synthetic::{VitShape, write_random_clip};
 use mvb::model::{Config, Weights, clip::Clip};
 
@@ -34,14 +35,15 @@ fn main() {
         for (bf16, precision, label) in cases {
             let dir = tmp.path().join(format!("{name}-{label}"));
             write_random_clip(&dir, shape, bf16).expect("random checkpoint");
-            let weights = Weights::open(&dir).expect("weights").with_precision(precision);
-            let model = Clip::load(&weights, &Config::open(&dir).expect("config")).expect("model");
+            let device = Device::cpu_with(precision).expect("a CPU precision");
+            let weights = Weights::open(&dir).expect("weights");
+            let model = Clip::load(&weights, &device, &Config::open(&dir).expect("config")).expect("model");
             let pixels: Vec<f32> =
                 (0..BATCH * 3 * 224 * 224).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
             let mut group = criterion.benchmark_group(format!("clip_vision/{name}/batch{BATCH}"));
             group.throughput(Throughput::Elements(BATCH as u64));
             group.measurement_time(Duration::from_secs(if shape.patch == 16 { 40 } else { 15 }));
-            group.bench_function(label, |b| b.iter(|| black_box(model.image_features(&pixels, BATCH))));
+            group.bench_function(label, |b| b.iter(|| black_box(model.image_features(&device, &pixels, BATCH))));
             group.finish();
         }
     }

@@ -13,6 +13,10 @@
 //   im2col_T          [batch, 3, S, S] f32 pixels -> [batch * g * g, 3 * p * p] patch rows
 //   vit_tokens_T      [batch, (1) + g*g, width] = (class token |) patches + positions
 //   gather_rows_T     out[i] = x[rows[i]]
+//   scatter_rows_T    x[rows[i]] = src[i]
+//   rmsnorm_T         one warp per row: x / sqrt(mean(x^2) + eps) * gamma (LlamaRMSNorm), f32 gamma
+//   silu_mul_T        gate = silu(gate) * up (SwiGLU)
+//   write_positions_T positions start..start+n of a [batch, cap, w] cache = [batch, n, w] rows
 #include "common.cuh"
 
 template <typename T>
@@ -39,6 +43,7 @@ __device__ __forceinline__ float activate(float x, int act) {
         case 1: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
         case 2: return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
         case 3: return x / (1.f + expf(-1.702f * x));
+        case 4: return x / (1.f + expf(-x));
         default: return x;
     }
 }
@@ -118,6 +123,45 @@ __device__ __forceinline__ void gather_rows(const T* x, T* out, const int* rows,
         out[i] = x[(i64)rows[i / cols] * cols + i % cols];
 }
 
+template <typename T>
+__device__ __forceinline__ void scatter_rows(T* x, const T* src, const int* rows, int n, int cols) {
+    const i64 total = (i64)n * cols;
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x)
+        x[(i64)rows[i / cols] * cols + i % cols] = src[i];
+}
+
+template <typename T>
+__device__ __forceinline__ void rmsnorm(const T* x, T* y, const float* gamma, int rows, int cols, float eps) {
+    const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    const T* xr = x + (i64)row * cols;
+    T* yr = y + (i64)row * cols;
+    float sq = 0.f;
+    for (int i = lane; i < cols; i += 32) {
+        const float v = to_float(xr[i]);
+        sq = fmaf(v, v, sq);
+    }
+    const float inv = rsqrtf(warp_sum(sq) / cols + eps);
+    for (int i = lane; i < cols; i += 32) yr[i] = from_float<T>(gamma[i] * (to_float(xr[i]) * inv));
+}
+
+template <typename T>
+__device__ __forceinline__ void silu_mul(T* gate, const T* up, i64 n) {
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        const float g = to_float(gate[i]);
+        gate[i] = from_float<T>(g / (1.f + expf(-g)) * to_float(up[i]));
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void write_positions(T* cache, const T* src, int batch, int cap, int start, int n, int w) {
+    const i64 total = (i64)batch * n * w;
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
+        const i64 b = i / ((i64)n * w), rest = i % ((i64)n * w);
+        cache[(b * cap + start) * w + rest] = src[i];
+    }
+}
+
 #define MVB_ELEMENTWISE(T)                                                                                         \
     extern "C" __global__ void layernorm_##T(const T* x, T* y, const float* gamma, const float* beta, int rows,     \
                                              int cols, float eps) {                                                \
@@ -140,6 +184,17 @@ __device__ __forceinline__ void gather_rows(const T* x, T* out, const int* rows,
     }                                                                                                              \
     extern "C" __global__ void gather_rows_##T(const T* x, T* out, const int* rows, int n, int cols) {             \
         gather_rows<T>(x, out, rows, n, cols);                                                                     \
+    }                                                                                                              \
+    extern "C" __global__ void scatter_rows_##T(T* x, const T* src, const int* rows, int n, int cols) {            \
+        scatter_rows<T>(x, src, rows, n, cols);                                                                    \
+    }                                                                                                              \
+    extern "C" __global__ void rmsnorm_##T(const T* x, T* y, const float* gamma, int rows, int cols, float eps) {   \
+        rmsnorm<T>(x, y, gamma, rows, cols, eps);                                                                  \
+    }                                                                                                              \
+    extern "C" __global__ void silu_mul_##T(T* gate, const T* up, i64 n) { silu_mul<T>(gate, up, n); }             \
+    extern "C" __global__ void write_positions_##T(T* cache, const T* src, int batch, int cap, int start, int n,   \
+                                                   int w) {                                                        \
+        write_positions<T>(cache, src, batch, cap, start, n, w);                                                   \
     }
 MVB_ELEMENTWISE(float)
 MVB_ELEMENTWISE(bf16)

@@ -13,7 +13,7 @@ use mvb::backend::cuda::attention::{self as attn, AttnArgs, AttnKernel, AttnShap
 use mvb::backend::cuda::lora::{self, LoraArgs, LoraShape, Segments, SgmvKernel};
 use mvb::backend::cuda::reference::{self, rel_error};
 use mvb::backend::cuda::{CudaError, DType, Gpu, GpuBuf, compile, elementwise};
-use mvb::backend::{Device, DeviceRequest};
+use mvb::backend::{Device, DeviceRequest, Precision};
 use mvb::model::ContrastiveModel;
 use mvb::tensor::Tensor;
 
@@ -124,9 +124,12 @@ fn device_requests_parse_and_resolve() {
     assert_eq!("CUDA".parse::<DeviceRequest>(), Ok(DeviceRequest::Cuda));
     assert_eq!("auto".parse::<DeviceRequest>(), Ok(DeviceRequest::Auto));
     assert!("tpu".parse::<DeviceRequest>().is_err());
-    assert_eq!(DeviceRequest::Cpu.resolve(), Device::Cpu);
-    let expected = if Gpu::get().is_ok() { Device::Cuda } else { Device::Cpu };
-    assert_eq!(DeviceRequest::Auto.resolve(), expected);
+    assert!(!DeviceRequest::Cpu.resolve(None).is_cuda());
+    assert_eq!(DeviceRequest::Cpu.resolve(Some(Precision::Bf16)).tag(), "cpu-bf16");
+    assert_eq!(DeviceRequest::Auto.resolve(None).is_cuda(), Gpu::get().is_ok());
+    assert_eq!("BF16".parse::<Precision>(), Ok(Precision::Bf16));
+    assert!("f8".parse::<Precision>().is_err());
+    assert!(Device::cpu_with(Precision::F16).is_err(), "f16 is GPU-only");
 }
 
 #[test]
@@ -135,8 +138,7 @@ fn a_missing_gpu_is_an_error_not_a_panic() {
         Ok(gpu) => eprintln!("GPU present: {} (sm_{}{})", gpu.name(), gpu.capability().0, gpu.capability().1),
         Err(e) => {
             assert!(!e.to_string().is_empty());
-            let mut model = ContrastiveModel::load_dir(&root().join("tests/fixtures/tiny-clip")).expect("loads");
-            let err = model.to_device(Device::Cuda, DType::Bf16).expect_err("no GPU here");
+            let err = Device::cuda(Precision::Bf16).expect_err("no GPU here");
             assert!(
                 matches!(
                     err,
@@ -148,7 +150,6 @@ fn a_missing_gpu_is_an_error_not_a_panic() {
                 ),
                 "{err}"
             );
-            assert_eq!(model.device(), Device::Cpu);
         }
     }
 }
@@ -259,21 +260,38 @@ fn check_attention(dev: &Dev) {
         let lay = layouts(&c);
         match dev {
             Dev::Cpu => {
-                // The CPU backend covers interleaved multi-head attention (causal only without a cache).
-                if c.head_major || s.kv_heads != s.heads || (s.causal && s.q_len != s.kv_len) {
+                // The CPU backend reads interleaved heads (grouped-query and cached decoding included).
+                if c.head_major {
                     continue;
                 }
                 let want = reference::attention((&q, &k, &v), lay, &s, mask.as_deref(), scale, nq);
                 let keys: Option<Vec<u32>> = mask.as_ref().map(|m| m.iter().map(|&x| x as u32).collect());
-                let w = s.heads * s.head_dim;
+                let operand = |data: &[f32], heads: usize, len: usize| {
+                    let row = heads * s.head_dim;
+                    let (data, batch_stride) = (data.to_vec(), len * row);
+                    (data, row, batch_stride, heads, len)
+                };
+                let (qd, qr, qb, qh, ql) = operand(&q, s.heads, s.q_len);
+                let (kd, kr, kb, kh, kl) = operand(&k, s.kv_heads, s.kv_len);
+                let (vd, vr, vb, vh, vl) = operand(&v, s.kv_heads, s.kv_len);
+                fn op(
+                    data: &[f32],
+                    row_stride: usize,
+                    batch_stride: usize,
+                    heads: usize,
+                    len: usize,
+                ) -> cpu::Operand<'_> {
+                    cpu::Operand { data, offset: 0, row_stride, batch_stride, heads, len }
+                }
                 let got = cpu::attention(
-                    &Tensor::new([s.batch, s.q_len, w], q.clone()),
-                    &Tensor::new([s.batch, s.kv_len, w], k.clone()),
-                    &Tensor::new([s.batch, s.kv_len, w], v.clone()),
-                    s.heads,
+                    op(&qd, qr, qb, qh, ql),
+                    op(&kd, kr, kb, kh, kl),
+                    op(&vd, vr, vb, vh, vl),
+                    s.batch,
+                    s.head_dim,
                     AttentionMask { causal: s.causal, keys: keys.as_deref() },
                 );
-                assert_close(&format!("cpu attention {c:?}"), got.data(), &want, 1e-4, seed);
+                assert_close(&format!("cpu attention {c:?}"), &got, &want, 1e-4, seed);
             }
             Dev::Cuda(gpu) => {
                 for dtype in [DType::F32, DType::Bf16, DType::F16] {
@@ -549,45 +567,30 @@ fn check_models(dev: &Dev) {
     let mut rng = Rng::fresh();
     let seed = rng.seed();
     for fixture in ["tiny-clip", "tiny-siglip", "tiny-clip-bf16"] {
-        let mut model = ContrastiveModel::load_dir(&root().join("tests/fixtures").join(fixture)).expect("loads");
-        let side = model.image_size();
+        let dir = root().join("tests/fixtures").join(fixture);
+        let reference = ContrastiveModel::load_dir(&dir, &Device::cpu()).expect("loads");
+        let side = reference.image_size();
         let batch = 3;
         let pixels = rng.vec(batch * 3 * side * side, 2.0);
         let texts: Vec<String> =
             ["a photo of a lung", "an x-ray", "a retina with some longer prompt text"].map(String::from).to_vec();
-        let img_want = model.image_features_from_pixels(&pixels, batch);
-        let txt_want = model.text_features(&texts).expect("text");
-        match dev {
-            Dev::Cpu => {
-                assert_eq!(model.device(), Device::Cpu);
-                let again = model.image_features_from_pixels(&pixels, batch);
-                assert_close(&format!("cpu {fixture} image"), again.data(), img_want.data(), 0.0, seed);
-            }
-            Dev::Cuda(gpu) => {
-                for dtype in [DType::F32, DType::Bf16] {
-                    model.to_device(Device::Cuda, dtype).expect("to cuda");
-                    let (g, m) = model.gpu().expect("on the GPU");
-                    let img = m.image_features(g, &pixels, batch).expect("gpu image features");
-                    assert_close(
-                        &format!("cuda {dtype} {fixture} image features"),
-                        img.data(),
-                        img_want.data(),
-                        dtype.tolerance(),
-                        seed,
-                    );
-                    let txt = model.text_features(&texts).expect("gpu text features");
-                    assert_eq!(model.device(), Device::Cuda, "the GPU text path failed");
-                    assert_close(
-                        &format!("cuda {dtype} {fixture} text features"),
-                        txt.data(),
-                        txt_want.data(),
-                        dtype.tolerance(),
-                        seed,
-                    );
-                    let _ = gpu;
-                }
-                model.to_device(Device::Cpu, DType::F32).expect("back to cpu");
-            }
+        let img_want = reference.image_features_from_pixels(&pixels, batch).expect("image");
+        let txt_want = reference.text_features(&texts).expect("text");
+        let precisions = match dev {
+            Dev::Cpu => vec![Precision::F32],
+            Dev::Cuda(_) => vec![Precision::F32, Precision::Bf16],
+        };
+        for precision in precisions {
+            let device = match dev {
+                Dev::Cpu => Device::cpu(),
+                Dev::Cuda(_) => Device::cuda(precision).expect("the GPU started once"),
+            };
+            let model = ContrastiveModel::load_dir(&dir, &device).expect("loads on the device");
+            let tag = device.tag();
+            let img = model.image_features_from_pixels(&pixels, batch).expect("image features");
+            assert_close(&format!("{tag} {fixture} image"), img.data(), img_want.data(), precision.tolerance(), seed);
+            let txt = model.text_features(&texts).expect("text features");
+            assert_close(&format!("{tag} {fixture} text"), txt.data(), txt_want.data(), precision.tolerance(), seed);
         }
     }
 }

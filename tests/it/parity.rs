@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use mvb::backend::cpu::Precision;
+use mvb::backend::{Device, Precision};
 use mvb::data::{ImageRef, load_image};
 use mvb::model::{ContrastiveModel, ModelError};
 use mvb::tensor::Tensor;
@@ -104,12 +104,13 @@ fn parity(model_dir: &str, reference: &str, section: &str, bound: f64) {
 /// [`parity`] with the model's products computed in `precision`.
 fn parity_at(model_dir: &str, reference: &str, section: &str, bound: f64, precision: Precision) {
     let reference = Reference::open(reference);
-    let model = ContrastiveModel::load_dir_with(&fixtures().join(model_dir), precision).expect("loads");
+    let device = Device::cpu_with(precision).expect("a CPU precision");
+    let model = ContrastiveModel::load_dir(&fixtures().join(model_dir), &device).expect("loads");
     let images = reference.images();
     let pixels = model.preprocess(&images).expect("preprocess");
     let px = Tensor::new([images.len(), 3, model.image_size(), model.image_size()], pixels.clone());
     check("pixel_values", &px, &reference.tensor("pixel_values"), 1e-6);
-    let image = model.image_features_from_pixels(&pixels, images.len());
+    let image = model.image_features_from_pixels(&pixels, images.len()).expect("image features");
     check("image_embeds", &image, &reference.tensor_in(section, "image_embeds"), bound);
     for set in reference.sets() {
         let prompts = reference.prompts(&set);
@@ -205,7 +206,7 @@ fn broken_clip(
 }
 
 fn load_err(dir: &Path) -> ModelError {
-    ContrastiveModel::load_dir(dir).expect_err("a broken checkpoint must not load")
+    ContrastiveModel::load_dir(dir, &Device::cpu()).expect_err("a broken checkpoint must not load")
 }
 
 const VICTIM: &str = "vision_model.encoder.layers.1.mlp.fc1.weight";

@@ -53,7 +53,7 @@ fn siglip_with_only_spiece_model_loads_and_runs() {
         &["config.json", "model.safetensors", "preprocessor_config.json"],
     );
     copy(&spm_dir(), tmp.path(), &["spiece.model", "tokenizer_config.json", "special_tokens_map.json"]);
-    let model = ContrastiveModel::load_dir(tmp.path()).expect("loads");
+    let model = ContrastiveModel::load_dir(tmp.path(), &mvb::backend::Device::cpu()).expect("loads");
     let prompts: Vec<String> = ["a photo of pneumonia", "a photo of normal"].map(String::from).to_vec();
     let tokens = model.tokenize(&prompts).expect("tokenizes");
     assert_eq!(*tokens.ids.last().expect("ids"), 1, "padded with </s>");

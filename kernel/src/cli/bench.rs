@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mvb::backend::cpu::Precision;
+use mvb::backend::{Device, Precision};
 use mvb::model::synthetic::{VitShape, write_random_clip};
 use mvb::model::{Config, Weights, clip::Clip};
 
@@ -45,7 +45,8 @@ pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("mvb-bench-{:?}-{}-{}", args.arch, args.bf16, std::process::id()));
     write_random_clip(&dir, shape, args.bf16).context("writing the random checkpoint")?;
     let precision = args.precision;
-    let model = Weights::open(&dir).and_then(|w| Clip::load(&w.with_precision(precision), &Config::open(&dir)?));
+    let device = Device::cpu_with(precision)?;
+    let model = Weights::open(&dir).and_then(|w| Clip::load(&w, &device, &Config::open(&dir)?));
     let _ = std::fs::remove_dir_all(&dir);
     let model = model?;
     let n = args.batch * 3 * shape.image * shape.image;
@@ -53,7 +54,7 @@ pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
     let mut times = Vec::with_capacity(args.iters);
     for i in 0..=args.iters {
         let t = Instant::now();
-        std::hint::black_box(model.image_features(&pixels, args.batch));
+        std::hint::black_box(model.image_features(&device, &pixels, args.batch)?);
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());
         }

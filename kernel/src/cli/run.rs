@@ -34,8 +34,8 @@ pub(crate) struct RunArgs {
     device: Option<mvb::backend::DeviceRequest>,
     /// Arithmetic of the matrix products: f32, bf16 or f16 (GPU only) (default: the config's,
     /// else f32 on the CPU and bf16 on the GPU).
-    #[arg(long, value_parser = super::zeroshot::parse_precision, value_name = "TYPE")]
-    precision: Option<mvb::backend::cuda::DType>,
+    #[arg(long, value_name = "TYPE")]
+    precision: Option<mvb::backend::Precision>,
     /// Print the default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -79,7 +79,7 @@ pub(crate) fn run(host: &PluginHost, args: &RunArgs) -> anyhow::Result<()> {
         config.device = d;
     }
     if let Some(p) = args.precision {
-        config.precision = Some(p.to_string());
+        config.precision = Some(p);
     }
     let out = args.out.clone().or_else(|| config.out.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
     let options = RunOptions { out: out.clone(), resume: args.resume, overwrite: args.overwrite, progress: true };

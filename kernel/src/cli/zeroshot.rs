@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mvb::backend::cuda::DType;
-use mvb::backend::{Device, DeviceRequest};
+use mvb::backend::{DeviceRequest, Precision};
 use mvb::data::Split;
 use mvb::eval::bootstrap::auroc;
 use mvb::eval::zeroshot::{self, DEFAULT_TEMPLATE, Encoded};
@@ -50,28 +49,16 @@ pub(crate) struct Placement {
     pub(crate) device: DeviceRequest,
     /// Arithmetic of the matrix products: f32, bf16 (AVX-512 BF16 on the CPU where present) or
     /// f16 (GPU only). Default: f32 on the CPU, bf16 on the GPU.
-    #[arg(long, value_parser = parse_precision, value_name = "TYPE")]
-    pub(crate) precision: Option<DType>,
-}
-
-pub(crate) fn parse_precision(s: &str) -> Result<DType, String> {
-    DType::parse(s).ok_or_else(|| format!("unknown precision `{s}` (expected f32, bf16 or f16)"))
+    #[arg(long, value_name = "TYPE")]
+    pub(crate) precision: Option<Precision>,
 }
 
 impl Placement {
-    /// Loads `spec` on the requested device and precision, with one line on stderr for each
-    /// fallback (no usable GPU; f16 asked of the CPU).
+    /// Loads `spec` on the requested device and precision (each fallback, no usable GPU or f16
+    /// asked of the CPU, is one notice).
     pub(crate) fn load(&self, spec: &str) -> anyhow::Result<ContrastiveModel> {
-        let device = self.device.resolve();
-        if device == Device::Cpu && self.precision == Some(DType::F16) {
-            eprintln!("mvb: f16 products run only on the GPU; the CPU computes in f32");
-        }
-        let (model, failure) = ContrastiveModel::load_on(spec, device, self.precision)
-            .with_context(|| format!("loading model `{spec}`"))?;
-        if let Some(e) = failure {
-            eprintln!("mvb: CUDA unavailable ({e}); running on the CPU");
-        }
-        Ok(model)
+        let device = self.device.resolve(self.precision);
+        ContrastiveModel::load_on(spec, &device).with_context(|| format!("loading model `{spec}`"))
     }
 }
 

@@ -70,4 +70,7 @@ pub enum ModelError {
     /// The input cannot be processed (an image too small, text too long, ...).
     #[error("{0}")]
     Input(String),
+    /// The compute layer refused an operation or the GPU failed.
+    #[error(transparent)]
+    Compute(#[from] crate::backend::ComputeError),
 }

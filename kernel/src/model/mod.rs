@@ -27,8 +27,6 @@ pub use tokenizer::{TextTokenizer, TokenBatch};
 pub use weights::Weights;
 
 use crate::backend::Device;
-use crate::backend::cpu::Precision;
-use crate::backend::cuda::{CudaError, DType, Gpu, GpuModel};
 use crate::data::Pixels;
 use crate::tensor::Tensor;
 
@@ -46,7 +44,7 @@ enum Family {
     Siglip(Box<siglip::Siglip>),
 }
 
-/// A contrastive vision-language model with its preprocessing and tokenizer.
+/// A contrastive vision-language model with its preprocessing and tokenizer, on a device.
 #[derive(Debug)]
 pub struct ContrastiveModel {
     family: Family,
@@ -54,68 +52,34 @@ pub struct ContrastiveModel {
     tokenizer: TextTokenizer,
     dir: PathBuf,
     dtype: String,
-    /// The precision of the CPU's matrix products.
-    precision: Precision,
-    /// The towers on the GPU, after [`ContrastiveModel::to_device`] with [`Device::Cuda`].
-    gpu: Option<OnGpu>,
-}
-
-/// A model's GPU copy; a failure at inference prints one line and the model goes on on the CPU.
-#[derive(Debug)]
-struct OnGpu {
-    gpu: std::sync::Arc<Gpu>,
-    model: GpuModel,
-    failed: std::sync::atomic::AtomicBool,
-}
-
-impl OnGpu {
-    /// `f` on the GPU, or `None` (after one notice) once the GPU has failed.
-    fn run<T>(&self, what: &str, f: impl FnOnce(&Gpu, &GpuModel) -> Result<T, CudaError>) -> Option<T> {
-        use std::sync::atomic::Ordering;
-        if self.failed.load(Ordering::Relaxed) {
-            return None;
-        }
-        match crate::backend::cuda::guarded(|| f(&self.gpu, &self.model)) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.failed.store(true, Ordering::Relaxed);
-                eprintln!("mvb: CUDA failed computing {what} ({e}); continuing on the CPU");
-                None
-            }
-        }
-    }
+    device: Device,
 }
 
 impl ContrastiveModel {
-    /// Loads `spec`: a folder in Hugging Face layout, or a model id in the local HF cache.
+    /// Loads `spec` (a folder in Hugging Face layout, or a model id in the local HF cache) onto
+    /// the CPU in f32, the reference.
     pub fn load(spec: &str) -> Result<Self, ModelError> {
-        Self::load_with(spec, Precision::F32)
+        Self::load_on(spec, &Device::cpu())
     }
 
-    /// Loads `spec` to compute its matrix products in `precision`.
-    pub fn load_with(spec: &str, precision: Precision) -> Result<Self, ModelError> {
-        let dir = resolve(spec)?;
-        Self::load_dir_with(&dir, precision)
+    /// Loads `spec` onto `device` (weights uploaded once, in the device's precision).
+    pub fn load_on(spec: &str, device: &Device) -> Result<Self, ModelError> {
+        Self::load_dir(&resolve(spec)?, device)
     }
 
-    /// Loads the checkpoint in `dir`.
-    pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
-        Self::load_dir_with(dir, Precision::F32)
-    }
-
-    /// Loads the checkpoint in `dir` to compute its matrix products in `precision`.
-    pub fn load_dir_with(dir: &Path, precision: Precision) -> Result<Self, ModelError> {
+    /// Loads the checkpoint in `dir` onto `device`.
+    pub fn load_dir(dir: &Path, device: &Device) -> Result<Self, ModelError> {
         let config = Config::open(dir)?;
-        let weights = Weights::open(dir)?.with_precision(precision);
+        let weights = Weights::open(dir)?;
         let preprocessor = Preprocessor::open(dir)?;
         let (family, max_len, pad) = match config.model_type.as_str() {
             "clip" => {
-                let m = clip::Clip::load(&weights, &config)?;
+                let m = clip::Clip::load(&weights, device, &config)?;
                 let max = m.text.max_len();
                 (Family::Clip(Box::new(m)), max, 49407)
             }
             "siglip" => {
-                let m = siglip::Siglip::load(&weights, &config)?;
+                let m = siglip::Siglip::load(&weights, device, &config)?;
                 let max = m.text.max_len();
                 (Family::Siglip(Box::new(m)), max, 1)
             }
@@ -133,70 +97,19 @@ impl ContrastiveModel {
             tokenizer,
             dir: dir.to_owned(),
             dtype: weights.dtype().unwrap_or_default(),
-            precision,
-            gpu: None,
+            device: device.clone(),
         })
     }
 
-    /// Loads `spec` to run on `device` in `precision` (unset: f32 on the CPU, bf16 on the GPU;
-    /// the CPU computes f16 requests in f32). When the GPU cannot take the model, it runs on the
-    /// CPU in f32 and the second value says why.
-    pub fn load_on(
-        spec: &str,
-        device: Device,
-        precision: Option<DType>,
-    ) -> Result<(Self, Option<CudaError>), ModelError> {
-        let cpu = match (device, precision) {
-            (Device::Cpu, Some(DType::Bf16)) => Precision::Bf16,
-            _ => Precision::F32,
-        };
-        let mut model = Self::load_with(spec, cpu)?;
-        let failure = match device {
-            Device::Cpu => None,
-            Device::Cuda => model.to_device(Device::Cuda, precision.unwrap_or(DType::Bf16)).err(),
-        };
-        Ok((model, failure))
+    /// Where and in what precision the towers run.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
-    /// Runs the towers on `device` from now on: for [`Device::Cuda`], uploads the weights once as
-    /// `dtype` (bf16 for speed, f32 for parity with the CPU); [`Device::Cpu`] drops a GPU copy.
-    pub fn to_device(&mut self, device: Device, dtype: DType) -> Result<(), CudaError> {
-        self.gpu = match device {
-            Device::Cpu => None,
-            Device::Cuda => {
-                let gpu = Gpu::get()?;
-                let model = crate::backend::cuda::guarded(|| match &self.family {
-                    Family::Clip(m) => GpuModel::from_clip(&gpu, dtype, m),
-                    Family::Siglip(m) => GpuModel::from_siglip(&gpu, dtype, m),
-                })?;
-                gpu.synchronize()?;
-                Some(OnGpu { gpu, model, failed: std::sync::atomic::AtomicBool::new(false) })
-            }
-        };
-        Ok(())
-    }
-
-    /// Where the towers run now.
-    pub fn device(&self) -> Device {
-        match &self.gpu {
-            Some(g) if !g.failed.load(std::sync::atomic::Ordering::Relaxed) => Device::Cuda,
-            _ => Device::Cpu,
-        }
-    }
-
-    /// `cpu` (f32), `cpu-bf16`, or `cuda-<dtype>` while the towers run on the GPU: features
-    /// depend on it (feature caches are keyed by it).
+    /// `cpu` (f32), `cpu-bf16`, `cuda-bf16`, ...: features depend on it (feature caches are
+    /// keyed by it).
     pub fn compute_tag(&self) -> String {
-        match (&self.gpu, self.device(), self.precision) {
-            (Some(g), Device::Cuda, _) => format!("cuda-{}", g.model.dtype()),
-            (_, _, Precision::F32) => "cpu".to_owned(),
-            (_, _, p) => format!("cpu-{}", p.name()),
-        }
-    }
-
-    /// The GPU copy (for parity tests and benchmarks): the device and the uploaded towers.
-    pub fn gpu(&self) -> Option<(&Gpu, &GpuModel)> {
-        self.gpu.as_ref().map(|g| (&*g.gpu, &g.model))
+        self.device.tag()
     }
 
     /// The checkpoint folder.
@@ -242,23 +155,20 @@ impl ContrastiveModel {
         Ok(out)
     }
 
-    /// Unnormalised image features from preprocessed pixels (`get_image_features`).
-    pub fn image_features_from_pixels(&self, pixels: &[f32], batch: usize) -> Tensor {
-        if let Some(t) =
-            self.gpu.as_ref().and_then(|g| g.run("image features", |gpu, m| m.image_features(gpu, pixels, batch)))
-        {
-            return t;
-        }
-        match &self.family {
-            Family::Clip(m) => m.image_features(pixels, batch),
-            Family::Siglip(m) => m.image_features(pixels, batch),
-        }
+    /// Unnormalised image features from preprocessed pixels (`get_image_features`), `[batch, dim]`.
+    pub fn image_features_from_pixels(&self, pixels: &[f32], batch: usize) -> Result<Tensor, ModelError> {
+        let dev = &self.device;
+        let f = match &self.family {
+            Family::Clip(m) => m.image_features(dev, pixels, batch)?,
+            Family::Siglip(m) => m.image_features(dev, pixels, batch)?,
+        };
+        Ok(f.into_tensor(dev)?)
     }
 
     /// Unnormalised image features (`get_image_features`), `[n, dim]`.
     pub fn image_features(&self, images: &[Pixels]) -> Result<Tensor, ModelError> {
         let pixels = self.preprocess(images)?;
-        Ok(self.image_features_from_pixels(&pixels, images.len()))
+        self.image_features_from_pixels(&pixels, images.len())
     }
 
     /// Tokenizes texts, padded to the longest.
@@ -269,19 +179,12 @@ impl ContrastiveModel {
     /// Unnormalised text features (`get_text_features`), `[n, dim]`.
     pub fn text_features(&self, texts: &[String]) -> Result<Tensor, ModelError> {
         let tokens = self.tokenize(texts)?;
-        if let Some(g) = &self.gpu {
-            let (embedded, pooled_at) = match &self.family {
-                Family::Clip(m) => (m.text.embeddings.forward(&tokens)?, m.text.pooled_positions(&tokens)),
-                Family::Siglip(m) => (m.text.embeddings.forward(&tokens)?, vec![tokens.len - 1; tokens.batch]),
-            };
-            if let Some(t) = g.run("text features", |gpu, m| m.text_features(gpu, &embedded, &tokens, &pooled_at)) {
-                return Ok(t);
-            }
-        }
-        match &self.family {
-            Family::Clip(m) => m.text_features(&tokens),
-            Family::Siglip(m) => m.text_features(&tokens),
-        }
+        let dev = &self.device;
+        let f = match &self.family {
+            Family::Clip(m) => m.text_features(dev, &tokens)?,
+            Family::Siglip(m) => m.text_features(dev, &tokens)?,
+        };
+        Ok(f.into_tensor(dev)?)
     }
 
     /// `(exp(logit_scale), logit_bias)`; the bias is 0 for CLIP.

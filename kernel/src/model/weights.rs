@@ -9,7 +9,6 @@ use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
 use super::ModelError;
-use crate::backend::cpu::Precision;
 use crate::tensor::Tensor;
 
 /// A tensor's dtype, shape and byte range within the data section.
@@ -29,8 +28,6 @@ pub struct Weights {
     names: HashMap<String, usize>,
     /// What to name in "missing tensor" errors.
     origin: PathBuf,
-    /// The precision of the products the loaded layers will compute.
-    precision: Precision,
 }
 
 impl std::fmt::Debug for Weights {
@@ -74,18 +71,7 @@ impl Weights {
             }
             shards.push(shard);
         }
-        Ok(Weights { shards, names, origin, precision: Precision::F32 })
-    }
-
-    /// Sets the precision in which layers loaded from these weights compute (f32 by default).
-    pub fn with_precision(mut self, precision: Precision) -> Self {
-        self.precision = precision;
-        self
-    }
-
-    /// The precision in which layers loaded from these weights compute.
-    pub fn precision(&self) -> Precision {
-        self.precision
+        Ok(Weights { shards, names, origin })
     }
 
     /// Whether the checkpoint has `name`.

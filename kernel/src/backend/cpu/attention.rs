@@ -10,12 +10,31 @@ use crate::tensor::Tensor;
 /// Query rows per block.
 const BLOCK: usize = 64;
 
-/// Which keys each query may attend to.
+/// One operand of [`attention`]: `heads` heads of `dim` elements over `len` positions of
+/// `batch` elements; element `x` of head `h` at position `i` of batch element `b` is at
+/// `data[offset + b·batch_stride + i·row_stride + h·dim + x]`.
 #[derive(Debug, Clone, Copy)]
+pub struct Operand<'a> {
+    /// The elements.
+    pub data: &'a [f32],
+    /// The first element of head 0 at position 0 of batch element 0.
+    pub offset: usize,
+    /// Elements between positions.
+    pub row_stride: usize,
+    /// Elements between batch elements.
+    pub batch_stride: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Positions.
+    pub len: usize,
+}
+
+/// Which keys each query may attend to.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct AttentionMask<'a> {
-    /// Query `i` sees only keys `j <= i` (decoder-style, CLIP's text tower).
+    /// Query `i` sees only keys `j <= i + kv_len - q_len` (decoder-style, CLIP's text tower).
     pub causal: bool,
-    /// Per batch element, `1` for real keys and `0` for padding (`[batch × keys]`), as in
+    /// Per batch element, `1` for real keys and `0` for padding (`[batch × kv_len]`), as in
     /// transformers' `attention_mask`.
     pub keys: Option<&'a [u32]>,
 }
@@ -25,52 +44,41 @@ impl AttentionMask<'_> {
     pub const NONE: AttentionMask<'static> = AttentionMask { causal: false, keys: None };
 }
 
-/// Multi-head attention. `q`, `k`, `v` are `[batch, seq, heads·dim]` as produced by the
-/// projections (query sequence may differ from key sequence); the result is `[batch, q_seq,
-/// heads·dim]`. Scores are scaled by `1/sqrt(dim)`.
-pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, mask: AttentionMask<'_>) -> Tensor {
-    let (batch, q_len, width) = (q.shape()[0], q.shape()[1], q.shape()[2]);
-    let kv_len = k.shape()[1];
-    assert!(width % heads == 0, "attention: width {width} is not divisible by {heads} heads");
-    assert_eq!(k.shape(), v.shape(), "attention: k and v differ");
-    assert_eq!((k.shape()[0], k.shape()[2]), (batch, width), "attention: q and k differ");
-    if let Some(keys) = mask.keys {
-        assert_eq!(keys.len(), batch * kv_len, "attention: key mask has the wrong size");
-    }
-    let dim = width / heads;
+/// Multi-head attention with grouped-query heads: query head `h` reads key/value head
+/// `h / (q.heads / k.heads)`. Scores are scaled by `1/sqrt(dim)`. Returns `[batch, q.len,
+/// q.heads·dim]`. The caller checks that every operand lies inside its slice (`backend::ops`).
+pub fn attention(
+    q: Operand<'_>,
+    k: Operand<'_>,
+    v: Operand<'_>,
+    batch: usize,
+    dim: usize,
+    mask: AttentionMask<'_>,
+) -> Vec<f32> {
+    let (heads, q_len, kv_len) = (q.heads, q.len, k.len);
+    let group = heads / k.heads.max(1);
+    let width = heads * dim;
     let scale = 1.0 / (dim as f32).sqrt();
-    let (qd, kd, vd) = (q.data(), k.data(), v.data());
-
-    // One output buffer per (batch, head), then scattered into the interleaved layout.
+    let shift = kv_len.saturating_sub(q_len);
     let per_head: Vec<Vec<f32>> = (0..batch * heads)
         .into_par_iter()
         .map(|bh| {
             let (b, h) = (bh / heads, bh % heads);
-            let q_off = b * q_len * width + h * dim;
-            let kv_off = b * kv_len * width + h * dim;
+            let kh = h / group.max(1);
+            let q_off = q.offset + b * q.batch_stride + h * dim;
+            let k_off = k.offset + b * k.batch_stride + kh * dim;
+            let v_off = v.offset + b * v.batch_stride + kh * dim;
             let key_mask = mask.keys.map(|m| &m[b * kv_len..(b + 1) * kv_len]);
             let mut out = vec![0.0f32; q_len * dim];
             let mut scores = vec![0.0f32; BLOCK.min(q_len) * kv_len];
             for start in (0..q_len).step_by(BLOCK) {
                 let rows = BLOCK.min(q_len - start);
                 let s = &mut scores[..rows * kv_len];
-                // scores = Q_blk · Kᵀ: Q rows strided by `width`, K read transposed.
-                matmul(
-                    rows,
-                    kv_len,
-                    dim,
-                    &qd[q_off + start * width..],
-                    width,
-                    1,
-                    &kd[kv_off..],
-                    1,
-                    width,
-                    s,
-                    false,
-                    false,
-                );
+                // scores = Q_blk · Kᵀ: Q rows strided, K read transposed.
+                let qs = &q.data[q_off + start * q.row_stride..];
+                matmul(rows, kv_len, dim, qs, q.row_stride, 1, &k.data[k_off..], 1, k.row_stride, s, false, false);
                 for (r, row) in s.chunks_mut(kv_len).enumerate() {
-                    let i = start + r;
+                    let i = start + r + shift;
                     for (j, val) in row.iter_mut().enumerate() {
                         let hidden = (mask.causal && j > i) || key_mask.is_some_and(|m| m[j] == 0);
                         *val = if hidden { f32::NEG_INFINITY } else { *val * scale };
@@ -78,21 +86,27 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, mask: Attenti
                 }
                 softmax_rows(s, kv_len);
                 // out_blk = P · V.
-                matmul(rows, dim, kv_len, s, kv_len, 1, &vd[kv_off..], width, 1, &mut out[start * dim..], false, false);
+                let vs = &v.data[v_off..];
+                matmul(rows, dim, kv_len, s, kv_len, 1, vs, v.row_stride, 1, &mut out[start * dim..], false, false);
             }
             out
         })
         .collect();
-    let mut result = Tensor::zeros([batch, q_len, width]);
-    let rd = result.data_mut();
+    let mut result = vec![0.0f32; batch * q_len * width];
     for (bh, out) in per_head.iter().enumerate() {
         let (b, h) = (bh / heads, bh % heads);
         for i in 0..q_len {
             let dst = b * q_len * width + i * width + h * dim;
-            rd[dst..dst + dim].copy_from_slice(&out[i * dim..(i + 1) * dim]);
+            result[dst..dst + dim].copy_from_slice(&out[i * dim..(i + 1) * dim]);
         }
     }
     result
+}
+
+/// A contiguous `[batch, seq, heads·dim]` tensor as an [`Operand`].
+pub fn contiguous(t: &Tensor, heads: usize) -> Operand<'_> {
+    let (seq, width) = (t.shape()[1], t.shape()[2]);
+    Operand { data: t.data(), offset: 0, row_stride: width, batch_stride: seq * width, heads, len: seq }
 }
 
 #[cfg(test)]
@@ -145,9 +159,10 @@ mod tests {
         let mut keys = vec![1u32; 300];
         keys[140..150].iter_mut().for_each(|m| *m = 0);
         for (causal, mask) in [(false, None), (true, None), (true, Some(&keys[..])), (false, Some(&keys[..]))] {
-            let got = attention(&q, &k, &v, 4, AttentionMask { causal, keys: mask });
+            let (cq, ck, cv) = (contiguous(&q, 4), contiguous(&k, 4), contiguous(&v, 4));
+            let got = attention(cq, ck, cv, 2, 8, AttentionMask { causal, keys: mask });
             let want = naive(&q, &k, &v, 4, causal, mask);
-            for (a, b) in got.data().iter().zip(&want) {
+            for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-5, "causal={causal} mask={}: {a} vs {b}", mask.is_some());
             }
         }
@@ -156,9 +171,9 @@ mod tests {
     #[test]
     fn cross_attention_with_one_query() {
         let (q, k, v) = (tensor([3, 1, 16], 0.5), tensor([3, 9, 16], 1.5), tensor([3, 9, 16], 2.5));
-        let got = attention(&q, &k, &v, 2, AttentionMask::NONE);
+        let got = attention(contiguous(&q, 2), contiguous(&k, 2), contiguous(&v, 2), 3, 8, AttentionMask::NONE);
         let want = naive(&q, &k, &v, 2, false, None);
-        for (a, b) in got.data().iter().zip(&want) {
+        for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-5);
         }
     }

@@ -21,39 +21,6 @@ const MC: usize = 96;
 /// Column panels per parallel task.
 const PANELS_PER_TASK: usize = 8;
 
-/// The arithmetic precision of matrix products on the CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// f32 operands and accumulation: the reference, matching transformers in f32.
-    #[default]
-    F32,
-    /// bf16 operands (weights and activations rounded to nearest even), f32 accumulation.
-    Bf16,
-}
-
-impl Precision {
-    /// The name used on the command line and in reports (`f32`, `bf16`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-        }
-    }
-}
-
-impl std::str::FromStr for Precision {
-    type Err = String;
-
-    /// Parses `f32` or `bf16` (the CPU has no f16 path).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" => Ok(Precision::F32),
-            "bf16" => Ok(Precision::Bf16),
-            other => Err(format!("unknown CPU precision `{other}` (expected f32 or bf16)")),
-        }
-    }
-}
-
 /// Whether this CPU runs bf16 products natively (AVX-512 F and BF16); without it the bf16
 /// path is emulated with f32 arithmetic on bf16-rounded values (same results, no speed-up).
 pub fn bf16_native() -> bool {

@@ -18,6 +18,8 @@ pub enum Activation {
     GeluTanh,
     /// `x · σ(1.702 x)`, CLIP's approximation (`quick_gelu`).
     QuickGelu,
+    /// `x · σ(x)` (`silu`), the gate of Llama's SwiGLU.
+    Silu,
 }
 
 impl Activation {
@@ -27,6 +29,7 @@ impl Activation {
             "gelu" => Some(Activation::Gelu),
             "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Some(Activation::GeluTanh),
             "quick_gelu" => Some(Activation::QuickGelu),
+            "silu" | "swish" => Some(Activation::Silu),
             _ => None,
         }
     }
@@ -39,6 +42,7 @@ impl Activation {
                 0.5 * x * (1.0 + (C * (x + 0.044_715 * x * x * x)).tanh())
             }
             Activation::QuickGelu => x / (1.0 + (-1.702 * x).exp()),
+            Activation::Silu => x / (1.0 + (-x).exp()),
         }
     }
 }
@@ -47,7 +51,7 @@ impl Activation {
 pub fn activate(x: &mut Tensor, act: Activation) {
     x.data_mut().par_chunks_mut(4096).for_each(|chunk| match act {
         Activation::Gelu => chunk.iter_mut().for_each(|v| *v = act.apply(*v)),
-        Activation::QuickGelu | Activation::GeluTanh => simd::activate(chunk, act),
+        Activation::QuickGelu | Activation::GeluTanh | Activation::Silu => simd::activate(chunk, act),
     });
 }
 
@@ -72,6 +76,7 @@ fn exp_approx(x: f32) -> f32 {
 fn activate_vectorisable(x: &mut [f32], act: Activation) {
     match act {
         Activation::QuickGelu => x.iter_mut().for_each(|v| *v /= 1.0 + exp_approx(-1.702 * *v)),
+        Activation::Silu => x.iter_mut().for_each(|v| *v /= 1.0 + exp_approx(-*v)),
         Activation::GeluTanh => x.iter_mut().for_each(|v| {
             // tanh(u) = 1 − 2 / (exp(2u) + 1)
             const C: f32 = 0.797_884_6; // sqrt(2/pi)
@@ -135,6 +140,11 @@ mod simd {
     }
 }
 
+/// `x[i] += y[i]` over the shorter of the two.
+pub fn add_assign_slice(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}
+
 /// `x += y`, element-wise; `y` may be a single row broadcast over `x`'s rows.
 pub fn add_assign(x: &mut Tensor, y: &[f32]) {
     let cols = x.cols();
@@ -156,6 +166,43 @@ pub fn layer_norm(x: &Tensor, gamma: &[f32], beta: &[f32], eps: f32) -> Tensor {
         .par_chunks_mut(cols * ROW_CHUNK)
         .for_each(|rows| rows.chunks_mut(cols).for_each(|row| simd::normalise(row, gamma, beta, eps)));
     out
+}
+
+/// RMS normalisation over the last dimension (transformers' `LlamaRMSNorm`):
+/// `x / sqrt(mean(x²) + eps) · γ`, the statistic in f64.
+pub fn rms_norm(x: &mut [f32], cols: usize, gamma: &[f32], eps: f32) {
+    x.par_chunks_mut(cols * ROW_CHUNK).for_each(|rows| {
+        for row in rows.chunks_mut(cols) {
+            let inv = 1.0 / (sum_f64(row, |v| v * v) / cols as f64 + f64::from(eps)).sqrt();
+            row.iter_mut().zip(gamma).for_each(|(v, g)| *v = g * (f64::from(*v) * inv) as f32);
+        }
+    });
+}
+
+/// `gate = silu(gate) · up`, element-wise (the SwiGLU of Llama's MLP).
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| {
+        simd::activate(g, Activation::Silu);
+        g.iter_mut().zip(u).for_each(|(a, b)| *a *= b);
+    });
+}
+
+/// Rotary position embedding in transformers' `rotate_half` form, in place: for each row `r`
+/// (position `positions[r]`) and each head of `2·half` elements, pairs `(i, i + half)` are
+/// rotated by `positions[r] · inv_freq[i]`, angles computed in f32 as transformers does.
+pub fn rope(x: &mut [f32], cols: usize, positions: &[u32], inv_freq: &[f32]) {
+    let half = inv_freq.len();
+    x.par_chunks_mut(cols).zip(positions.par_iter()).for_each(|(row, &pos)| {
+        let (sin, cos): (Vec<f32>, Vec<f32>) = inv_freq.iter().map(|&f| (pos as f32 * f).sin_cos()).unzip();
+        for head in row.chunks_mut(2 * half) {
+            let (a, b) = head.split_at_mut(half);
+            for i in 0..half {
+                let (x1, x2) = (a[i], b[i]);
+                a[i] = x1 * cos[i] - x2 * sin[i];
+                b[i] = x2 * cos[i] + x1 * sin[i];
+            }
+        }
+    });
 }
 
 /// A sum in f64 over eight independent lanes (so that it vectorises without reassociating).

@@ -6,9 +6,11 @@ mod attention;
 mod bf16;
 mod elementwise;
 
-pub use attention::{AttentionMask, attention};
-pub use bf16::{PackedBf16, Precision, bf16_native, linear_bf16};
-pub use elementwise::{Activation, activate, add_assign, layer_norm, softmax_rows};
+pub use attention::{AttentionMask, Operand, attention, contiguous};
+pub use bf16::{PackedBf16, bf16_native, linear_bf16};
+pub use elementwise::{
+    Activation, activate, add_assign, add_assign_slice, layer_norm, rms_norm, rope, silu_mul, softmax_rows,
+};
 
 use crate::tensor::Tensor;
 
@@ -28,6 +30,28 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Tensor {
     }
     matmul(m, n, k, x.data(), k, 1, w.data(), 1, k, out.data_mut(), bias.is_some(), true);
     out
+}
+
+/// ViT patches (im2col of a `p×p`, stride-`p` convolution): f32 pixels `[batch, 3, s, s]` to
+/// rows `[batch·g², 3·p²]` ordered (channel, row, column) as PyTorch's `Conv2d` weight.
+pub fn im2col(pixels: &[f32], batch: usize, s: usize, p: usize) -> Vec<f32> {
+    let (g, k) = (s / p, 3 * p * p);
+    let mut cols = vec![0f32; batch * g * g * k];
+    for b in 0..batch {
+        let img = &pixels[b * 3 * s * s..(b + 1) * 3 * s * s];
+        for gy in 0..g {
+            for gx in 0..g {
+                let dst = &mut cols[((b * g + gy) * g + gx) * k..][..k];
+                for c in 0..3 {
+                    for ky in 0..p {
+                        let src = &img[(c * s + gy * p + ky) * s + gx * p..][..p];
+                        dst[(c * p + ky) * p..][..p].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+    }
+    cols
 }
 
 /// `dst[m×n] (+)= a[m×k] · b[k×n]` with explicit strides for `a` (row `ars`, column `acs`) and

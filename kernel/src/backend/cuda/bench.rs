@@ -8,7 +8,7 @@ use cudarc::driver::sys::CUevent_flags;
 use super::attention::{self as attn, AttnArgs, AttnShape, Layout};
 use super::gemm::{Operand, gemm};
 use super::lora::{self, LoraArgs, LoraShape, Segments};
-use super::{CudaError, DType, Gpu, GpuBuf, GpuModel};
+use super::{CudaError, DType, Gpu, GpuBuf};
 
 /// Mean milliseconds per call of `f` over `iters` calls, after `warmup` calls.
 pub fn time_ms(
@@ -259,18 +259,27 @@ pub fn lora_shapes(quick: bool) -> Vec<(usize, usize, usize, usize)> {
 
 /// End-to-end ViT-B/16 image encoding (random CLIP weights, 224 px, `dtype`): images per second,
 /// pixels uploaded from the host each batch, features left on the device.
+/// The model is the same `model::clip` the CPU runs (one definition for every device).
 pub fn vit_b16_images_per_s(gpu: &Gpu, dtype: DType, batch: usize, iters: usize) -> Result<f64, CudaError> {
+    use crate::backend::{Device, Precision};
     use crate::model::synthetic::{VitShape, write_random_clip};
     use crate::model::{Config, Weights, clip::Clip};
+    let precision = match dtype {
+        DType::F32 => Precision::F32,
+        DType::Bf16 => Precision::Bf16,
+        DType::F16 => Precision::F16,
+    };
+    let device = Device::cuda(precision)?;
     let dir = std::env::temp_dir().join(format!("mvb-gpu-bench-b16-{}", std::process::id()));
     let io = |e: &dyn std::fmt::Display| CudaError::Shape(format!("random ViT-B/16 checkpoint: {e}"));
     write_random_clip(&dir, VitShape::B16, true).map_err(|e| io(&e))?;
-    let model = Weights::open(&dir).and_then(|w| Clip::load(&w, &Config::open(&dir)?));
+    let model = Weights::open(&dir).and_then(|w| Clip::load(&w, &device, &Config::open(&dir)?));
     let _ = std::fs::remove_dir_all(&dir);
     let model = model.map_err(|e| io(&e))?;
-    let gpu_model = GpuModel::from_clip(gpu, dtype, &model)?;
     let pixels = pattern(batch * 3 * 224 * 224, 10);
-    let ms = time_ms(gpu, 2, iters, || gpu_model.image_features_device(gpu, &pixels, batch).map(drop))?;
+    let ms = time_ms(gpu, 2, iters, || {
+        model.image_features(&device, &pixels, batch).map(drop).map_err(|e| CudaError::Shape(e.to_string()))
+    })?;
     Ok(batch as f64 / (ms * 1e-3))
 }
 

@@ -76,6 +76,16 @@ impl DType {
     }
 }
 
+impl From<crate::backend::Precision> for DType {
+    fn from(p: crate::backend::Precision) -> DType {
+        match p {
+            crate::backend::Precision::F32 => DType::F32,
+            crate::backend::Precision::Bf16 => DType::Bf16,
+            crate::backend::Precision::F16 => DType::F16,
+        }
+    }
+}
+
 impl std::fmt::Display for DType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

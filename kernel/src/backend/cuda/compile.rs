@@ -16,6 +16,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("attention.cu", include_str!("../../../../cuda/attention.cu")),
     ("lora.cu", include_str!("../../../../cuda/lora.cu")),
     ("elementwise.cu", include_str!("../../../../cuda/elementwise.cu")),
+    ("rope.cu", include_str!("../../../../cuda/rope.cu")),
 ];
 
 /// The headers `SOURCES` may include.

@@ -42,6 +42,7 @@ pub fn act_code(act: Option<Activation>) -> i32 {
         Some(Activation::Gelu) => 1,
         Some(Activation::GeluTanh) => 2,
         Some(Activation::QuickGelu) => 3,
+        Some(Activation::Silu) => 4,
     }
 }
 
@@ -194,4 +195,75 @@ pub fn gather_rows(
 ) -> Result<(), CudaError> {
     let (n32, c) = (n as i32, cols as i32);
     launch!(gpu, FILE, name("gather_rows", dtype), linear_cfg(n * cols), &x, &out, &rows, &n32, &c)
+}
+
+/// `x[rows[i]] = src[i]` for `n` rows of `cols` (`rows` are device i32).
+#[allow(clippy::too_many_arguments)]
+pub fn scatter_rows(
+    gpu: &Gpu,
+    dtype: DType,
+    x: u64,
+    src: u64,
+    rows: u64,
+    n: usize,
+    cols: usize,
+) -> Result<(), CudaError> {
+    let (n32, c) = (n as i32, cols as i32);
+    launch!(gpu, FILE, name("scatter_rows", dtype), linear_cfg(n * cols), &x, &src, &rows, &n32, &c)
+}
+
+/// `y = rms_norm(x)` over rows of `cols` (f32 `gamma`); `y` may be `x`.
+#[allow(clippy::too_many_arguments)]
+pub fn rms_norm(
+    gpu: &Gpu,
+    dtype: DType,
+    x: u64,
+    y: u64,
+    gamma: u64,
+    rows: usize,
+    cols: usize,
+    eps: f32,
+) -> Result<(), CudaError> {
+    let (r, c) = (rows as i32, cols as i32);
+    launch!(gpu, FILE, name("rmsnorm", dtype), rows_cfg(rows), &x, &y, &gamma, &r, &c, &eps)
+}
+
+/// `gate = silu(gate) · up` for `n` elements.
+pub fn silu_mul(gpu: &Gpu, dtype: DType, gate: u64, up: u64, n: usize) -> Result<(), CudaError> {
+    let n64 = n as i64;
+    launch!(gpu, FILE, name("silu_mul", dtype), linear_cfg(n), &gate, &up, &n64)
+}
+
+/// Positions `start..start + n` of a `[batch, cap, w]` cache set to `[batch, n, w]` rows.
+#[allow(clippy::too_many_arguments)]
+pub fn write_positions(
+    gpu: &Gpu,
+    dtype: DType,
+    cache: u64,
+    src: u64,
+    (batch, cap, width): (usize, usize, usize),
+    start: usize,
+    n: usize,
+) -> Result<(), CudaError> {
+    let (b, c, s, n32, w) = (batch as i32, cap as i32, start as i32, n as i32, width as i32);
+    let cfg = linear_cfg(batch * n * width);
+    launch!(gpu, FILE, name("write_positions", dtype), cfg, &cache, &src, &b, &c, &s, &n32, &w)
+}
+
+/// Rotary embedding in place over `rows` rows of `cols` (`positions` device i32 per row,
+/// `inv_freq` device f32 of `half` values); `cuda/rope.cu`.
+#[allow(clippy::too_many_arguments)]
+pub fn rope(
+    gpu: &Gpu,
+    dtype: DType,
+    x: u64,
+    positions: u64,
+    inv_freq: u64,
+    rows: usize,
+    cols: usize,
+    half: usize,
+) -> Result<(), CudaError> {
+    let (r, c, h) = (rows as i64, cols as i32, half as i32);
+    let cfg = linear_cfg(rows * cols / 2);
+    launch!(gpu, "rope.cu", name("rope", dtype), cfg, &x, &positions, &inv_freq, &r, &c, &h)
 }

@@ -5,18 +5,18 @@
 //!
 //! Modules: [`compile`] (NVRTC), [`buffer`] (device buffers in f32, bf16 or f16), [`gemm`]
 //! (cuBLAS), [`attention`] (FlashAttention-2 forward and the unfused baseline), [`lora`]
-//! (SGMV shrink/expand and the unfused baseline), [`elementwise`], [`encoder`] (CLIP and SigLIP
-//! towers on the GPU), [`reference`] (CPU references of the kernels), [`bench`] (kernel timings).
+//! (SGMV shrink/expand and the unfused baseline), [`elementwise`], `ops` (the compute layer's
+//! operations, `backend::ops`, on the GPU), [`reference`] (CPU references of the kernels), [`bench`] (kernel timings).
 
 pub mod attention;
 pub mod bench;
 pub mod buffer;
 pub mod compile;
 pub mod elementwise;
-pub mod encoder;
 mod error;
 pub mod gemm;
 pub mod lora;
+pub(crate) mod ops;
 pub mod reference;
 
 use std::collections::HashMap;
@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
 
 pub use buffer::{DType, GpuBuf};
-pub use encoder::GpuModel;
 pub use error::CudaError;
 
 /// The driver library names tried, in order.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RunError;
 use crate::backend::DeviceRequest;
-use crate::backend::cuda::DType;
+use crate::backend::Precision;
 use crate::data::Split;
 use crate::eval::bootstrap::{BootstrapConfig, DEFAULT_REPLICATES, DEFAULT_SEED};
 use crate::eval::probe::ProbeConfig;
@@ -307,7 +307,7 @@ pub struct RunConfig {
     /// Arithmetic of the matrix products: `f32`, `bf16` or `f16` (GPU only); unset: f32 on the
     /// CPU, bf16 on the GPU (the command line's `--precision` wins).
     #[serde(default, skip_serializing)]
-    pub precision: Option<String>,
+    pub precision: Option<Precision>,
 }
 
 impl RunConfig {
@@ -342,8 +342,8 @@ impl RunConfig {
     }
 
     /// The precision named by `precision`, if any.
-    pub fn precision(&self) -> Option<DType> {
-        self.precision.as_deref().and_then(DType::parse)
+    pub fn precision(&self) -> Option<Precision> {
+        self.precision
     }
 
     /// The probe settings as the probe takes them.
@@ -374,11 +374,6 @@ impl RunConfig {
         }
         if self.metrics.is_empty() {
             return Err(err(Some("metrics"), 0, "`metrics` is empty".into()));
-        }
-        if let Some(p) = &self.precision
-            && DType::parse(p).is_none()
-        {
-            return Err(err(Some("precision"), 0, format!("unknown precision `{p}` (expected bf16, f16 or f32)")));
         }
         for (i, s) in self.strategies.iter().enumerate() {
             if self.strategies[..i].contains(s) {

@@ -438,12 +438,8 @@ fn listing(dir: &Path) -> String {
 /// Loads a model on the configured device and precision (the CPU, after a one-line notice,
 /// when CUDA cannot start).
 fn load_model(path: &str, config: &RunConfig, progress: &ProgressBar) -> Result<ContrastiveModel, ModelError> {
-    let device = progress.suspend(|| config.device.resolve());
-    let (model, failure) = ContrastiveModel::load_on(path, device, config.precision())?;
-    if let Some(e) = failure {
-        progress.suspend(|| eprintln!("mvb: CUDA unavailable ({e}); running on the CPU"));
-    }
-    Ok(model)
+    let device = config.device.resolve(config.precision());
+    ContrastiveModel::load_on(path, &device)
 }
 
 /// What the features of one split depend on.

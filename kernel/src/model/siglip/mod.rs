@@ -1,7 +1,7 @@
 //! SigLIP (transformers' `SiglipModel`, <https://github.com/huggingface/transformers/blob/main/src/transformers/models/siglip/modeling_siglip.py>):
 //! a ViT image tower pooled by attention (a learned probe), a bidirectional text tower pooled
 //! at its last position, and logits `exp(scale)·cos + bias`. Covers google/siglip-* and
-//! google/medsiglip-448.
+//! google/medsiglip-448; written once on the compute layer, it runs on the CPU or the GPU.
 
 mod text;
 mod vision;
@@ -9,7 +9,7 @@ mod vision;
 use super::config::Config;
 use super::tokenizer::TokenBatch;
 use super::{ModelError, Weights};
-use crate::tensor::Tensor;
+use crate::backend::{Array, Device};
 
 pub use text::SiglipText;
 pub use vision::SiglipVision;
@@ -28,23 +28,23 @@ pub struct Siglip {
 }
 
 impl Siglip {
-    /// Loads every tensor, checking shapes against the configuration.
-    pub fn load(w: &Weights, config: &Config) -> Result<Self, ModelError> {
+    /// Loads every tensor onto `dev`, checking shapes against the configuration.
+    pub fn load(w: &Weights, dev: &Device, config: &Config) -> Result<Self, ModelError> {
         Ok(Siglip {
-            vision: SiglipVision::load(w, &config.tower("vision_config")?)?,
-            text: SiglipText::load(w, &config.tower("text_config")?)?,
+            vision: SiglipVision::load(w, dev, &config.tower("vision_config")?)?,
+            text: SiglipText::load(w, dev, &config.tower("text_config")?)?,
             scale: super::scalar(w, "logit_scale")?.exp(),
             bias: super::scalar(w, "logit_bias")?,
         })
     }
 
     /// `get_image_features`: `[batch, width]`.
-    pub fn image_features(&self, pixels: &[f32], batch: usize) -> Tensor {
-        self.vision.forward(pixels, batch)
+    pub fn image_features(&self, dev: &Device, pixels: &[f32], batch: usize) -> Result<Array, ModelError> {
+        self.vision.forward(dev, pixels, batch)
     }
 
     /// `get_text_features`: `[batch, projection]`.
-    pub fn text_features(&self, tokens: &TokenBatch) -> Result<Tensor, ModelError> {
-        self.text.forward(tokens)
+    pub fn text_features(&self, dev: &Device, tokens: &TokenBatch) -> Result<Array, ModelError> {
+        self.text.forward(dev, tokens)
     }
 }

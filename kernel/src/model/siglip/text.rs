@@ -4,36 +4,34 @@
 //! mask), prompts padded to the longest are encoded without a padding mask: SigLIP was trained
 //! on padded text and pools the last position, pad or not.
 
-use crate::backend::cpu::AttentionMask;
+use crate::backend::{Array, Device, Linear, Mask};
 use crate::model::config::TowerConfig;
-use crate::model::nn::{Encoder, LayerNorm, Linear, TextEmbeddings};
+use crate::model::nn::{Encoder, EncoderShape, LayerNorm, TextEmbeddings, linear};
 use crate::model::tokenizer::TokenBatch;
 use crate::model::{ModelError, Weights};
-use crate::tensor::Tensor;
 
 /// The SigLIP text tower.
 #[derive(Debug)]
 pub struct SiglipText {
-    pub(crate) embeddings: TextEmbeddings,
-    pub(crate) encoder: Encoder,
-    pub(crate) norm: LayerNorm,
-    pub(crate) head: Linear,
-    pub(crate) width: usize,
+    embeddings: TextEmbeddings,
+    encoder: Encoder,
+    norm: LayerNorm,
+    head: Linear,
 }
 
 impl SiglipText {
     /// Loads `text_model.*`.
-    pub fn load(w: &Weights, cfg: &TowerConfig) -> Result<Self, ModelError> {
+    pub fn load(w: &Weights, dev: &Device, cfg: &TowerConfig) -> Result<Self, ModelError> {
         let p = "text_model";
-        let embeddings = TextEmbeddings::load(w, p)?;
+        let embeddings = TextEmbeddings::load(w, dev, p)?;
         let width = embeddings.width();
         let proj = w.shape(&format!("{p}.head.weight")).map_or(width, |s| s[0]);
+        let shape = EncoderShape { dim: width, heads: cfg.heads, act: cfg.act, eps: cfg.eps };
         Ok(SiglipText {
-            encoder: Encoder::load(w, &format!("{p}.encoder"), width, cfg.heads, cfg.act, cfg.eps)?,
-            norm: LayerNorm::load(w, &format!("{p}.final_layer_norm"), width, cfg.eps)?,
-            head: Linear::load(w, &format!("{p}.head"), width, proj, true)?,
+            encoder: Encoder::load(w, dev, &format!("{p}.encoder"), shape)?,
+            norm: LayerNorm::load(w, dev, &format!("{p}.final_layer_norm"), width, cfg.eps)?,
+            head: linear(w, dev, &format!("{p}.head"), width, proj, true)?,
             embeddings,
-            width,
         })
     }
 
@@ -43,17 +41,16 @@ impl SiglipText {
     }
 
     /// The final hidden states, `[batch, len, width]`.
-    pub fn hidden_states(&self, batch: &TokenBatch) -> Result<Tensor, ModelError> {
-        let x = self.embeddings.forward(batch)?;
-        let x = self.encoder.forward(x, AttentionMask::NONE);
-        Ok(self.norm.forward(&x))
+    pub fn hidden_states(&self, dev: &Device, batch: &TokenBatch) -> Result<Array, ModelError> {
+        let mut x = self.embeddings.forward(dev, batch)?;
+        self.encoder.forward(dev, &mut x, Mask::NONE)?;
+        self.norm.forward(dev, &x)
     }
 
     /// The text features, `[batch, projection]`.
-    pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor, ModelError> {
-        let h = self.hidden_states(batch)?;
-        let last: Vec<f32> =
-            (0..batch.batch).flat_map(|b| h.row(b * batch.len + batch.len - 1).iter().copied()).collect();
-        Ok(self.head.forward(&Tensor::new([batch.batch, self.width], last)))
+    pub fn forward(&self, dev: &Device, batch: &TokenBatch) -> Result<Array, ModelError> {
+        let h = self.hidden_states(dev, batch)?;
+        let last: Vec<usize> = (0..batch.batch).map(|b| b * batch.len + batch.len - 1).collect();
+        Ok(dev.linear(&dev.gather_rows(&h, &last)?, &self.head)?)
     }
 }

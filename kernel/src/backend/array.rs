@@ -1,0 +1,155 @@
+//! [`Array`]: activations on a device (f32 on the CPU; the device's precision on the GPU),
+//! row-major and contiguous, and [`Heads`], a view of some columns of an array as attention
+//! heads (the Q, K or V part of a projection's output, or a KV cache).
+
+use super::cuda::GpuBuf;
+use super::error::ensure;
+use super::{ComputeError, Device, Kind};
+use crate::tensor::Tensor;
+
+/// A dense row-major array on a device.
+#[derive(Debug)]
+pub struct Array {
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: Data,
+}
+
+/// Where an array's elements are.
+#[derive(Debug)]
+pub(crate) enum Data {
+    /// Host memory, f32.
+    Host(Vec<f32>),
+    /// Device memory, in the buffer's dtype.
+    Gpu(GpuBuf),
+}
+
+impl Array {
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the array holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The size of the last dimension.
+    pub fn cols(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+
+    /// The product of all dimensions but the last.
+    pub fn rows(&self) -> usize {
+        self.len().checked_div(self.cols()).unwrap_or(0)
+    }
+
+    /// The same elements under another shape.
+    pub fn reshape(mut self, shape: impl Into<Vec<usize>>) -> Result<Array, ComputeError> {
+        let shape = shape.into();
+        ensure!(shape.iter().product::<usize>() == self.len(), "cannot reshape {:?} to {shape:?}", self.shape);
+        self.shape = shape;
+        Ok(self)
+    }
+
+    /// The host elements, when the array is on the CPU.
+    pub(crate) fn host(&self) -> Option<&[f32]> {
+        match &self.data {
+            Data::Host(v) => Some(v),
+            Data::Gpu(_) => None,
+        }
+    }
+
+    /// The elements as a host tensor (a copy back from the GPU, waiting for it).
+    pub fn to_tensor(&self, device: &Device) -> Result<Tensor, ComputeError> {
+        let data = match (&self.data, &device.kind) {
+            (Data::Host(v), _) => v.clone(),
+            (Data::Gpu(b), Kind::Cuda(g)) => b.to_host(g)?,
+            (Data::Gpu(_), Kind::Cpu) => return Err(ComputeError::Unsupported("a GPU array read on the CPU".into())),
+        };
+        Ok(Tensor::new(self.shape.clone(), data))
+    }
+
+    /// Consumes a host array into a tensor without copying (copies back from the GPU).
+    pub fn into_tensor(self, device: &Device) -> Result<Tensor, ComputeError> {
+        match self.data {
+            Data::Host(v) => Ok(Tensor::new(self.shape, v)),
+            Data::Gpu(_) => self.to_tensor(device),
+        }
+    }
+}
+
+/// Columns `col..col + heads·head_dim` of an array `[batch, capacity, row]`, read as `heads`
+/// heads of `head_dim` over the first `len` positions of each batch element.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads<'a> {
+    /// The array (`[batch, capacity, row]`).
+    pub array: &'a Array,
+    /// The first column.
+    pub col: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Elements per head.
+    pub head_dim: usize,
+    /// Positions used (at most the array's second dimension).
+    pub len: usize,
+}
+
+impl<'a> Heads<'a> {
+    /// All of `array` (`[batch, seq, heads·head_dim]`) as `heads` heads.
+    pub fn all(array: &'a Array, heads: usize) -> Result<Self, ComputeError> {
+        ensure!(array.shape.len() == 3, "attention input must be [batch, seq, width], got {:?}", array.shape);
+        ensure!(heads > 0 && array.cols().is_multiple_of(heads), "{} columns are not {heads} heads", array.cols());
+        Ok(Heads { array, col: 0, heads, head_dim: array.cols() / heads, len: array.shape[1] })
+    }
+
+    /// Batch elements.
+    pub fn batch(&self) -> usize {
+        self.array.shape.first().copied().unwrap_or(0)
+    }
+
+    /// Elements between positions.
+    pub fn row_stride(&self) -> usize {
+        self.array.cols()
+    }
+
+    /// Elements between batch elements.
+    pub fn batch_stride(&self) -> usize {
+        self.array.shape.get(1).copied().unwrap_or(0) * self.array.cols()
+    }
+
+    /// Checks that the view lies inside its array.
+    pub(crate) fn check(&self, what: &str) -> Result<(), ComputeError> {
+        ensure!(self.array.shape.len() == 3, "{what}: attention input must be [batch, seq, width]");
+        ensure!(
+            self.col + self.heads * self.head_dim <= self.array.cols() && self.len <= self.array.shape[1],
+            "{what}: {} heads of {} from column {} over {} positions do not fit {:?}",
+            self.heads,
+            self.head_dim,
+            self.col,
+            self.len,
+            self.array.shape
+        );
+        Ok(())
+    }
+}
+
+/// Which keys each query may attend to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mask<'a> {
+    /// Query `i` of `q` sees only keys `j <= i + kv_len - q_len` (decoders, CLIP's text tower).
+    pub causal: bool,
+    /// Per batch element, `1` for real keys and `0` for padding (`[batch × kv_len]`), as
+    /// transformers' `attention_mask`.
+    pub keys: Option<&'a [u32]>,
+}
+
+impl Mask<'_> {
+    /// No masking (vision encoders).
+    pub const NONE: Mask<'static> = Mask { causal: false, keys: None };
+}
