@@ -7,6 +7,8 @@ mod builtins;
 mod check;
 mod cli;
 mod cuda;
+mod decoder;
+mod gguf;
 mod medmnist;
 mod metrics;
 mod parity;

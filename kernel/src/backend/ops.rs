@@ -380,6 +380,20 @@ fn cpu_product(x: &Tensor, w: &Matrix, bias: Option<&[f32]>) -> Result<Tensor, C
     match &w.data {
         MatrixData::F32(t) => Ok(cpu::linear(x, t, bias)),
         MatrixData::Bf16(p) => Ok(cpu::linear_bf16(x, p, bias)),
+        MatrixData::Quant(q) => {
+            let (m, n) = (x.rows(), q.rows());
+            let mut out = vec![0f32; m * n];
+            cpu::quant::linear(x.data(), m, q, &mut out)
+                .map_err(|e| ComputeError::Shape(format!("quantised linear: {e}")))?;
+            if let Some(b) = bias {
+                out.chunks_mut(n).for_each(|row| cpu::add_assign_slice(row, b));
+            }
+            let mut shape = x.shape().to_vec();
+            if let Some(last) = shape.last_mut() {
+                *last = n;
+            }
+            Ok(Tensor::new(shape, out))
+        }
         MatrixData::Gpu(_) => Err(ComputeError::Unsupported("linear: a GPU weight on the CPU".into())),
     }
 }

@@ -4,6 +4,7 @@
 //! optional unmerged LoRA delta (PEFT's `lora_A`/`lora_B` with `alpha / r`).
 
 use super::cpu::PackedBf16;
+use super::cpu::quant::QMatrix;
 use super::cuda::{DType, GpuBuf};
 use super::error::ensure;
 use super::{ComputeError, Device, Kind, Precision};
@@ -24,6 +25,8 @@ pub(crate) enum MatrixData {
     F32(Tensor),
     /// Packed for the CPU's bf16 products.
     Bf16(PackedBf16),
+    /// GGML-quantised blocks on the host, multiplied without dequantising (`cpu/quant`).
+    Quant(QMatrix),
     /// On the GPU, in its dtype.
     Gpu(GpuBuf),
 }
@@ -49,6 +52,16 @@ impl Matrix {
             Kind::Cuda(g) => MatrixData::Gpu(GpuBuf::from_host(g, DType::from(device.precision), weight.data())?),
         };
         Ok(Matrix { rows, cols, data })
+    }
+
+    /// A GGML-quantised weight: kept quantised on the CPU (its products quantise the
+    /// activations to 8 bits, as llama.cpp does); dequantised and uploaded on the GPU.
+    pub fn quantized(device: &Device, weight: QMatrix) -> Result<Matrix, ComputeError> {
+        let (rows, cols) = (weight.rows(), weight.cols());
+        match &device.kind {
+            Kind::Cpu => Ok(Matrix { rows, cols, data: MatrixData::Quant(weight) }),
+            Kind::Cuda(_) => Matrix::new(device, Tensor::new([rows, cols], weight.dequantize())),
+        }
     }
 
     /// Rows (a linear layer's outputs).

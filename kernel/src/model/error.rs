@@ -70,6 +70,9 @@ pub enum ModelError {
     /// The input cannot be processed (an image too small, text too long, ...).
     #[error("{0}")]
     Input(String),
+    /// A GGUF file is malformed or holds what mvb cannot read.
+    #[error(transparent)]
+    Gguf(#[from] super::gguf::GgufError),
     /// The compute layer refused an operation or the GPU failed.
     #[error(transparent)]
     Compute(#[from] crate::backend::ComputeError),

@@ -3,10 +3,15 @@
 //! family. Contrastive families (`clip`, `siglip`) give image and text features and zero-shot
 //! logits.
 
+pub mod causal;
+pub mod chat;
 pub mod clip;
 mod config;
 mod error;
+pub mod generate;
+pub mod gguf;
 mod hub;
+pub mod llama;
 pub(crate) mod nn;
 mod patch;
 pub mod preprocess;

@@ -5,6 +5,7 @@
 mod attention;
 mod bf16;
 mod elementwise;
+pub mod quant;
 
 pub use attention::{AttentionMask, Operand, attention, contiguous};
 pub use bf16::{PackedBf16, bf16_native, linear_bf16};

@@ -1,0 +1,172 @@
+//! `out[m x rows] = x[m x cols] · Wᵀ` with W kept in its ggml type, parallel over output rows (rayon).
+//!
+//! Quantised W: the activations are quantised once to 8-bit blocks ([`QActs`]) and each weight row
+//! is read once per tile of up to 16 activation rows, so a batch reuses every weight block.
+//! Float W (F32/F16/BF16): f32 activations, the weight row converted to f32 once per tile.
+
+use super::acts::QActs;
+use super::{GgmlType, QMatrix, QuantError, scalar};
+use rayon::prelude::*;
+
+/// Kernel implementation; [`Kernel::detect`] picks the best one for this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// Portable scalar code (the definition of the results).
+    Scalar,
+    /// x86-64 SIMD at the given level.
+    #[cfg(target_arch = "x86_64")]
+    X86(super::x86::X86Level),
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU supports (run-time feature detection).
+    pub fn detect() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(level) = super::x86::best_level() {
+            return Kernel::X86(level);
+        }
+        Kernel::Scalar
+    }
+
+    /// Every kernel this CPU can run (for tests comparing them).
+    pub fn available() -> Vec<Kernel> {
+        let mut v = vec![Kernel::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        for level in [super::x86::X86Level::Avx2, super::x86::X86Level::Avx512Vnni, super::x86::X86Level::AvxVnni] {
+            if super::x86::supports(level) {
+                v.push(Kernel::X86(level));
+            }
+        }
+        v
+    }
+
+    fn supported(self) -> bool {
+        match self {
+            Kernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::X86(level) => super::x86::supports(level),
+        }
+    }
+}
+
+/// `out[m x rows] = x[m x cols] · Wᵀ` with the best kernel for this CPU.
+pub fn linear(x: &[f32], m: usize, w: &QMatrix, out: &mut [f32]) -> Result<(), QuantError> {
+    linear_with(Kernel::detect(), x, m, w, out)
+}
+
+/// [`linear`] with an explicit kernel (an unsupported one falls back to scalar).
+pub fn linear_with(kernel: Kernel, x: &[f32], m: usize, w: &QMatrix, out: &mut [f32]) -> Result<(), QuantError> {
+    check_len("x", m.checked_mul(w.cols()), x.len())?;
+    if w.ty().is_float() {
+        check_len("out", m.checked_mul(w.rows()), out.len())?;
+        return linear_float(kernel, x, m, w, out);
+    }
+    let acts = QActs::quantize(x, m, w.cols())?;
+    linear_q_with(kernel, &acts, w, out)
+}
+
+/// `out = acts · Wᵀ` for activations quantised once and shared by several matrices (q, k, v).
+pub fn linear_q(acts: &QActs, w: &QMatrix, out: &mut [f32]) -> Result<(), QuantError> {
+    linear_q_with(Kernel::detect(), acts, w, out)
+}
+
+fn check_len(what: &'static str, expected: Option<usize>, got: usize) -> Result<(), QuantError> {
+    let expected = expected.ok_or(QuantError::Shape { what, expected: usize::MAX, got })?;
+    if expected != got {
+        return Err(QuantError::Shape { what, expected, got });
+    }
+    Ok(())
+}
+
+/// Output pointer shared by the row tasks; each task writes a disjoint set of columns of `out`.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint elements (distinct weight rows) and the pointer outlives the scope.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Splits `rows` into chunks for rayon: at least ~64 KiB of weights or 8 rows per task, about 4 per thread.
+fn chunk_rows(rows: usize, row_bytes: usize, m: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let min_rows = (65536 / (row_bytes * m.max(1)).max(1)).max(8);
+    rows.div_ceil(threads * 4).max(min_rows).min(rows.max(1))
+}
+
+/// [`linear_q`] with an explicit kernel.
+pub fn linear_q_with(kernel: Kernel, acts: &QActs, w: &QMatrix, out: &mut [f32]) -> Result<(), QuantError> {
+    let (rows, m) = (w.rows(), acts.m());
+    if w.ty().is_float() {
+        return Err(QuantError::Shape { what: "linear_q needs a quantised matrix; cols", expected: 0, got: w.cols() });
+    }
+    check_len("activation row length", Some(w.cols()), acts.cols())?;
+    check_len("out", m.checked_mul(rows), out.len())?;
+    let kernel = if kernel.supported() { kernel } else { Kernel::Scalar };
+    let ptr = OutPtr(out.as_mut_ptr());
+    let chunk = chunk_rows(rows, w.row_bytes(), m);
+    let rb = w.row_bytes();
+    (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
+        let (i0, i1) = (c * chunk, ((c + 1) * chunk).min(rows));
+        let wb = &w.bytes()[i0 * rb..i1 * rb];
+        let mut tmp = vec![0f32; (i1 - i0) * m.min(TILE)];
+        for r0 in (0..m).step_by(TILE) {
+            let n = (m - r0).min(TILE);
+            dot_rows(kernel, w.ty(), wb, rb, acts, r0, n, &mut tmp[..(i1 - i0) * n]);
+            for t in 0..n {
+                let dst = (r0 + t) * rows;
+                for (k, i) in (i0..i1).enumerate() {
+                    // SAFETY: r0 + t < m and i < rows, so the index is inside `out` (length m * rows,
+                    // checked above); only this task writes columns i0..i1.
+                    unsafe { *ptr.get().add(dst + i) = tmp[k * n + t] };
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Activation rows per pass over the weights.
+const TILE: usize = 16;
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dot_rows(kernel: Kernel, ty: GgmlType, w: &[u8], rb: usize, acts: &QActs, r0: usize, n: usize, out: &mut [f32]) {
+    match kernel {
+        Kernel::Scalar => scalar::dot_rows(ty, w, rb, acts, r0, n, out),
+        // SAFETY: `kernel.supported()` was checked by the caller; the kernel checks the row length
+        // against `acts.cols` and falls back to scalar code on any mismatch.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::X86(level) => unsafe { super::x86::dot_rows(level, ty, w, rb, acts, r0, n, out) },
+    }
+}
+
+fn linear_float(kernel: Kernel, x: &[f32], m: usize, w: &QMatrix, out: &mut [f32]) -> Result<(), QuantError> {
+    let (rows, cols) = (w.rows(), w.cols());
+    let kernel = if kernel.supported() { kernel } else { Kernel::Scalar };
+    let ptr = OutPtr(out.as_mut_ptr());
+    let chunk = chunk_rows(rows, w.row_bytes(), m);
+    (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
+        let mut wrow = vec![0f32; cols];
+        for i in c * chunk..((c + 1) * chunk).min(rows) {
+            scalar::float_row(w.ty(), w.row(i), &mut wrow);
+            for r in 0..m {
+                let xr = &x[r * cols..(r + 1) * cols];
+                let v = match kernel {
+                    Kernel::Scalar => scalar::dot_f32(&wrow, xr),
+                    // SAFETY: the CPU supports the level (checked above).
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::X86(_) => unsafe { super::x86::dot_f32_avx2(&wrow, xr) },
+                };
+                // SAFETY: r < m, i < rows: inside `out` (checked length m * rows); column i is this task's.
+                unsafe { *ptr.get().add(r * rows + i) = v };
+            }
+        }
+    });
+    Ok(())
+}

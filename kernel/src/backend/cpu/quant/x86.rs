@@ -1,0 +1,416 @@
+//! x86-64 SIMD kernels: AVX2+FMA+F16C, and the same code with 256-bit VNNI (`vpdpbusd`, from
+//! AVX-512 VNNI+VL or AVX-VNNI) for the u8 x i8 block dots. Selected at run time.
+//!
+//! They implement exactly the arithmetic defined in `scalar.rs` (integer block dots, the f32 lane
+//! scheme and the fixed final sum), so they agree with the scalar path to the bit. Techniques
+//! (nibble unpacking, `maddubs` with a sign trick for signed weights) follow the well-known
+//! approach of ggml's x86 `ggml_vec_dot_*` kernels; the code is our own.
+
+use super::acts::QActs;
+use super::dequant::q4k_scale_min;
+use super::{GgmlType, QK};
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+/// Which x86 integer-dot flavour to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum X86Level {
+    Avx2,
+    /// 256-bit `vpdpbusd` from AVX-512 VNNI (+VL, +BW).
+    Avx512Vnni,
+    /// 256-bit `vpdpbusd` from AVX-VNNI.
+    AvxVnni,
+}
+
+/// True when AVX2, FMA and F16C are available.
+pub fn has_avx2() -> bool {
+    static F: OnceLock<bool> = OnceLock::new();
+    *F.get_or_init(|| {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    })
+}
+
+/// The best level this CPU supports, or `None` without AVX2.
+pub fn best_level() -> Option<X86Level> {
+    static L: OnceLock<Option<X86Level>> = OnceLock::new();
+    *L.get_or_init(|| {
+        if !has_avx2() {
+            return None;
+        }
+        let avx512 = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni");
+        if avx512 {
+            Some(X86Level::Avx512Vnni)
+        } else if is_x86_feature_detected!("avxvnni") {
+            Some(X86Level::AvxVnni)
+        } else {
+            Some(X86Level::Avx2)
+        }
+    })
+}
+
+/// True when this CPU supports `level`.
+pub fn supports(level: X86Level) -> bool {
+    match (level, best_level()) {
+        (_, None) => false,
+        (X86Level::Avx2, Some(_)) => true,
+        (l, Some(best)) => l == best,
+    }
+}
+
+/// `scalar::dot_rows` at `level` (same arguments, same results).
+///
+/// # Safety
+/// The CPU must support `level` ([`supports`]). Row and activation shapes are checked here
+/// (a mismatch falls back to the scalar code).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn dot_rows(
+    level: X86Level,
+    ty: GgmlType,
+    w: &[u8],
+    rb: usize,
+    acts: &QActs,
+    r0: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: the caller checked the CPU features of `level`.
+    unsafe {
+        match level {
+            X86Level::Avx2 => dot_rows_avx2(ty, w, rb, acts, r0, n, out),
+            X86Level::Avx512Vnni => dot_rows_avx512vnni(ty, w, rb, acts, r0, n, out),
+            X86Level::AvxVnni => dot_rows_avxvnni(ty, w, rb, acts, r0, n, out),
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_rows_avx2(ty: GgmlType, w: &[u8], rb: usize, acts: &QActs, r0: usize, n: usize, out: &mut [f32]) {
+    unsafe { dot_rows_impl::<0>(ty, w, rb, acts, r0, n, out) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn dot_rows_avx512vnni(ty: GgmlType, w: &[u8], rb: usize, acts: &QActs, r0: usize, n: usize, out: &mut [f32]) {
+    unsafe { dot_rows_impl::<1>(ty, w, rb, acts, r0, n, out) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn dot_rows_avxvnni(ty: GgmlType, w: &[u8], rb: usize, acts: &QActs, r0: usize, n: usize, out: &mut [f32]) {
+    unsafe { dot_rows_impl::<2>(ty, w, rb, acts, r0, n, out) }
+}
+
+/// Maximum activation rows handled per weight-row pass (accumulators live on the stack).
+pub const TILE: usize = 16;
+
+/// Weight-type codes for the const-generic 32-block kernel.
+const T_Q8_0: u8 = 0;
+const T_Q4_0: u8 = 1;
+const T_Q4_1: u8 = 2;
+
+#[inline(always)]
+unsafe fn dot_rows_impl<const V: u8>(
+    ty: GgmlType,
+    w: &[u8],
+    rb: usize,
+    acts: &QActs,
+    r0: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    // The raw loads below stay inside `w` and the activation buffers only if these hold.
+    let row_ok = ty.row_bytes(acts.cols).is_ok_and(|b| b == rb && rb > 0) && w.len().is_multiple_of(rb.max(1));
+    if !row_ok || n == 0 || n > TILE || r0 + n > acts.m || out.len() != w.len() / rb * n {
+        return super::scalar::dot_rows(ty, w, rb, acts, r0, n, out);
+    }
+    for (row, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(n)) {
+        // A one-row tile gets its own instance so that only one accumulator is cleared and summed.
+        unsafe {
+            if n == 1 { row_impl::<V, 1>(ty, row, acts, r0, o) } else { row_impl::<V, TILE>(ty, row, acts, r0, o) }
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn row_impl<const V: u8, const N: usize>(ty: GgmlType, w: &[u8], acts: &QActs, r0: usize, out: &mut [f32]) {
+    let n = out.len().min(N);
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); N];
+        match ty {
+            GgmlType::Q8_0 => row_32::<V, T_Q8_0>(w, acts, r0, &mut acc[..n]),
+            GgmlType::Q4_0 => row_32::<V, T_Q4_0>(w, acts, r0, &mut acc[..n]),
+            GgmlType::Q4_1 => row_32::<V, T_Q4_1>(w, acts, r0, &mut acc[..n]),
+            GgmlType::Q4_K => {
+                for (sb, b) in w.chunks_exact(ty.block_bytes()).enumerate() {
+                    superblock_q4k::<V>(b, acts, r0, sb, &mut acc[..n]);
+                }
+            }
+            GgmlType::Q6_K => {
+                for (sb, b) in w.chunks_exact(ty.block_bytes()).enumerate() {
+                    superblock_q6k(b, acts, r0, sb, &mut acc[..n]);
+                }
+            }
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {}
+        }
+        for (o, a) in out.iter_mut().zip(&acc) {
+            *o = reduce8(*a);
+        }
+    }
+}
+
+/// One row of a 32-block type: full groups of eight blocks, then the tail group.
+#[inline(always)]
+unsafe fn row_32<const V: u8, const T: u8>(w: &[u8], acts: &QActs, r0: usize, acc: &mut [__m256]) {
+    let full = acts.nb / 8;
+    unsafe {
+        for g in 0..full {
+            group_32::<V, T>(w.as_ptr(), 8, acts, r0, g, acc);
+        }
+        if !acts.nb.is_multiple_of(8) {
+            group_32::<V, T>(w.as_ptr(), acts.nb % 8, acts, r0, full, acc);
+        }
+    }
+}
+
+/// Sum of u8 x i8 products in groups of four, as eight i32 lanes.
+#[inline(always)]
+unsafe fn dot_u8i8<const V: u8>(a: __m256i, b: __m256i) -> __m256i {
+    unsafe {
+        match V {
+            1 => _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b),
+            2 => _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b),
+            _ => _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)),
+        }
+    }
+}
+
+/// Horizontal sums of eight vectors: lane k of the result is the sum of the lanes of `v[k]`.
+#[inline(always)]
+unsafe fn hsum8(v: &[__m256i; 8]) -> __m256i {
+    unsafe {
+        let h01 = _mm256_hadd_epi32(v[0], v[1]);
+        let h23 = _mm256_hadd_epi32(v[2], v[3]);
+        let h45 = _mm256_hadd_epi32(v[4], v[5]);
+        let h67 = _mm256_hadd_epi32(v[6], v[7]);
+        let a = _mm256_hadd_epi32(h01, h23);
+        let b = _mm256_hadd_epi32(h45, h67);
+        _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31))
+    }
+}
+
+/// The fixed-order sum of the eight lanes (see `scalar::reduce8`).
+#[inline(always)]
+pub(crate) unsafe fn reduce8(a: __m256) -> f32 {
+    unsafe {
+        let s4 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)))
+    }
+}
+
+/// Eight f16 values read at `p + k * stride` for k < n (1..=8), zeros beyond, as f32.
+/// Lanes past `n` re-read the last valid value and are masked, so no store-to-load round trip.
+#[inline(always)]
+unsafe fn gather_f16(p: *const u8, stride: usize, n: usize) -> __m256 {
+    unsafe {
+        let at = |k: usize| std::ptr::read_unaligned(p.add(k.min(n - 1) * stride).cast::<u16>()) as i16;
+        let h = _mm_setr_epi16(at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7));
+        let v = _mm256_cvtph_ps(h);
+        if n >= 8 {
+            return v;
+        }
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane);
+        _mm256_and_ps(v, _mm256_castsi256_ps(keep))
+    }
+}
+
+/// 32 nibbles of a 16-byte block as u8: low nibbles then high nibbles.
+#[inline(always)]
+unsafe fn unpack_nibbles(p: *const u8) -> __m256i {
+    unsafe {
+        let x = _mm_loadu_si128(p.cast());
+        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F))
+    }
+}
+
+/// One group of `nblk` (<= 8) 32-element blocks (Q8_0, Q4_0, Q4_1) against every activation row
+/// of the tile. `w` points at the row; the caller guarantees the row holds `acts.nb` blocks.
+#[inline(always)]
+unsafe fn group_32<const V: u8, const T: u8>(
+    w: *const u8,
+    nblk: usize,
+    acts: &QActs,
+    r0: usize,
+    g: usize,
+    acc: &mut [__m256],
+) {
+    let bs = [34, 18, 20][T as usize];
+    unsafe {
+        let base = w.add(g * 8 * bs);
+        let mut wq = [_mm256_setzero_si256(); 8];
+        let mut wsign = wq;
+        for k in 0..nblk {
+            let p = base.add(k * bs);
+            match T {
+                T_Q8_0 => {
+                    let q = _mm256_loadu_si256(p.add(2).cast());
+                    wq[k] = _mm256_sign_epi8(q, q); // |q| as u8
+                    wsign[k] = q;
+                }
+                T_Q4_0 => wq[k] = unpack_nibbles(p.add(2)),
+                _ => wq[k] = unpack_nibbles(p.add(4)),
+            }
+        }
+        let dw = gather_f16(base, bs, nblk);
+        let mw = if T == T_Q4_1 { gather_f16(base.add(2), bs, nblk) } else { _mm256_setzero_ps() };
+        for (t, a) in acc.iter_mut().enumerate() {
+            let k0 = acts.idx(r0 + t, g * 8);
+            let yp = acts.qs.as_ptr().add(k0 * QK);
+            let mut v = [_mm256_setzero_si256(); 8];
+            for k in 0..nblk {
+                let y = _mm256_loadu_si256(yp.add(k * QK).cast());
+                let y = if T == T_Q8_0 { _mm256_sign_epi8(y, wsign[k]) } else { y };
+                v[k] = dot_u8i8::<V>(wq[k], y);
+            }
+            let mut isum = hsum8(&v);
+            if T == T_Q4_0 {
+                let ys = _mm256_loadu_si256(acts.ys.as_ptr().add(k0).cast());
+                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(ys, 3));
+            }
+            let dd = _mm256_mul_ps(dw, _mm256_loadu_ps(acts.d.as_ptr().add(k0)));
+            *a = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(isum), *a);
+            if T == T_Q4_1 {
+                *a = _mm256_fmadd_ps(mw, _mm256_loadu_ps(acts.s.as_ptr().add(k0)), *a);
+            }
+        }
+    }
+}
+
+/// One Q4_K super-block (eight sub-blocks = activation blocks 8sb..8sb+8) against the tile.
+#[inline(always)]
+unsafe fn superblock_q4k<const V: u8>(b: &[u8], acts: &QActs, r0: usize, sb: usize, acc: &mut [__m256]) {
+    let (mut sc, mut mn) = ([0i32; 8], [0f32; 8]);
+    for j in 0..8 {
+        let (s, m) = q4k_scale_min(&b[4..16], j);
+        sc[j] = s as i32;
+        mn[j] = m as f32;
+    }
+    unsafe {
+        let d = _mm256_set1_ps(super::dequant::f16_at(b, 0));
+        let dmin = _mm256_set1_ps(super::dequant::f16_at(b, 2));
+        let negm = _mm256_xor_ps(_mm256_mul_ps(dmin, _mm256_loadu_ps(mn.as_ptr())), _mm256_set1_ps(-0.0));
+        let scv = _mm256_loadu_si256(sc.as_ptr().cast());
+        let mut wq = [_mm256_setzero_si256(); 8];
+        for c in 0..4 {
+            let x = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * c).cast());
+            wq[2 * c] = _mm256_and_si256(x, _mm256_set1_epi8(0x0F));
+            wq[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), _mm256_set1_epi8(0x0F));
+        }
+        for (t, a) in acc.iter_mut().enumerate() {
+            let k0 = acts.idx(r0 + t, sb * 8);
+            let yp = acts.qs.as_ptr().add(k0 * QK);
+            let mut v = [_mm256_setzero_si256(); 8];
+            for k in 0..8 {
+                v[k] = dot_u8i8::<V>(wq[k], _mm256_loadu_si256(yp.add(k * QK).cast()));
+            }
+            let isum = _mm256_mullo_epi32(hsum8(&v), scv);
+            let dd = _mm256_mul_ps(d, _mm256_loadu_ps(acts.d.as_ptr().add(k0)));
+            *a = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(isum), *a);
+            *a = _mm256_fmadd_ps(negm, _mm256_loadu_ps(acts.s.as_ptr().add(k0)), *a);
+        }
+    }
+}
+
+/// One Q6_K super-block against the tile (maddubs form: `(q*y - 32*y)` in i16, then the scales).
+#[inline(always)]
+unsafe fn superblock_q6k(b: &[u8], acts: &QActs, r0: usize, sb: usize, acc: &mut [__m256]) {
+    unsafe {
+        let mut wq = [_mm256_setzero_si256(); 8];
+        let mut wsc = [_mm256_setzero_si256(); 8];
+        let m4 = _mm256_set1_epi8(0x0F);
+        let m2 = _mm256_set1_epi8(0x03);
+        for (j, (q, s)) in wq.iter_mut().zip(wsc.iter_mut()).enumerate() {
+            let (half, k) = (j / 4, j % 4);
+            let ql = _mm256_loadu_si256(b.as_ptr().add(half * 64 + (k % 2) * 32).cast());
+            let qh = _mm256_loadu_si256(b.as_ptr().add(128 + half * 32).cast());
+            let lo = if k / 2 == 0 { ql } else { _mm256_srli_epi16(ql, 4) };
+            let hi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)), m2);
+            *q = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_slli_epi16(hi, 4));
+            let (s0, s1) = (b[192 + 2 * j] as i8 as i16, b[193 + 2 * j] as i8 as i16);
+            *s = _mm256_set_m128i(_mm_set1_epi16(s1), _mm_set1_epi16(s0));
+        }
+        let d = _mm256_set1_ps(super::dequant::f16_at(b, 208));
+        let c32 = _mm256_set1_epi8(32);
+        for (t, a) in acc.iter_mut().enumerate() {
+            let k0 = acts.idx(r0 + t, sb * 8);
+            let yp = acts.qs.as_ptr().add(k0 * QK);
+            let mut v = [_mm256_setzero_si256(); 8];
+            for k in 0..8 {
+                let y = _mm256_loadu_si256(yp.add(k * QK).cast());
+                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(wq[k], y), _mm256_maddubs_epi16(c32, y));
+                v[k] = _mm256_madd_epi16(p, wsc[k]);
+            }
+            let dd = _mm256_mul_ps(d, _mm256_loadu_ps(acts.d.as_ptr().add(k0)));
+            *a = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(hsum8(&v)), *a);
+        }
+    }
+}
+
+/// AVX2 version of `acts::quantize_block_scalar` (same result for finite inputs).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`has_avx2`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_block_avx2(x: &[f32; QK], q: &mut [i8; QK]) -> (f32, i32) {
+    unsafe {
+        let p = x.as_ptr();
+        let v = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
+        let sign = _mm256_set1_ps(-0.0);
+        let mut mx = _mm256_andnot_ps(sign, v[0]);
+        for vi in &v[1..] {
+            mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, *vi));
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), mx);
+        let amax = lanes.iter().fold(0.0f32, |a, &b| a.max(b));
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+        let c: [__m256i; 4] = std::array::from_fn(|i| {
+            let r = _mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi))
+        });
+        let s = _mm256_add_epi32(_mm256_add_epi32(c[0], c[1]), _mm256_add_epi32(c[2], c[3]));
+        let mut sl = [0i32; 8];
+        _mm256_storeu_si256(sl.as_mut_ptr().cast(), s);
+        let p16 = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+        let bytes = _mm256_permutevar8x32_epi32(p16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(q.as_mut_ptr().cast(), bytes);
+        (d, sl.iter().sum())
+    }
+}
+
+/// `dot(w, x)` for f32 rows in the 8-lane order of `scalar::dot_f32`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`has_avx2`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_f32_avx2(w: &[f32], x: &[f32]) -> f32 {
+    let n = w.len().min(x.len());
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        let full = n / 8 * 8;
+        for i in (0..full).step_by(8) {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(w.as_ptr().add(i)), _mm256_loadu_ps(x.as_ptr().add(i)), acc);
+        }
+        if full < n {
+            let (mut a, mut b) = ([0f32; 8], [0f32; 8]);
+            a[..n - full].copy_from_slice(&w[full..n]);
+            b[..n - full].copy_from_slice(&x[full..n]);
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr()), _mm256_loadu_ps(b.as_ptr()), acc);
+        }
+        reduce8(acc)
+    }
+}
