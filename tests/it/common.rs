@@ -68,10 +68,14 @@ pub fn build_plugin(manifest: &Path, package: &str) -> PathBuf {
     path
 }
 
+/// The hostile test plugin's component file.
+pub fn hostile_wasm() -> PathBuf {
+    build_plugin(&root().join("tests/plugins/Cargo.toml"), "mvb-test-hostile")
+}
+
 /// The hostile test plugin.
 pub fn hostile() -> PluginSource {
-    let wasm = build_plugin(&root().join("tests/plugins/Cargo.toml"), "mvb-test-hostile");
-    PluginSource::from_file(&wasm).expect("the hostile plugin is readable")
+    PluginSource::from_file(&hostile_wasm()).expect("the hostile plugin is readable")
 }
 
 /// The metric-only test plugin.

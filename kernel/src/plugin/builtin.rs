@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 
-use super::{Origin, PluginSource, World};
+use super::source::{Origin, PluginSource};
+use super::world::World;
 
 /// A plugin embedded in the binary.
 #[derive(Debug)]

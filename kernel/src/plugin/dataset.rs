@@ -4,10 +4,12 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::component::ResourceAny;
 
-use super::bindings::dataset::{Dataset as DatasetWorld, DatasetPre};
-use super::check::World;
+use super::bindings::dataset::Dataset as DatasetWorld;
+use super::convert;
+use super::error::PluginError;
+use super::host::PluginHost;
 use super::sandbox::Sandbox;
-use super::{PluginError, PluginHost, PluginSource, convert};
+use super::source::PluginSource;
 use crate::data::{DatasetInfo, Sample, Split};
 
 /// A running dataset plugin instance.
@@ -43,19 +45,7 @@ impl DatasetHandle {
 impl PluginHost {
     /// Starts a dataset plugin whose data folder (`/data` inside the sandbox) is `data_dir`.
     pub fn dataset(&self, source: &PluginSource, data_dir: Option<&Path>) -> Result<DatasetPlugin, PluginError> {
-        let component = self.component(source)?;
-        self.expect_world(source, &component, World::Dataset)?;
-        let pre = self
-            .linkers
-            .dataset
-            .instantiate_pre(&component)
-            .and_then(DatasetPre::new)
-            .map_err(|e| super::check::link_error(source, World::Dataset, &e))?;
-        let mut sandbox = Sandbox::new(&self.engine, &source.name, data_dir, self.config.limits, None)?;
-        let world = sandbox.run("instantiate", |store| pre.instantiate(store)).map_err(|e| match e {
-            PluginError::Trap { plugin, message, .. } => PluginError::Instantiate { plugin, message },
-            other => other,
-        })?;
+        let (sandbox, world) = self.start::<DatasetWorld>(source, data_dir, None)?;
         Ok(DatasetPlugin { sandbox, world, data_dir: data_dir.map(Path::to_owned) })
     }
 }
@@ -82,7 +72,7 @@ impl DatasetPlugin {
         let api = self.world.mvb_plugin_dataset_api();
         let resource = self.sandbox.call("open", |store| api.call_open(store, name))?;
         let raw = self.sandbox.run("dataset.info", |store| api.dataset().call_info(store, resource))?;
-        let info = convert::dataset_info(raw).map_err(|message| self.malformed("dataset.info", message))?;
+        let info = convert::dataset_info(raw).map_err(|message| self.sandbox.malformed("dataset.info", message))?;
         Ok(DatasetHandle { resource, info })
     }
 
@@ -96,10 +86,8 @@ impl DatasetPlugin {
     ) -> Result<Vec<Sample>, PluginError> {
         let limits = self.sandbox.limits();
         if count > limits.max_batch {
-            return Err(PluginError::Usage {
-                plugin: self.name().to_owned(),
-                message: format!("a batch of {count} samples is larger than the limit of {}", limits.max_batch),
-            });
+            let message = format!("a batch of {count} samples is larger than the limit of {}", limits.max_batch);
+            return Err(self.sandbox.usage(message));
         }
         let api = self.world.mvb_plugin_dataset_api();
         let raw = self.sandbox.call("dataset.samples", |store| {
@@ -107,7 +95,7 @@ impl DatasetPlugin {
         })?;
         let expected = handle.info.splits.get(split).saturating_sub(start).min(u64::from(count));
         if raw.len() as u64 != expected {
-            return Err(self.malformed(
+            return Err(self.sandbox.malformed(
                 "dataset.samples",
                 format!(
                     "asked for {count} samples of {split} from {start}, the split has {}, got {}",
@@ -118,7 +106,7 @@ impl DatasetPlugin {
         }
         let mut samples = Vec::with_capacity(raw.len());
         for s in raw {
-            samples.push(convert::sample(s, &handle.info).map_err(|m| self.malformed("dataset.samples", m))?);
+            samples.push(convert::sample(s, &handle.info).map_err(|m| self.sandbox.malformed("dataset.samples", m))?);
         }
         Ok(samples)
     }
@@ -132,11 +120,6 @@ impl DatasetPlugin {
     pub fn into_dataset(mut self, name: &str) -> Result<Dataset, PluginError> {
         let handle = self.open(name)?;
         Ok(Dataset { plugin: self, handle })
-    }
-
-    fn malformed(&mut self, call: &str, message: String) -> PluginError {
-        self.sandbox.retire(call);
-        PluginError::Malformed { plugin: self.name().to_owned(), call: call.to_owned(), message }
     }
 }
 

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::bindings::types as wit;
+
 /// The broad reason a plugin gave for a failed call (`error-kind` in `wit/types.wit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -139,6 +141,21 @@ impl PluginError {
         match self {
             PluginError::Failed { kind, .. } => Some(*kind),
             _ => None,
+        }
+    }
+}
+
+/// Error kinds as the host sees them.
+impl From<wit::ErrorKind> for ErrorKind {
+    fn from(kind: wit::ErrorKind) -> Self {
+        match kind {
+            wit::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+            wit::ErrorKind::NotFound => ErrorKind::NotFound,
+            wit::ErrorKind::CorruptData => ErrorKind::CorruptData,
+            wit::ErrorKind::Io => ErrorKind::Io,
+            wit::ErrorKind::Undefined => ErrorKind::Undefined,
+            wit::ErrorKind::Unavailable => ErrorKind::Unavailable,
+            wit::ErrorKind::Other => ErrorKind::Other,
         }
     }
 }

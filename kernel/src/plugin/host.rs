@@ -1,22 +1,23 @@
 //! The plugin host: one wasmtime engine with epoch interruption, a linker per world offering
-//! WASI p2 and mvb's own imports, the compiled-component cache, and the epoch ticker.
+//! WASI p2 and mvb's own imports, the compiled-component cache, the epoch ticker, and the one
+//! start-up path (compile, check the world, link, sandbox, instantiate) of every world.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use super::bindings::{self, host::LogLevel};
+use super::bindings;
 use super::cache::ComponentCache;
-use super::sandbox::State;
-use super::{Limits, PluginError, PluginSource};
-
-/// The epoch period: call budgets are counted in these ticks.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+use super::error::PluginError;
+use super::generation::Generator;
+use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
+use super::source::PluginSource;
+use super::state::State;
+use super::world::{self, World, WorldBindings};
 
 /// How the host is set up.
 #[derive(Debug, Clone, Default)]
@@ -41,18 +42,36 @@ impl HostConfig {
 }
 
 /// One linker per world.
-pub(crate) struct Linkers {
-    pub(crate) dataset: Linker<State>,
-    pub(crate) metric: Linker<State>,
-    pub(crate) judge: Linker<State>,
+struct Linkers {
+    dataset: Linker<State>,
+    metric: Linker<State>,
+    judge: Linker<State>,
+}
+
+impl Linkers {
+    fn new(engine: &Engine) -> Result<Self, PluginError> {
+        Ok(Linkers {
+            dataset: linker::<bindings::dataset::Dataset>(engine)?,
+            metric: linker::<bindings::metric::Metric>(engine)?,
+            judge: linker::<bindings::judge::Judge>(engine)?,
+        })
+    }
+
+    fn get(&self, world: World) -> &Linker<State> {
+        match world {
+            World::Dataset => &self.dataset,
+            World::Metric => &self.metric,
+            World::Judge => &self.judge,
+        }
+    }
 }
 
 /// Loads and runs plugins. Cheap to share by reference; each loaded plugin gets its own store.
 pub struct PluginHost {
     pub(crate) engine: Engine,
-    pub(crate) linkers: Linkers,
+    linkers: Linkers,
     cache: ComponentCache,
-    pub(crate) config: HostConfig,
+    config: HostConfig,
     ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
@@ -68,11 +87,7 @@ impl PluginHost {
         let mut wasm = Config::new();
         wasm.wasm_component_model(true).epoch_interruption(true);
         let engine = Engine::new(&wasm).map_err(|e| PluginError::Host(format!("cannot start wasmtime: {e}")))?;
-        let linkers = Linkers {
-            dataset: linker(&engine, |l| bindings::dataset::Dataset::add_to_linker::<State, HasSelf<State>>(l, |s| s))?,
-            metric: linker(&engine, |l| bindings::metric::Metric::add_to_linker::<State, HasSelf<State>>(l, |s| s))?,
-            judge: linker(&engine, |l| bindings::judge::Judge::add_to_linker::<State, HasSelf<State>>(l, |s| s))?,
-        };
+        let linkers = Linkers::new(&engine)?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let engine = engine.clone();
@@ -89,6 +104,32 @@ impl PluginHost {
         };
         let cache = ComponentCache::new(config.cache_dir.clone());
         Ok(PluginHost { engine, linkers, cache, config, ticker: Some((stop, ticker)) })
+    }
+
+    /// Starts an instance of a plugin of world `W`: compiles (or fetches) its component,
+    /// checks that it exports `W`'s interface and that the sandbox offers all it imports,
+    /// then instantiates it in a fresh sandbox (`data_dir` at `/data`, `generator` serving
+    /// `generation`). A trap while instantiating is `PluginError::Instantiate`.
+    pub(crate) fn start<W: WorldBindings>(
+        &self,
+        source: &PluginSource,
+        data_dir: Option<&Path>,
+        generator: Option<Arc<dyn Generator>>,
+    ) -> Result<(Sandbox, W), PluginError> {
+        let component = self.component(source)?;
+        world::expect(&self.engine, source, &component, W::WORLD)?;
+        let pre = self
+            .linkers
+            .get(W::WORLD)
+            .instantiate_pre(&component)
+            .and_then(W::typecheck)
+            .map_err(|e| world::link_error(source, W::WORLD, &e))?;
+        let mut sandbox = Sandbox::new(&self.engine, &source.name, data_dir, self.config.limits, generator)?;
+        let instance = sandbox.run("instantiate", |store| W::instantiate(&pre, store)).map_err(|e| match e {
+            PluginError::Trap { plugin, message, .. } => PluginError::Instantiate { plugin, message },
+            other => other,
+        })?;
+        Ok((sandbox, instance))
     }
 
     /// Compiles (or fetches from the cache) a plugin's component.
@@ -113,35 +154,11 @@ impl Drop for PluginHost {
     }
 }
 
-fn linker(
-    engine: &Engine,
-    add_world: impl FnOnce(&mut Linker<State>) -> wasmtime::Result<()>,
-) -> Result<Linker<State>, PluginError> {
+/// A linker offering WASI p2 and world `W`'s mvb imports.
+fn linker<W: WorldBindings>(engine: &Engine) -> Result<Linker<State>, PluginError> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-        .and_then(|()| add_world(&mut linker))
+        .and_then(|()| W::add_to_linker(&mut linker))
         .map_err(|e| PluginError::Host(format!("cannot set up the plugin linker: {e:#}")))?;
     Ok(linker)
 }
-
-/// The `host` import: plugin log lines go to stderr, tagged with the plugin's name.
-impl bindings::host::Host for State {
-    fn log(&mut self, level: LogLevel, message: String) {
-        let level = match level {
-            LogLevel::Trace | LogLevel::Debug => {
-                if std::env::var_os("MVB_PLUGIN_DEBUG").is_none() {
-                    return;
-                }
-                "debug"
-            }
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warning",
-            LogLevel::Error => "error",
-        };
-        let mut message: String = message.chars().filter(|c| !c.is_control()).take(4096).collect();
-        message.truncate(4096);
-        eprintln!("[{}] {level}: {message}", self.plugin);
-    }
-}
-
-impl bindings::types::Host for State {}

@@ -3,11 +3,13 @@
 
 use wasmtime::component::ResourceAny;
 
+use super::bindings::metric::Metric as MetricWorld;
 use super::bindings::metric::exports::mvb::plugin::metric_api as api;
-use super::bindings::metric::{Metric as MetricWorld, MetricPre};
-use super::check::World;
+use super::convert;
+use super::error::PluginError;
+use super::host::PluginHost;
 use super::sandbox::Sandbox;
-use super::{PluginError, PluginHost, PluginSource, convert};
+use super::source::PluginSource;
 use crate::data::{AnswerKind, Task};
 
 /// What a metric plugin says about itself.
@@ -89,16 +91,7 @@ impl std::fmt::Debug for MetricPlugin {
 impl PluginHost {
     /// Starts a metric plugin and reads its info.
     pub fn metric(&self, source: &PluginSource) -> Result<MetricPlugin, PluginError> {
-        let component = self.component(source)?;
-        self.expect_world(source, &component, World::Metric)?;
-        let pre = self
-            .linkers
-            .metric
-            .instantiate_pre(&component)
-            .and_then(MetricPre::new)
-            .map_err(|e| super::check::link_error(source, World::Metric, &e))?;
-        let mut sandbox = Sandbox::new(&self.engine, &source.name, None, self.config.limits, None)?;
-        let world = sandbox.run("instantiate", |store| pre.instantiate(store))?;
+        let (mut sandbox, world) = self.start::<MetricWorld>(source, None, None)?;
         let raw = sandbox.run("info", |store| world.mvb_plugin_metric_api().call_info(store))?;
         let info = MetricInfo {
             name: raw.name,
@@ -108,11 +101,7 @@ impl PluginHost {
             scores: raw.scores,
         };
         if info.name.is_empty() || info.scores.is_empty() {
-            return Err(PluginError::Malformed {
-                plugin: source.name.clone(),
-                call: "info".into(),
-                message: "a metric needs a name and at least one score name".into(),
-            });
+            return Err(sandbox.malformed("info", "a metric needs a name and at least one score name".into()));
         }
         Ok(MetricPlugin { sandbox, world, info })
     }
@@ -149,10 +138,8 @@ impl MetricPlugin {
     /// Scores the full set (`None`) or the resample listing `indices`.
     pub fn compute(&mut self, evaluation: &Evaluation, indices: Option<&[u32]>) -> Result<Vec<Score>, PluginError> {
         if let Some(bad) = indices.and_then(|ix| ix.iter().find(|&&i| i as usize >= evaluation.len)) {
-            return Err(PluginError::Usage {
-                plugin: self.sandbox.plugin().to_owned(),
-                message: format!("resample index {bad} is out of range for {} samples", evaluation.len),
-            });
+            let message = format!("resample index {bad} is out of range for {} samples", evaluation.len);
+            return Err(self.sandbox.usage(message));
         }
         let api = self.world.mvb_plugin_metric_api();
         let raw = self
@@ -160,12 +147,7 @@ impl MetricPlugin {
             .call("evaluation.compute", |store| api.evaluation().call_compute(store, evaluation.resource, indices))?;
         if let Some(unknown) = raw.iter().find(|s| !self.info.scores.contains(&s.name)) {
             let message = format!("score `{}` is not among the declared scores {:?}", unknown.name, self.info.scores);
-            self.sandbox.retire("evaluation.compute");
-            return Err(PluginError::Malformed {
-                plugin: self.sandbox.plugin().to_owned(),
-                call: "evaluation.compute".into(),
-                message,
-            });
+            return Err(self.sandbox.malformed("evaluation.compute", message));
         }
         Ok(raw.into_iter().map(|s| Score { name: s.name, value: s.value }).collect())
     }

@@ -2,6 +2,12 @@
 //! plugin instance, typed wrappers per world (`dataset`, `metric`, `judge`), the compiled
 //! component cache and the first-party plugins embedded in the binary.
 //!
+//! The modules form a DAG, leaves first: `bindings`, `cache`, `generation`; `error`, `log`,
+//! `convert`, `source`; `state` (store data and the host side of the imports); `sandbox` (the
+//! call discipline); `world` (world names and the bindings glue); `host` (engine, linkers and
+//! the one start-up path); the typed wrappers `dataset`, `metric`, `judge`; then `check` and
+//! `builtin`. The library never prints: plugin log lines are `tracing` events.
+//!
 //! Follows the wasmtime component-model embedding API
 //! (<https://docs.wasmtime.dev/api/wasmtime/component/index.html>).
 
@@ -12,18 +18,24 @@ mod check;
 mod convert;
 mod dataset;
 mod error;
+mod generation;
 mod host;
 mod judge;
+mod log;
 mod metric;
 mod sandbox;
 mod source;
+mod state;
+mod world;
 
 pub use builtin::{BUILTINS, Builtin};
-pub use check::{CatalogReport, CheckReport, World, WorldInfo};
+pub use check::{CatalogReport, CheckReport, WorldInfo};
 pub use dataset::{Dataset, DatasetHandle, DatasetPlugin};
 pub use error::{ErrorKind, PluginError};
+pub use generation::{GenerateOptions, Generator};
 pub use host::{HostConfig, PluginHost};
-pub use judge::{GenerateOptions, Generator, JudgeInfo, JudgePlugin, Verdict};
+pub use judge::{JudgeInfo, JudgePlugin, Verdict};
 pub use metric::{Evaluation, MetricInfo, MetricPlugin, Prediction, Reference, Score};
 pub use sandbox::Limits;
 pub use source::{Origin, PluginSource};
+pub use world::World;

@@ -1,19 +1,23 @@
 //! The sandbox around one plugin instance: a WASI context with nothing but a read-only
-//! `/data` preopen, a memory cap enforced by a `ResourceLimiter`, a wall-time budget per call
-//! enforced by epoch interruption, and the translation of every failure into a `PluginError`.
+//! `/data` preopen, a memory cap enforced by the store's limiter (`state::MemoryLimiter`), a
+//! wall-time budget per call enforced by epoch interruption, a fresh log budget per call, and
+//! the translation of every failure into a `PluginError`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::PluginError;
-use super::error::ErrorKind;
-use super::host::EPOCH_TICK;
-use super::judge::Generator;
+use super::bindings::types as wit;
+use super::error::PluginError;
+use super::generation::Generator;
+use super::state::State;
+
+/// The epoch period: call budgets are counted in these ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The guest path at which a plugin sees its data folder.
 pub const DATA_MOUNT: &str = "/data";
@@ -38,63 +42,10 @@ impl Default for Limits {
     }
 }
 
-/// Counts linear-memory growth against the cap and remembers a refusal, so that the trap that
-/// follows (a Rust guest aborts when allocation fails) is reported as what it is.
-#[derive(Debug)]
-pub(crate) struct MemoryLimiter {
-    cap: u64,
-    used: u64,
-    pub(crate) refused: bool,
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let growth = desired.saturating_sub(current) as u64;
-        if self.used + growth > self.cap {
-            self.refused = true;
-            return Ok(false);
-        }
-        self.used += growth;
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
-    }
-
-    fn instances(&self) -> usize {
-        64
-    }
-
-    fn memories(&self) -> usize {
-        16
-    }
-
-    fn tables(&self) -> usize {
-        64
-    }
-}
-
-/// The store data of one plugin instance.
-pub(crate) struct State {
-    pub(crate) plugin: String,
-    wasi: WasiCtx,
-    table: ResourceTable,
-    pub(crate) limiter: MemoryLimiter,
-    stderr: MemoryOutputPipe,
-    pub(crate) generator: Option<std::sync::Arc<dyn Generator>>,
-}
-
-impl WasiView for State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
 /// One live plugin instance and its store, with the call discipline: a fresh time budget per
 /// call, failures classified, and the instance retired after a trap.
 pub(crate) struct Sandbox {
-    pub(crate) store: Store<State>,
+    store: Store<State>,
     limits: Limits,
     poisoned: Option<String>,
 }
@@ -106,7 +57,7 @@ impl Sandbox {
         plugin: &str,
         data_dir: Option<&Path>,
         limits: Limits,
-        generator: Option<std::sync::Arc<dyn Generator>>,
+        generator: Option<Arc<dyn Generator>>,
     ) -> Result<Self, PluginError> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut wasi = WasiCtxBuilder::new();
@@ -125,14 +76,7 @@ impl Sandbox {
                 message: format!("cannot open data folder {}: {e}", dir.display()),
             })?;
         }
-        let state = State {
-            plugin: plugin.to_owned(),
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter { cap: limits.memory_bytes, used: 0, refused: false },
-            stderr,
-            generator,
-        };
+        let state = State::new(plugin, wasi.build(), limits.memory_bytes, stderr, generator);
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
@@ -154,7 +98,7 @@ impl Sandbox {
     pub(crate) fn call<R>(
         &mut self,
         call: &str,
-        f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<Result<R, super::bindings::types::Error>>,
+        f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<Result<R, wit::Error>>,
     ) -> Result<R, PluginError> {
         match self.run(call, f)? {
             Ok(r) => Ok(r),
@@ -178,7 +122,9 @@ impl Sandbox {
         }
         let ticks = (self.limits.call_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         self.store.set_epoch_deadline(ticks);
-        self.store.data_mut().limiter.refused = false;
+        let state = self.store.data_mut();
+        state.limiter.refused = false;
+        state.log.new_call();
         match f(&mut self.store) {
             Ok(r) => Ok(r),
             Err(e) => {
@@ -188,9 +134,16 @@ impl Sandbox {
         }
     }
 
-    /// Marks the instance unusable (used when a result breaks the contract).
-    pub(crate) fn retire(&mut self, call: &str) {
+    /// Marks the instance unusable because `call` returned a result that breaks the contract,
+    /// and says so.
+    pub(crate) fn malformed(&mut self, call: &str, message: String) -> PluginError {
         self.poisoned.get_or_insert_with(|| call.to_owned());
+        PluginError::Malformed { plugin: self.plugin().to_owned(), call: call.to_owned(), message }
+    }
+
+    /// A request the host refuses before calling the plugin.
+    pub(crate) fn usage(&self, message: String) -> PluginError {
+        PluginError::Usage { plugin: self.plugin().to_owned(), message }
     }
 
     fn classify(&self, call: &str, e: &wasmtime::Error) -> PluginError {
@@ -221,21 +174,5 @@ impl Sandbox {
         let joined = words.join(" ");
         let tail: String = joined.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
         (!tail.is_empty()).then_some(tail)
-    }
-}
-
-/// Error kinds as the host sees them.
-impl From<super::bindings::types::ErrorKind> for ErrorKind {
-    fn from(kind: super::bindings::types::ErrorKind) -> Self {
-        use super::bindings::types::ErrorKind as K;
-        match kind {
-            K::InvalidArgument => ErrorKind::InvalidArgument,
-            K::NotFound => ErrorKind::NotFound,
-            K::CorruptData => ErrorKind::CorruptData,
-            K::Io => ErrorKind::Io,
-            K::Undefined => ErrorKind::Undefined,
-            K::Unavailable => ErrorKind::Unavailable,
-            K::Other => ErrorKind::Other,
-        }
     }
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use super::PluginError;
+use super::error::PluginError;
 
 /// Where a plugin was loaded from.
 #[derive(Debug, Clone, PartialEq, Eq)]

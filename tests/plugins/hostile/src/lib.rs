@@ -12,6 +12,8 @@
 //! * `memory`: allocates 16 MiB chunks, filled and kept, until allocation fails (a trap).
 //! * `loop`: spins forever (until the host's time budget interrupts it).
 //! * `trap`: panics.
+//! * `log-flood`: logs [`FLOOD_LINES`] info lines, each carrying an escape sequence and a
+//!   right-to-left override, then returns valid samples.
 //! * `ok`, anything else, or no `mode` file: returns valid samples.
 
 use std::hint::black_box;
@@ -25,6 +27,8 @@ use mvb::plugin::types::{DatasetInfo, Error, ErrorKind, Image, Modality, Pixels,
 
 const NAME: &str = "hostile";
 const TEST_SIZE: u64 = 8;
+/// How many lines one `log-flood` call logs.
+const FLOOD_LINES: u32 = 5000;
 
 /// Paths that must all stay out of reach: a `..` escape from the preopen, absolute paths
 /// outside it, and a relative `..` path.
@@ -89,6 +93,9 @@ impl GuestDataset for Hostile {
             spin()
         } else if mode == "trap" {
             panic!("hostile plugin panicked on purpose")
+        } else if mode == "log-flood" {
+            flood();
+            normal(split, start, count)
         } else {
             normal(split, start, count)
         }
@@ -139,6 +146,13 @@ fn spin() -> ! {
     let mut counter: u64 = 0;
     loop {
         counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Logs in a tight loop, with text that would recolour the terminal and reverse the line.
+fn flood() {
+    for i in 0..FLOOD_LINES {
+        log(LogLevel::Info, &format!("flood {i} \u{1b}[31mred\u{1b}[0m \u{202e}desrever"));
     }
 }
 
