@@ -3,6 +3,7 @@
 mod bench;
 mod bench_kernels;
 mod dataset;
+mod generate;
 pub(crate) mod notices;
 mod plugin_check;
 mod plugins;
@@ -53,6 +54,8 @@ enum Command {
     Zeroshot(zeroshot::ZeroShotArgs),
     /// Write a model's image features and the labels of a dataset split to a safetensors file.
     Embed(zeroshot::EmbedArgs),
+    /// Generate text with a decoder (a GGUF file or a Hugging Face folder), streamed.
+    Generate(generate::GenerateArgs),
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -85,7 +88,7 @@ enum DatasetCommand {
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    notices::install(false);
+    notices::install(std::env::var_os("MVB_PLUGIN_DEBUG").is_some());
     let host = || make_host(&cli.sandbox);
     match &cli.command {
         Command::Plugins => plugins::run(&host()?),
@@ -93,6 +96,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Dataset(DatasetCommand::Show(args)) => dataset::show(&host()?, args),
         Command::Zeroshot(args) => zeroshot::run(&host()?, args),
         Command::Embed(args) => zeroshot::embed(&host()?, args),
+        Command::Generate(args) => generate::run(args),
         Command::Bench(BenchCommand::Encoder(args)) => bench::encoder(args),
         Command::Bench(BenchCommand::Kernels(args)) => bench_kernels::kernels(args),
         Command::Run(args) => run::run(&host()?, args),

@@ -13,7 +13,8 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 /// The progress bar on screen, if any: notices are printed above it.
 static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
-/// Installs the renderer for the whole process (`verbose` also shows `debug` events).
+/// Installs the renderer for the whole process: mvb's own events at `info` and above
+/// (`verbose`, set by `MVB_PLUGIN_DEBUG`, adds `debug`, plugins' debug logs included).
 pub fn install(verbose: bool) {
     let max = if verbose { Level::DEBUG } else { Level::INFO };
     let subscriber = tracing_subscriber::registry().with(Renderer { max });
@@ -34,11 +35,16 @@ struct Renderer {
 }
 
 impl<S: Subscriber> Layer<S> for Renderer {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        *metadata.level() <= self.max && metadata.target().starts_with("mvb")
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::from_level(self.max))
+    }
+
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let level = *event.metadata().level();
-        if level > self.max {
-            return;
-        }
         let mut line = Line::default();
         event.record(&mut line);
         let prefix = match level {
