@@ -15,6 +15,7 @@ use mvb::model::generate::{self, Continue, GenerateOptions, Prompt};
 use serde_json::Value;
 
 use crate::common::root;
+use crate::gguf::smollm2;
 
 fn fixtures() -> PathBuf {
     root().join("tests/fixtures/decoder")
@@ -163,17 +164,6 @@ fn a_broken_decoder_checkpoint_is_named() {
     std::fs::copy(fixtures().join("tiny-qwen2/model.safetensors"), tmp.path().join("model.safetensors")).expect("copy");
     let err = CausalLm::load_dir(tmp.path(), &Device::cpu()).expect_err("a missing layer must not load").to_string();
     assert!(err.contains("model.layers.2"), "{err}");
-}
-
-/// The SmolLM2 GGUF, or `None` after a SKIP line.
-fn smollm2(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("MVB_SMOLLM2").map(PathBuf::from) {
-        Some(p) if p.is_file() => Some(p),
-        _ => {
-            eprintln!("SKIP {test}: set MVB_SMOLLM2 to SmolLM2-135M-Instruct.Q4_1.gguf (tools/fetch_smollm2.sh)");
-            None
-        }
-    }
 }
 
 #[test]

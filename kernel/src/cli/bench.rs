@@ -74,3 +74,59 @@ pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct DecoderArgs {
+    /// A decoder: a `.gguf` file or a Hugging Face folder.
+    #[arg(long)]
+    model: std::path::PathBuf,
+    /// Prompt tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    prompt: usize,
+    /// New tokens per sequence (greedy, no early stop).
+    #[arg(long, default_value_t = 128)]
+    new: usize,
+    /// Batch sizes to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    batch: Vec<usize>,
+    /// Run a GGUF's weights dequantised to f32.
+    #[arg(long)]
+    dequantize: bool,
+}
+
+/// `mvb bench decoder`: prefill and decode tokens/s at each batch size, greedy, on the CPU.
+pub(crate) fn decoder(args: &DecoderArgs) -> anyhow::Result<()> {
+    use mvb::model::causal::CausalLm;
+    use mvb::model::generate::{Continue, GenerateOptions, Prompt, generate};
+    let device = Device::cpu();
+    let lm = CausalLm::load(&args.model, &device, args.dequantize)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let vocab = lm.model.config().vocab as u32;
+    for &batch in &args.batch {
+        let prompts: Vec<Prompt> = (0..batch)
+            .map(|b| {
+                Prompt::text((0..args.prompt).map(|i| ((i * 7919 + b * 104_729) as u32 % (vocab - 1)) + 1).collect())
+            })
+            .collect();
+        let prefill_only = GenerateOptions { max_new_tokens: 1, eos: vec![u32::MAX], ..GenerateOptions::default() };
+        let t = Instant::now();
+        generate(&lm.model, &device, &prompts, &prefill_only, |_, _| Continue::Yes)?;
+        let prefill = t.elapsed().as_secs_f64();
+        let opts = GenerateOptions { max_new_tokens: args.new + 1, ..prefill_only };
+        let t = Instant::now();
+        generate(&lm.model, &device, &prompts, &opts, |_, _| Continue::Yes)?;
+        let decode = (t.elapsed().as_secs_f64() - prefill).max(1e-9);
+        println!(
+            "mvb decoder {} batch {batch} threads {}: prefill {:.1} tok/s ({} tokens in {:.3} s), decode {:.1} tok/s ({} steps in {:.3} s)",
+            args.model.display(),
+            rayon::current_num_threads(),
+            (batch * args.prompt) as f64 / prefill,
+            batch * args.prompt,
+            prefill,
+            (batch * args.new) as f64 / decode,
+            args.new,
+            decode,
+        );
+    }
+    Ok(())
+}

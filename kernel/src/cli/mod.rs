@@ -69,6 +69,8 @@ enum Command {
 enum BenchCommand {
     /// Image-encoder throughput on random weights at real ViT shapes.
     Encoder(bench::EncoderArgs),
+    /// Decoder prefill and decode tokens/s at batch 1 and 16 (greedy, CPU).
+    Decoder(bench::DecoderArgs),
     /// CUDA kernels (fused attention, LoRA) next to their unfused cuBLAS paths, on the GPU.
     Kernels(bench_kernels::KernelsArgs),
 }
@@ -98,6 +100,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Embed(args) => zeroshot::embed(&host()?, args),
         Command::Generate(args) => generate::run(args),
         Command::Bench(BenchCommand::Encoder(args)) => bench::encoder(args),
+        Command::Bench(BenchCommand::Decoder(args)) => bench::decoder(args),
         Command::Bench(BenchCommand::Kernels(args)) => bench_kernels::kernels(args),
         Command::Run(args) => run::run(&host()?, args),
         Command::Report(args) => run::report(&host()?, args),

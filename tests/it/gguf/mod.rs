@@ -21,6 +21,10 @@ pub(crate) fn smollm2(test: &str) -> Option<PathBuf> {
     match std::env::var_os("MVB_SMOLLM2").map(PathBuf::from) {
         Some(p) if p.is_file() => Some(p),
         _ => {
+            assert!(
+                std::env::var_os("MVB_REQUIRE_SMOLLM2").is_none(),
+                "{test}: MVB_REQUIRE_SMOLLM2 is set but MVB_SMOLLM2 names no file"
+            );
             eprintln!("SKIP {test}: set MVB_SMOLLM2 to SmolLM2-135M-Instruct.Q4_1.gguf (tools/fetch_smollm2.sh)");
             None
         }
