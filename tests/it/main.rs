@@ -9,6 +9,7 @@ mod cli;
 mod cuda;
 mod medmnist;
 mod metrics;
+mod ops;
 mod parity;
 mod run;
 mod sandbox;
