@@ -237,19 +237,6 @@ fn sub_range(offset: usize, len: usize, have: usize) -> Result<(), CudaError> {
     }
 }
 
-/// Checks that a view of `len` elements of `got` can serve as `what`: `dtype` elements, at
-/// least `need` of them (`None`: the sizes overflowed).
-fn fits(what: &str, (len, got): (usize, DType), dtype: DType, need: Option<usize>) -> Result<(), CudaError> {
-    if got != dtype {
-        return Err(CudaError::Shape(format!("{what}: a {got} buffer where {dtype} is needed")));
-    }
-    match need {
-        Some(n) if n <= len => Ok(()),
-        Some(n) => Err(CudaError::Shape(format!("{what}: the kernel reaches {n} elements, the view holds {len}"))),
-        None => Err(CudaError::Shape(format!("{what}: the sizes overflow"))),
-    }
-}
-
 /// Elements `offset..offset + len` of a [`GpuBuf`], to read.
 #[derive(Debug, Clone, Copy)]
 pub struct GpuView<'a> {
@@ -282,7 +269,16 @@ impl<'a> GpuView<'a> {
 
     /// Checks that this view holds at least `need` elements of `dtype` (see [`span`]).
     pub(crate) fn fits(&self, what: &str, dtype: DType, need: Option<usize>) -> Result<(), CudaError> {
-        fits(what, (self.len, self.dtype()), dtype, need)
+        if self.dtype() != dtype {
+            return Err(CudaError::Shape(format!("{what}: a {} buffer where {dtype} is needed", self.dtype())));
+        }
+        match need {
+            Some(n) if n <= self.len => Ok(()),
+            Some(n) => {
+                Err(CudaError::Shape(format!("{what}: the kernel reaches {n} elements, the view holds {}", self.len)))
+            }
+            None => Err(CudaError::Shape(format!("{what}: the sizes overflow"))),
+        }
     }
 
     /// The device address of the view's first element.
@@ -300,14 +296,9 @@ pub struct GpuViewMut<'a> {
 }
 
 impl<'a> GpuViewMut<'a> {
-    /// Elements.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the view holds no element.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    /// The same elements, to read (and to ask their length).
+    pub fn as_view(&self) -> GpuView<'_> {
+        GpuView { buf: &*self.buf, offset: self.offset, len: self.len }
     }
 
     /// Element type.
@@ -326,14 +317,9 @@ impl<'a> GpuViewMut<'a> {
         GpuViewMut { buf: &mut *self.buf, offset: self.offset, len: self.len }
     }
 
-    /// The same elements, to read.
-    pub fn as_view(&self) -> GpuView<'_> {
-        GpuView { buf: &*self.buf, offset: self.offset, len: self.len }
-    }
-
     /// Checks that this view holds at least `need` elements of `dtype` (see [`span`]).
     pub(crate) fn fits(&self, what: &str, dtype: DType, need: Option<usize>) -> Result<(), CudaError> {
-        fits(what, (self.len, self.dtype()), dtype, need)
+        self.as_view().fits(what, dtype, need)
     }
 
     /// The device address of the view's first element.

@@ -260,7 +260,7 @@ pub fn scatter_rows(
     cols: usize,
 ) -> Result<(), CudaError> {
     let (dt, n) = (x.dtype(), rows.len());
-    rows.check_rows("scatter_rows", cols, x.len())?;
+    rows.check_rows("scatter_rows", cols, x.as_view().len())?;
     src.fits("scatter_rows src", dt, area(n, cols))?;
     let (n32, c) = (int(n, "rows")?, int(cols, "cols")?);
     let (xp, sp, rp) = (x.ptr(gpu), src.ptr(gpu), rows.ptr(gpu));
