@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use mvb::backend::cuda::attention as attn;
-use mvb::backend::cuda::lora;
 use mvb::backend::cuda::{DType, Gpu, bench};
 
 fn main() {
@@ -31,9 +30,8 @@ fn main() {
         Duration::from_secs_f64(ms * 1e-3 * iters as f64)
     };
     for s in bench::attention_shapes(false) {
-        let inputs = bench::AttnInputs::new(gpu, dt, &s).expect("inputs");
-        let args = inputs.args;
-        let scratch = attn::UnfusedScratch::new(gpu, dt, &s).expect("scratch");
+        let mut inputs = bench::AttnInputs::new(gpu, dt, &s).expect("inputs");
+        let mut scratch = attn::UnfusedScratch::new(gpu, dt, &s).expect("scratch");
         let mut group = criterion.benchmark_group(format!(
             "attention/{}/b{}h{}d{}/seq{}",
             if s.causal { "causal" } else { "encoder" },
@@ -42,27 +40,21 @@ fn main() {
             s.head_dim,
             s.q_len
         ));
-        group.bench_function("fused", |b| {
-            b.iter_custom(|n| events(n, &mut || attn::attention(gpu, dt, &args, None).expect("fused")))
-        });
-        let ptrs = inputs.ptrs();
+        group
+            .bench_function("fused", |b| b.iter_custom(|n| events(n, &mut || inputs.fused(gpu, None).expect("fused"))));
         group.bench_function("unfused", |b| {
-            b.iter_custom(|n| events(n, &mut || attn::attention_unfused(gpu, dt, ptrs, &s, &scratch).expect("unfused")))
+            b.iter_custom(|n| events(n, &mut || inputs.unfused(gpu, &mut scratch).expect("unfused")))
         });
         group.finish();
     }
     for (tokens, d, rank, adapters) in bench::lora_shapes(true) {
-        let inputs = bench::LoraInputs::new(gpu, dt, tokens, d, rank, adapters).expect("inputs");
-        let (args, shape, segs) = (inputs.args, inputs.shape, &inputs.segments);
+        let mut inputs = bench::LoraInputs::new(gpu, dt, tokens, d, rank, adapters).expect("inputs");
         let mut group = criterion.benchmark_group(format!("lora/tokens{tokens}/d{d}/r{rank}/adapters{adapters}"));
         group.bench_function("fused", |bn| {
-            bn.iter_custom(|n| events(n, &mut || lora::lora_fused(gpu, dt, &args, &shape, segs, None).expect("fused")))
+            bn.iter_custom(|n| events(n, &mut || inputs.fused(gpu, None).expect("fused")))
         });
-        let dp = inputs.delta.ptr(gpu);
         group.bench_function("unfused", |bn| {
-            bn.iter_custom(|n| {
-                events(n, &mut || lora::lora_unfused(gpu, dt, &args, dp, &shape, segs).expect("unfused"))
-            })
+            bn.iter_custom(|n| events(n, &mut || inputs.unfused(gpu).expect("unfused")))
         });
         group.finish();
     }

@@ -1,11 +1,14 @@
 //! Shared helpers: a plugin host with a private cache, building the test-only plugins, the
-//! vendored data folder.
+//! vendored data folder, and the device-parameterised checks of the compute layer and the CUDA
+//! kernels (fresh random inputs with a printed seed, CPU always and CUDA when a GPU starts).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use mvb::backend::cuda::reference::rel_error;
+use mvb::backend::cuda::{DType, Gpu, GpuBuf};
 use mvb::plugin::{Builtin, HostConfig, Limits, PluginHost, PluginSource};
 
 /// The repository root.
@@ -101,4 +104,71 @@ pub fn mvb(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A small xorshift generator seeded from the clock: fresh inputs on every run.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded from the clock.
+    pub fn fresh() -> Rng {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos());
+        Rng((nanos as u64) | 1)
+    }
+    /// The current state (print it to reproduce a failure).
+    pub fn seed(&self) -> u64 {
+        self.0
+    }
+    /// A value in [-1, 1).
+    pub fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    /// `n` values in [-scale, scale).
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+    /// An integer in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (((self.next() + 1.0) * 0.5 * n as f32) as usize).min(n.saturating_sub(1))
+    }
+}
+
+/// Where a check runs.
+#[derive(Clone)]
+pub enum Dev {
+    /// The CPU backend.
+    Cpu,
+    /// The GPU.
+    Cuda(Arc<Gpu>),
+}
+
+/// Runs `check` on the CPU, then on CUDA when a GPU starts (else prints why it is skipped).
+pub fn on_each_device(name: &str, check: impl Fn(&Dev)) {
+    check(&Dev::Cpu);
+    match Gpu::get() {
+        Ok(gpu) => check(&Dev::Cuda(gpu)),
+        Err(e) => eprintln!("SKIP cuda {name}: {e}"),
+    }
+}
+
+/// Fails unless `got` is within relative error `tol` of `want` (largest difference over the
+/// largest magnitude; a NaN never passes), naming `seed`.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32, seed: u64) {
+    let err = rel_error(got, want);
+    assert!(err <= tol, "{what}: relative error {err:e} > {tol:e} (seed {seed})");
+}
+
+/// `v` on the GPU in `dtype`.
+pub fn upload(gpu: &Gpu, dtype: DType, v: &[f32]) -> GpuBuf {
+    GpuBuf::from_host(gpu, dtype, v).expect("upload")
+}
+
+/// `n` elements of `dtype` on the GPU, every one NaN.
+pub fn poisoned(gpu: &Gpu, dtype: DType, n: usize) -> GpuBuf {
+    let mut b = GpuBuf::alloc(gpu, dtype, n).expect("alloc");
+    b.poison(gpu).expect("poison");
+    b
 }

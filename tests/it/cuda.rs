@@ -6,75 +6,16 @@
 //! every launch, against f64 CPU references: relative error (largest difference over largest
 //! magnitude) at most 1e-4 for f32 and 1e-2 for bf16/f16; NaN never passes.
 
-use std::sync::Arc;
-
 use mvb::backend::cpu::{self, Activation, AttentionMask};
 use mvb::backend::cuda::attention::{self as attn, AttnArgs, AttnKernel, AttnShape, Layout};
 use mvb::backend::cuda::lora::{self, LoraArgs, LoraShape, Segments, SgmvKernel};
-use mvb::backend::cuda::reference::{self, rel_error};
-use mvb::backend::cuda::{CudaError, DType, Gpu, GpuBuf, compile, elementwise};
+use mvb::backend::cuda::reference;
+use mvb::backend::cuda::{CudaError, DType, Gpu, GpuBuf, GpuInts, compile, elementwise, gemm, span};
 use mvb::backend::{Device, DeviceRequest, Precision};
 use mvb::model::ContrastiveModel;
 use mvb::tensor::Tensor;
 
-use crate::common::{mvb, root};
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------------
-
-/// A small xorshift generator seeded from the clock: fresh inputs on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn fresh() -> Rng {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos());
-        Rng((nanos as u64) | 1)
-    }
-    fn seed(&self) -> u64 {
-        self.0
-    }
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
-}
-
-/// Where a check runs.
-#[derive(Clone)]
-enum Dev {
-    Cpu,
-    Cuda(Arc<Gpu>),
-}
-
-/// Runs `check` on the CPU, then on CUDA when a GPU starts (else prints why it is skipped).
-fn on_each_device(name: &str, check: impl Fn(&Dev)) {
-    check(&Dev::Cpu);
-    match Gpu::get() {
-        Ok(gpu) => check(&Dev::Cuda(gpu)),
-        Err(e) => eprintln!("SKIP cuda {name}: {e}"),
-    }
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32, seed: u64) {
-    let err = rel_error(got, want);
-    assert!(err <= tol, "{what}: relative error {err:e} > {tol:e} (seed {seed})");
-}
-
-fn upload(gpu: &Gpu, dtype: DType, v: &[f32]) -> GpuBuf {
-    GpuBuf::from_host(gpu, dtype, v).expect("upload")
-}
-
-fn poisoned(gpu: &Gpu, dtype: DType, n: usize) -> GpuBuf {
-    let mut b = GpuBuf::alloc(gpu, dtype, n).expect("alloc");
-    b.poison(gpu).expect("poison");
-    b
-}
+use crate::common::{Dev, Rng, assert_close, mvb, on_each_device, poisoned, root, upload};
 
 // ---------------------------------------------------------------------------------------------
 // NVRTC
@@ -175,6 +116,65 @@ fn zeroshot_with_device_cuda_falls_back_or_matches_the_cpu() {
     }
     let (ok, _, stderr) = with("auto", "bf16");
     assert!(ok, "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The safe API: views too short, of the wrong type, or indices outside are refused
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn span_is_the_extent_a_kernel_reaches() {
+    assert_eq!(span(4, &[(3, 10)]), Some(24));
+    assert_eq!(span(4, &[(3, 10), (2, 100)]), Some(124));
+    assert_eq!(span(4, &[(0, 10)]), Some(0));
+    assert_eq!(span(0, &[(3, 10)]), Some(0));
+    assert_eq!(span(2, &[(usize::MAX, 2)]), None);
+}
+
+fn check_views_are_checked(dev: &Dev) {
+    let Dev::Cuda(gpu) = dev else { return };
+    let shape_error = |what: &str, r: Result<(), CudaError>| {
+        assert!(matches!(r, Err(CudaError::Shape(_))), "{what}: {r:?}");
+    };
+    let (rows, cols) = (10, 8);
+    let x = upload(gpu, DType::Bf16, &vec![1.0; rows * cols]);
+    let gamma = upload(gpu, DType::F32, &[1.0; 8]);
+    let mut y = GpuBuf::alloc(gpu, DType::Bf16, rows * cols - 1).expect("alloc");
+    let r = elementwise::layer_norm(gpu, x.view(), y.view_mut(), gamma.view(), gamma.view(), rows, cols, 1e-5);
+    shape_error("a short output", r);
+    let mut y = GpuBuf::alloc(gpu, DType::F32, rows * cols).expect("alloc");
+    let r = elementwise::layer_norm(gpu, x.view(), y.view_mut(), gamma.view(), gamma.view(), rows, cols, 1e-5);
+    shape_error("an output of another type", r);
+    let mut y = GpuBuf::alloc(gpu, DType::Bf16, rows * cols).expect("alloc");
+    let r = elementwise::layer_norm(gpu, x.view(), y.view_mut(), x.view(), x.view(), rows, cols, 1e-5);
+    shape_error("bf16 norm parameters", r);
+    assert!(x.slice(75, 6).is_err() && x.slice(usize::MAX, 2).is_err(), "a slice past the end");
+    let rows_idx = GpuInts::from_host(gpu, &[0, 10]).expect("indices");
+    shape_error("a gather past the rows", elementwise::gather_rows(gpu, x.view(), y.view_mut(), &rows_idx, cols));
+    let negative = GpuInts::from_host(gpu, &[-1]).expect("indices");
+    shape_error("a negative row", elementwise::scatter_rows(gpu, y.view_mut(), x.view(), &negative, cols));
+    let (a, b) = (gemm::Operand::n(x.view(), cols), gemm::Operand::t(x.view(), cols));
+    shape_error("a product past A", gemm::gemm(gpu, (rows + 1, rows, cols), a, b, y.view_mut(), rows, 1.0, 0.0));
+    let s = AttnShape { batch: 1, heads: 2, kv_heads: 2, q_len: 5, kv_len: 5, head_dim: 8, causal: false };
+    let lay = Layout::interleaved(5, 16, 8);
+    let args = AttnArgs {
+        q: x.view(),
+        k: x.slice(0, 79).expect("slice"),
+        v: x.view(),
+        layouts: [lay; 4],
+        key_mask: None,
+        shape: s,
+        scale: None,
+    };
+    shape_error("attention keys past their view", attn::attention(gpu, &args, y.view_mut(), None));
+    let mask = GpuInts::from_host(gpu, &[1; 4]).expect("mask");
+    let args = AttnArgs { k: x.view(), key_mask: Some(&mask), ..args };
+    shape_error("a short key mask", attn::attention(gpu, &args, y.view_mut(), None));
+}
+
+#[test]
+fn views_are_checked_before_launching() {
+    on_each_device("views", check_views_are_checked);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -298,33 +298,32 @@ fn check_attention(dev: &Dev) {
                     let (qr, kr, vr) = (dtype.round(&q), dtype.round(&k), dtype.round(&v));
                     let want = reference::attention((&qr, &kr, &vr), lay, &s, mask.as_deref(), scale, nq);
                     let (qb, kb, vb) = (upload(gpu, dtype, &q), upload(gpu, dtype, &k), upload(gpu, dtype, &v));
-                    let mb = mask.as_ref().map(|m| GpuBuf::from_i32(gpu, m).expect("mask"));
+                    let mb = mask.as_ref().map(|m| GpuInts::from_host(gpu, m).expect("mask"));
                     let mut kernels = vec![AttnKernel::Simt];
                     if dtype != DType::F32 && matches!(s.head_dim, 64 | 80 | 128) {
                         kernels.push(AttnKernel::Mma);
                     }
+                    let args = AttnArgs {
+                        q: qb.view(),
+                        k: kb.view(),
+                        v: vb.view(),
+                        layouts: lay,
+                        key_mask: mb.as_ref(),
+                        shape: s,
+                        scale: None,
+                    };
                     for kernel in kernels {
-                        let ob = poisoned(gpu, dtype, nq);
-                        let args = AttnArgs {
-                            q: qb.ptr(gpu),
-                            k: kb.ptr(gpu),
-                            v: vb.ptr(gpu),
-                            o: ob.ptr(gpu),
-                            layouts: lay,
-                            key_mask: mb.as_ref().map_or(0, |m| m.ptr(gpu)),
-                            shape: s,
-                            scale: None,
-                        };
-                        attn::attention(gpu, dtype, &args, Some(kernel)).expect("launch");
+                        let mut ob = poisoned(gpu, dtype, nq);
+                        attn::attention(gpu, &args, ob.view_mut(), Some(kernel)).expect("launch");
                         let got = ob.to_host(gpu).expect("download");
                         assert_close(&format!("cuda {dtype} {kernel:?} {c:?}"), &got, &want, dtype.tolerance(), seed);
                     }
                     // The unfused path (head-major, multi-head) must agree too: it is the benchmark's baseline.
                     if c.head_major && s.kv_heads == s.heads {
-                        let ob = poisoned(gpu, dtype, nq);
-                        let scratch = attn::UnfusedScratch::new(gpu, dtype, &s).expect("scratch");
-                        let ptrs = (qb.ptr(gpu), kb.ptr(gpu), vb.ptr(gpu), ob.ptr(gpu));
-                        attn::attention_unfused(gpu, dtype, ptrs, &s, &scratch).expect("unfused");
+                        let mut ob = poisoned(gpu, dtype, nq);
+                        let mut scratch = attn::UnfusedScratch::new(gpu, dtype, &s).expect("scratch");
+                        let qkv = (qb.view(), kb.view(), vb.view());
+                        attn::attention_unfused(gpu, qkv, ob.view_mut(), &s, &mut scratch).expect("unfused");
                         let got = ob.to_host(gpu).expect("download");
                         assert_close(&format!("cuda unfused {dtype} {c:?}"), &got, &want, dtype.tolerance(), seed);
                     }
@@ -409,18 +408,11 @@ fn check_lora(dev: &Dev) {
                     if dtype != DType::F32 && d_in % 8 == 0 && r % 8 == 0 {
                         kernels.push(Some(SgmvKernel::Mma));
                     }
+                    let args = LoraArgs { x: xb.view(), w: wb.view(), a: ab.view(), b: bb.view(), scale };
                     for kernel in kernels {
-                        let (yb, tb) = (poisoned(gpu, dtype, rows * d_out), poisoned(gpu, dtype, rows * r));
-                        let args = LoraArgs {
-                            x: xb.ptr(gpu),
-                            w: wb.ptr(gpu),
-                            a: ab.ptr(gpu),
-                            b: bb.ptr(gpu),
-                            y: yb.ptr(gpu),
-                            t: tb.ptr(gpu),
-                            scale,
-                        };
-                        lora::lora_fused(gpu, dtype, &args, &shape, &segs, kernel).expect("fused");
+                        let (mut yb, mut tb) = (poisoned(gpu, dtype, rows * d_out), poisoned(gpu, dtype, rows * r));
+                        lora::lora_fused(gpu, &args, (yb.view_mut(), tb.view_mut()), &shape, &segs, kernel)
+                            .expect("fused");
                         let got = yb.to_host(gpu).expect("download");
                         assert_close(
                             &format!("cuda fused {dtype} {kernel:?} {what}"),
@@ -430,21 +422,13 @@ fn check_lora(dev: &Dev) {
                             seed,
                         );
                     }
-                    let (yb, tb, db) = (
+                    let (mut yb, mut tb, mut db) = (
                         poisoned(gpu, dtype, rows * d_out),
                         poisoned(gpu, dtype, rows * r),
                         poisoned(gpu, dtype, rows * d_out),
                     );
-                    let args = LoraArgs {
-                        x: xb.ptr(gpu),
-                        w: wb.ptr(gpu),
-                        a: ab.ptr(gpu),
-                        b: bb.ptr(gpu),
-                        y: yb.ptr(gpu),
-                        t: tb.ptr(gpu),
-                        scale,
-                    };
-                    lora::lora_unfused(gpu, dtype, &args, db.ptr(gpu), &shape, &segs).expect("unfused");
+                    let out = (yb.view_mut(), tb.view_mut(), db.view_mut());
+                    lora::lora_unfused(gpu, &args, out, &shape, &segs).expect("unfused");
                     let got = yb.to_host(gpu).expect("download");
                     assert_close(&format!("cuda unfused {dtype} {what}"), &got, &want, dtype.tolerance(), seed);
                 }
@@ -498,20 +482,10 @@ fn check_elementwise(dev: &Dev) {
                 let tol = dtype.tolerance();
                 // layer norm
                 let want = cpu::layer_norm(&Tensor::new([rows, cols], xr.clone()), &gamma, &beta, 1e-5);
-                let yb = poisoned(gpu, dtype, rows * cols);
+                let mut yb = poisoned(gpu, dtype, rows * cols);
                 let (g, bt) = (upload(gpu, DType::F32, &gamma), upload(gpu, DType::F32, &beta));
-                elementwise::layer_norm(
-                    gpu,
-                    dtype,
-                    xb.ptr(gpu),
-                    yb.ptr(gpu),
-                    g.ptr(gpu),
-                    bt.ptr(gpu),
-                    rows,
-                    cols,
-                    1e-5,
-                )
-                .expect("ln");
+                elementwise::layer_norm(gpu, xb.view(), yb.view_mut(), g.view(), bt.view(), rows, cols, 1e-5)
+                    .expect("ln");
                 assert_close(
                     &format!("cuda {dtype} layer_norm"),
                     &yb.to_host(gpu).expect("dl"),
@@ -525,9 +499,9 @@ fn check_elementwise(dev: &Dev) {
                     let mut want = Tensor::new([rows, cols], xr.clone());
                     cpu::add_assign(&mut want, &br);
                     cpu::activate(&mut want, act);
-                    let yb = upload(gpu, dtype, &x);
+                    let mut yb = upload(gpu, dtype, &x);
                     let bb = upload(gpu, dtype, &bias);
-                    elementwise::bias_act(gpu, dtype, yb.ptr(gpu), bb.ptr(gpu), rows, cols, Some(act)).expect("act");
+                    elementwise::bias_act(gpu, yb.view_mut(), Some(bb.view()), rows, cols, Some(act)).expect("act");
                     assert_close(
                         &format!("cuda {dtype} {act:?}"),
                         &yb.to_host(gpu).expect("dl"),
@@ -539,15 +513,15 @@ fn check_elementwise(dev: &Dev) {
                 // softmax
                 let mut want = xr.clone();
                 cpu::softmax_rows(&mut want, cols);
-                let sb = upload(gpu, dtype, &x);
-                elementwise::softmax(gpu, dtype, sb.ptr(gpu), rows, cols, 1.0, false, rows).expect("softmax");
+                let mut sb = upload(gpu, dtype, &x);
+                elementwise::softmax(gpu, sb.view_mut(), rows, cols, 1.0, false, rows).expect("softmax");
                 assert_close(&format!("cuda {dtype} softmax"), &sb.to_host(gpu).expect("dl"), &want, tol, seed);
                 // casts round-trip
                 let f = upload(gpu, DType::F32, &x);
-                let t = poisoned(gpu, dtype, x.len());
-                elementwise::cast_from_f32(gpu, dtype, f.ptr(gpu), t.ptr(gpu), x.len()).expect("cast");
-                let back = poisoned(gpu, DType::F32, x.len());
-                elementwise::cast_to_f32(gpu, dtype, t.ptr(gpu), back.ptr(gpu), x.len()).expect("cast back");
+                let mut t = poisoned(gpu, dtype, x.len());
+                elementwise::cast_from_f32(gpu, f.view(), t.view_mut(), x.len()).expect("cast");
+                let mut back = poisoned(gpu, DType::F32, x.len());
+                elementwise::cast_to_f32(gpu, t.view(), back.view_mut(), x.len()).expect("cast back");
                 assert_eq!(back.to_host(gpu).expect("dl"), xr, "cuda {dtype} casts (seed {seed})");
             }
         }

@@ -11,6 +11,7 @@ mod decoder;
 mod gguf;
 mod medmnist;
 mod metrics;
+mod ops;
 mod parity;
 mod run;
 mod sandbox;

@@ -1,10 +1,12 @@
 //! Fused attention forward (`cuda/attention.cu`, FlashAttention-2, arXiv 2307.08691) and the
 //! unfused path it is measured against (cuBLAS `Q·Kᵀ`, a softmax kernel, cuBLAS `P·V`, with the
-//! score matrix in global memory).
+//! score matrix in global memory). Operands are views; the extent each kernel reaches (batch,
+//! position and head strides of its layout) is checked against them before launching.
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 
+use super::buffer::{GpuInts, GpuView, GpuViewMut, int, span};
 use super::elementwise::launch;
 use super::gemm::{Operand, gemm_batched};
 use super::{CudaError, DType, Gpu, GpuBuf};
@@ -36,6 +38,11 @@ impl Layout {
 
     fn aligned8(&self) -> bool {
         self.batch.is_multiple_of(8) && self.row.is_multiple_of(8) && self.head.is_multiple_of(8)
+    }
+
+    /// One past the last element of `batch × len` positions of `heads` heads of `dim`.
+    fn span(&self, batch: usize, len: usize, heads: usize, dim: usize) -> Option<usize> {
+        span(dim, &[(batch, self.batch), (len, self.row), (heads, self.head)])
     }
 }
 
@@ -79,25 +86,44 @@ impl AttnShape {
     }
 }
 
-/// Device operands of one attention call.
+/// The inputs of one attention call (the output is a separate [`GpuViewMut`]).
 #[derive(Debug, Clone, Copy)]
-pub struct AttnArgs {
+pub struct AttnArgs<'a> {
     /// Queries.
-    pub q: u64,
+    pub q: GpuView<'a>,
     /// Keys.
-    pub k: u64,
+    pub k: GpuView<'a>,
     /// Values.
-    pub v: u64,
-    /// Output (written for every query row).
-    pub o: u64,
-    /// Layouts of q, k, v, o.
+    pub v: GpuView<'a>,
+    /// Layouts of q, k, v and the output.
     pub layouts: [Layout; 4],
-    /// `[batch, kv_len]` i32, nonzero = visible; 0 = no padding mask.
-    pub key_mask: u64,
+    /// `[batch, kv_len]`, nonzero = visible; `None`: no padding mask.
+    pub key_mask: Option<&'a GpuInts>,
     /// Sizes and masking.
     pub shape: AttnShape,
     /// Score scale (`1/sqrt(head_dim)` when `None`).
     pub scale: Option<f32>,
+}
+
+impl AttnArgs<'_> {
+    /// Checks that the views hold what the kernel reaches, with one element type.
+    fn check(&self, o: &GpuViewMut<'_>) -> Result<DType, CudaError> {
+        let (s, dt) = (&self.shape, self.q.dtype());
+        let [lq, lk, lv, lo] = self.layouts;
+        self.q.fits("attention q", dt, lq.span(s.batch, s.q_len, s.heads, s.head_dim))?;
+        self.k.fits("attention k", dt, lk.span(s.batch, s.kv_len, s.kv_heads, s.head_dim))?;
+        self.v.fits("attention v", dt, lv.span(s.batch, s.kv_len, s.kv_heads, s.head_dim))?;
+        o.fits("attention o", dt, lo.span(s.batch, s.q_len, s.heads, s.head_dim))?;
+        if let Some(m) = self.key_mask
+            && s.batch.checked_mul(s.kv_len).is_none_or(|n| m.len() < n)
+        {
+            return Err(CudaError::Shape(format!("attention: a key mask of {} for {}x{}", m.len(), s.batch, s.kv_len)));
+        }
+        for (v, what) in [(s.q_len, "q_len"), (s.kv_len, "kv_len"), (s.heads, "heads"), (s.batch, "batch")] {
+            int(v, what)?;
+        }
+        Ok(dt)
+    }
 }
 
 /// Which kernel runs.
@@ -131,11 +157,11 @@ struct AttnParams {
 // (five pointers, twelve int64 strides, six ints, one float).
 unsafe impl DeviceRepr for AttnParams {}
 
-/// The kernel [`attention`] picks for these arguments.
-pub fn pick_kernel(dtype: DType, args: &AttnArgs) -> Result<AttnKernel, CudaError> {
-    let s = &args.shape;
-    let aligned =
-        args.layouts.iter().all(Layout::aligned8) && [args.q, args.k, args.v, args.o].iter().all(|p| p % 16 == 0);
+/// The kernel [`attention`] picks for these arguments and output.
+pub fn pick_kernel(gpu: &Gpu, args: &AttnArgs<'_>, o: &GpuViewMut<'_>) -> Result<AttnKernel, CudaError> {
+    let (s, dtype) = (&args.shape, args.q.dtype());
+    let addresses = [args.q.ptr(gpu), args.k.ptr(gpu), args.v.ptr(gpu), o.ptr(gpu)];
+    let aligned = args.layouts.iter().all(Layout::aligned8) && addresses.iter().all(|p| p % 16 == 0);
     if dtype != DType::F32 && matches!(s.head_dim, 64 | 80 | 128) && aligned {
         Ok(AttnKernel::Mma)
     } else if s.head_dim <= 128 {
@@ -145,8 +171,13 @@ pub fn pick_kernel(dtype: DType, args: &AttnArgs) -> Result<AttnKernel, CudaErro
     }
 }
 
-/// Fused attention: `O = softmax(scale · Q·Kᵀ + mask) · V` per (batch, head).
-pub fn attention(gpu: &Gpu, dtype: DType, args: &AttnArgs, kernel: Option<AttnKernel>) -> Result<(), CudaError> {
+/// Fused attention: `O = softmax(scale · Q·Kᵀ + mask) · V` per (batch, head), into `o`.
+pub fn attention(
+    gpu: &Gpu,
+    args: &AttnArgs<'_>,
+    o: GpuViewMut<'_>,
+    kernel: Option<AttnKernel>,
+) -> Result<(), CudaError> {
     let s = args.shape;
     if s.heads == 0 || s.kv_heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
         return Err(CudaError::Shape(format!("attention: {} heads cannot share {} kv heads", s.heads, s.kv_heads)));
@@ -160,7 +191,8 @@ pub fn attention(gpu: &Gpu, dtype: DType, args: &AttnArgs, kernel: Option<AttnKe
     if s.kv_len == 0 || s.head_dim == 0 {
         return Err(CudaError::Shape("attention: no keys or an empty head".into()));
     }
-    let chosen = pick_kernel(dtype, args)?;
+    let dtype = args.check(&o)?;
+    let chosen = pick_kernel(gpu, args, &o)?;
     let kernel = kernel.unwrap_or(chosen);
     if kernel == AttnKernel::Mma && chosen != AttnKernel::Mma {
         return Err(CudaError::Shape("attention: the tensor-core kernel does not take these arguments".into()));
@@ -173,11 +205,11 @@ pub fn attention(gpu: &Gpu, dtype: DType, args: &AttnArgs, kernel: Option<AttnKe
         strides[3 * i..3 * i + 3].copy_from_slice(&st(l));
     }
     let params = AttnParams {
-        q: args.q,
-        k: args.k,
-        v: args.v,
-        o: args.o,
-        key_mask: args.key_mask,
+        q: args.q.ptr(gpu),
+        k: args.k.ptr(gpu),
+        v: args.v.ptr(gpu),
+        o: o.ptr(gpu),
+        key_mask: args.key_mask.map_or(0, |m| m.ptr(gpu)),
         strides,
         q_len: s.q_len as i32,
         kv_len: s.kv_len as i32,
@@ -225,26 +257,25 @@ impl UnfusedScratch {
 /// only): `S = Q·Kᵀ` (cuBLAS, batched), `P = softmax(scale·S)` in place, `O = P·V` (cuBLAS).
 pub fn attention_unfused(
     gpu: &Gpu,
-    dtype: DType,
-    (q, k, v, o): (u64, u64, u64, u64),
+    (q, k, v): (GpuView<'_>, GpuView<'_>, GpuView<'_>),
+    o: GpuViewMut<'_>,
     shape: &AttnShape,
-    scratch: &UnfusedScratch,
+    scratch: &mut UnfusedScratch,
 ) -> Result<(), CudaError> {
     let s = shape;
     if s.kv_heads != s.heads {
         return Err(CudaError::Shape("unfused attention: grouped-query attention is not supported".into()));
     }
     let (bh, d) = (s.batch * s.heads, s.head_dim);
-    let scores = scratch.scores.ptr(gpu);
+    let scores = &mut scratch.scores;
     gemm_batched(
         gpu,
-        dtype,
         (s.q_len, s.kv_len, d),
         Operand::n(q, d),
         s.q_len * d,
         Operand::t(k, d),
         s.kv_len * d,
-        scores,
+        scores.view_mut(),
         s.kv_len,
         s.q_len * s.kv_len,
         bh,
@@ -252,12 +283,11 @@ pub fn attention_unfused(
         0.0,
     )?;
     let scale = 1.0 / (d as f32).sqrt();
-    super::elementwise::softmax(gpu, dtype, scores, bh * s.q_len, s.kv_len, scale, s.causal, s.q_len)?;
+    super::elementwise::softmax(gpu, scores.view_mut(), bh * s.q_len, s.kv_len, scale, s.causal, s.q_len)?;
     gemm_batched(
         gpu,
-        dtype,
         (s.q_len, d, s.kv_len),
-        Operand::n(scores, s.kv_len),
+        Operand::n(scores.view(), s.kv_len),
         s.q_len * s.kv_len,
         Operand::n(v, d),
         s.kv_len * d,

@@ -5,9 +5,9 @@
 
 use cudarc::driver::sys::CUevent_flags;
 
-use super::attention::{self as attn, AttnArgs, AttnShape, Layout};
+use super::attention::{self as attn, AttnArgs, AttnKernel, AttnShape, Layout};
 use super::gemm::{Operand, gemm};
-use super::lora::{self, LoraArgs, LoraShape, Segments};
+use super::lora::{self, LoraArgs, LoraShape, Segments, SgmvKernel};
 use super::{CudaError, DType, Gpu, GpuBuf};
 
 /// Mean milliseconds per call of `f` over `iters` calls, after `warmup` calls.
@@ -42,9 +42,9 @@ pub fn dense_gemm_tflops(gpu: &Gpu, n: usize) -> Result<f64, CudaError> {
     let dt = DType::Bf16;
     let a = GpuBuf::from_host(gpu, dt, &pattern(n * n, 1))?;
     let b = GpuBuf::from_host(gpu, dt, &pattern(n * n, 2))?;
-    let c = GpuBuf::alloc(gpu, dt, n * n)?;
+    let mut c = GpuBuf::alloc(gpu, dt, n * n)?;
     let ms = time_ms(gpu, 3, 10, || {
-        gemm(gpu, dt, (n, n, n), Operand::n(a.ptr(gpu), n), Operand::t(b.ptr(gpu), n), c.ptr(gpu), n, 1.0, 0.0)
+        gemm(gpu, (n, n, n), Operand::n(a.view(), n), Operand::t(b.view(), n), c.view_mut(), n, 1.0, 0.0)
     })?;
     Ok(2.0 * (n as f64).powi(3) / (ms * 1e-3) / 1e12)
 }
@@ -86,41 +86,50 @@ impl Row {
     }
 }
 
-/// Head-major operands for attention at `shape` (deterministic values), and the arguments that
-/// point at them; the buffers live as long as this value.
+/// Head-major operands for attention at `shape` (deterministic values) and the output.
 #[derive(Debug)]
 pub struct AttnInputs {
-    _buffers: [GpuBuf; 4],
-    /// The call's arguments.
-    pub args: AttnArgs,
+    q: GpuBuf,
+    k: GpuBuf,
+    v: GpuBuf,
+    o: GpuBuf,
+    shape: AttnShape,
 }
 
 impl AttnInputs {
     /// Allocates and fills q, k, v and the output in `dt`.
     pub fn new(gpu: &Gpu, dt: DType, s: &AttnShape) -> Result<Self, CudaError> {
         let (nq, nkv) = (s.batch * s.heads * s.q_len * s.head_dim, s.batch * s.heads * s.kv_len * s.head_dim);
-        let q = GpuBuf::from_host(gpu, dt, &pattern(nq, 3))?;
-        let k = GpuBuf::from_host(gpu, dt, &pattern(nkv, 4))?;
-        let v = GpuBuf::from_host(gpu, dt, &pattern(nkv, 5))?;
-        let o = GpuBuf::alloc(gpu, dt, nq)?;
+        Ok(AttnInputs {
+            q: GpuBuf::from_host(gpu, dt, &pattern(nq, 3))?,
+            k: GpuBuf::from_host(gpu, dt, &pattern(nkv, 4))?,
+            v: GpuBuf::from_host(gpu, dt, &pattern(nkv, 5))?,
+            o: GpuBuf::alloc(gpu, dt, nq)?,
+            shape: *s,
+        })
+    }
+
+    /// The fused kernel (`kernel`, or the one [`attn::attention`] picks) on these operands.
+    pub fn fused(&mut self, gpu: &Gpu, kernel: Option<AttnKernel>) -> Result<(), CudaError> {
+        let s = self.shape;
         let lq = Layout::head_major(s.heads, s.q_len, s.head_dim);
         let lkv = Layout::head_major(s.heads, s.kv_len, s.head_dim);
         let args = AttnArgs {
-            q: q.ptr(gpu),
-            k: k.ptr(gpu),
-            v: v.ptr(gpu),
-            o: o.ptr(gpu),
+            q: self.q.view(),
+            k: self.k.view(),
+            v: self.v.view(),
             layouts: [lq, lkv, lkv, lq],
-            key_mask: 0,
-            shape: *s,
+            key_mask: None,
+            shape: s,
             scale: None,
         };
-        Ok(AttnInputs { _buffers: [q, k, v, o], args })
+        attn::attention(gpu, &args, self.o.view_mut(), kernel)
     }
 
-    /// `(q, k, v, o)`, as the unfused path takes them.
-    pub fn ptrs(&self) -> (u64, u64, u64, u64) {
-        (self.args.q, self.args.k, self.args.v, self.args.o)
+    /// The unfused path on these operands.
+    pub fn unfused(&mut self, gpu: &Gpu, scratch: &mut attn::UnfusedScratch) -> Result<(), CudaError> {
+        let qkv = (self.q.view(), self.k.view(), self.v.view());
+        attn::attention_unfused(gpu, qkv, self.o.view_mut(), &self.shape, scratch)
     }
 }
 
@@ -128,11 +137,10 @@ impl AttnInputs {
 pub fn attention_row(gpu: &Gpu, shape: AttnShape, iters: usize) -> Result<Row, CudaError> {
     let dt = DType::Bf16;
     let s = shape;
-    let inputs = AttnInputs::new(gpu, dt, &s)?;
-    let args = inputs.args;
-    let fused = time_ms(gpu, 3, iters, || attn::attention(gpu, dt, &args, None))?;
-    let scratch = attn::UnfusedScratch::new(gpu, dt, &s)?;
-    let unfused = time_ms(gpu, 3, iters, || attn::attention_unfused(gpu, dt, inputs.ptrs(), &s, &scratch))?;
+    let mut inputs = AttnInputs::new(gpu, dt, &s)?;
+    let fused = time_ms(gpu, 3, iters, || inputs.fused(gpu, None))?;
+    let mut scratch = attn::UnfusedScratch::new(gpu, dt, &s)?;
+    let unfused = time_ms(gpu, 3, iters, || inputs.unfused(gpu, &mut scratch))?;
     let (flops, bytes) = (s.flops(), s.bytes(dt));
     Ok(Row {
         op: "attention",
@@ -151,52 +159,65 @@ pub fn attention_row(gpu: &Gpu, shape: AttnShape, iters: usize) -> Result<Row, C
 }
 
 /// Operands for one LoRA layer: `tokens` rows split evenly over `adapters` (at most one per row),
-/// deterministic values, the unfused path's scratch, and the arguments that point at them.
+/// deterministic values, the output, the scratch of both paths.
 #[derive(Debug)]
 pub struct LoraInputs {
-    _buffers: [GpuBuf; 6],
-    /// The unfused path's `x·Aᵀ·Bᵀ` scratch (`[tokens, d_out]`).
-    pub delta: GpuBuf,
+    inputs: [GpuBuf; 4],
+    y: GpuBuf,
+    t: GpuBuf,
+    delta: GpuBuf,
     /// The row segments and their adapters.
     pub segments: Segments,
     /// The layer's sizes.
     pub shape: LoraShape,
-    /// The call's arguments.
-    pub args: LoraArgs,
 }
 
 impl LoraInputs {
     /// Allocates and fills the operands in `dt` for a `d × d` layer of rank `rank`.
     pub fn new(gpu: &Gpu, dt: DType, tokens: usize, d: usize, rank: usize, adapters: usize) -> Result<Self, CudaError> {
         let shape = LoraShape { d_in: d, d_out: d, rank, adapters };
-        let x = GpuBuf::from_host(gpu, dt, &pattern(tokens * d, 6))?;
-        let w = GpuBuf::from_host(gpu, dt, &pattern(d * d, 7))?;
-        let a = GpuBuf::from_host(gpu, dt, &pattern(adapters * rank * d, 8))?;
-        let b = GpuBuf::from_host(gpu, dt, &pattern(adapters * d * rank, 9))?;
-        let y = GpuBuf::alloc(gpu, dt, tokens * d)?;
-        let t = GpuBuf::alloc(gpu, dt, tokens * rank)?;
-        let delta = GpuBuf::alloc(gpu, dt, tokens * d)?;
         let used = adapters.min(tokens);
         let mut starts: Vec<usize> = (0..=used).map(|i| i * tokens / used).collect();
         starts.dedup();
         let ids: Vec<i32> = (0..starts.len() - 1).map(|i| i as i32).collect();
-        let segments = Segments::new(gpu, &starts, &ids)?;
-        let args = LoraArgs {
-            x: x.ptr(gpu),
-            w: w.ptr(gpu),
-            a: a.ptr(gpu),
-            b: b.ptr(gpu),
-            y: y.ptr(gpu),
-            t: t.ptr(gpu),
-            scale: 2.0,
-        };
-        Ok(LoraInputs { _buffers: [x, w, a, b, y, t], delta, segments, shape, args })
+        Ok(LoraInputs {
+            inputs: [
+                GpuBuf::from_host(gpu, dt, &pattern(tokens * d, 6))?,
+                GpuBuf::from_host(gpu, dt, &pattern(d * d, 7))?,
+                GpuBuf::from_host(gpu, dt, &pattern(adapters * rank * d, 8))?,
+                GpuBuf::from_host(gpu, dt, &pattern(adapters * d * rank, 9))?,
+            ],
+            y: GpuBuf::alloc(gpu, dt, tokens * d)?,
+            t: GpuBuf::alloc(gpu, dt, tokens * rank)?,
+            delta: GpuBuf::alloc(gpu, dt, tokens * d)?,
+            segments: Segments::new(gpu, &starts, &ids)?,
+            shape,
+        })
     }
 
     /// How many adapters the rows actually use.
     pub fn adapters_used(&self) -> usize {
         self.segments.iter().count()
     }
+
+    /// The fused path (`kernel`, or the SGMV kernel it picks) on these operands.
+    pub fn fused(&mut self, gpu: &Gpu, kernel: Option<SgmvKernel>) -> Result<(), CudaError> {
+        let args = lora_args(&self.inputs);
+        let out = (self.y.view_mut(), self.t.view_mut());
+        lora::lora_fused(gpu, &args, out, &self.shape, &self.segments, kernel)
+    }
+
+    /// The unfused path on these operands.
+    pub fn unfused(&mut self, gpu: &Gpu) -> Result<(), CudaError> {
+        let args = lora_args(&self.inputs);
+        let out = (self.y.view_mut(), self.t.view_mut(), self.delta.view_mut());
+        lora::lora_unfused(gpu, &args, out, &self.shape, &self.segments)
+    }
+}
+
+/// The arguments over `[x, w, a, b]` (scale 2).
+fn lora_args([x, w, a, b]: &[GpuBuf; 4]) -> LoraArgs<'_> {
+    LoraArgs { x: x.view(), w: w.view(), a: a.view(), b: b.view(), scale: 2.0 }
 }
 
 /// Fused (cuBLAS + SGMV) and unfused LoRA for `tokens` rows split evenly over `adapters`.
@@ -209,12 +230,10 @@ pub fn lora_row(
     iters: usize,
 ) -> Result<Row, CudaError> {
     let dt = DType::Bf16;
-    let inputs = LoraInputs::new(gpu, dt, tokens, d, rank, adapters)?;
-    let (args, shape, segs) = (inputs.args, inputs.shape, &inputs.segments);
-    let fused = time_ms(gpu, 3, iters, || lora::lora_fused(gpu, dt, &args, &shape, segs, None))?;
-    let delta = inputs.delta.ptr(gpu);
-    let unfused = time_ms(gpu, 3, iters, || lora::lora_unfused(gpu, dt, &args, delta, &shape, segs))?;
-    let used = inputs.adapters_used();
+    let mut inputs = LoraInputs::new(gpu, dt, tokens, d, rank, adapters)?;
+    let fused = time_ms(gpu, 3, iters, || inputs.fused(gpu, None))?;
+    let unfused = time_ms(gpu, 3, iters, || inputs.unfused(gpu))?;
+    let (used, shape) = (inputs.adapters_used(), inputs.shape);
     let (flops, bytes) = (shape.flops(tokens), shape.bytes(tokens, used, dt));
     Ok(Row {
         op: "lora",

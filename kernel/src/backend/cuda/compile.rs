@@ -170,7 +170,20 @@ pub fn kernel_names(file: &str) -> Vec<String> {
             names.extend(TYPES.iter().map(|t| format!("sgmv_simt_{t}")));
         }
         "elementwise.cu" => {
-            for k in ["layernorm", "bias_act", "add", "axpy", "softmax", "im2col", "vit_tokens", "gather_rows"] {
+            for k in [
+                "layernorm",
+                "bias_act",
+                "add",
+                "axpy",
+                "softmax",
+                "im2col",
+                "vit_tokens",
+                "gather_rows",
+                "scatter_rows",
+                "rmsnorm",
+                "silu_mul",
+                "write_positions",
+            ] {
                 names.extend(TYPES.iter().map(|t| format!("{k}_{t}")));
             }
             for t in ["bf16", "f16"] {
@@ -179,6 +192,7 @@ pub fn kernel_names(file: &str) -> Vec<String> {
             }
             names.push("fill_u32".to_owned());
         }
+        "rope.cu" => names.extend(TYPES.iter().map(|t| format!("rope_{t}"))),
         _ => {}
     }
     names

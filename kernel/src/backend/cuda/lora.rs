@@ -2,13 +2,16 @@
 //! `y = x·Wᵀ + (alpha/r)·(x·Aₛᵀ)·Bₛᵀ` for rows grouped in segments, segment `s` using adapter
 //! `adapters[s]`. The fused path is one cuBLAS GEMM and two SGMV launches whatever the number of
 //! adapters; the unfused path (what PEFT does per adapter) is the base GEMM, then per adapter
-//! two cuBLAS GEMMs into temporaries and a scaled add into `y`.
+//! two cuBLAS GEMMs into temporaries and a scaled add into `y`. Operands are views whose
+//! extents (rows of the segments, leading dimensions, the adapters used) are checked before
+//! launching.
 
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 
+use super::buffer::{GpuInts, GpuView, GpuViewMut, int, span};
 use super::elementwise::{axpy, launch};
 use super::gemm::{Operand, gemm, linear};
-use super::{CudaError, DType, Gpu, GpuBuf};
+use super::{CudaError, DType, Gpu};
 
 const FILE: &str = "lora.cu";
 
@@ -18,8 +21,8 @@ const FILE: &str = "lora.cu";
 pub struct Segments {
     starts: Vec<usize>,
     adapters: Vec<i32>,
-    dev_starts: GpuBuf,
-    dev_adapters: GpuBuf,
+    dev_starts: GpuInts,
+    dev_adapters: GpuInts,
 }
 
 impl Segments {
@@ -31,12 +34,11 @@ impl Segments {
                 adapters.len()
             )));
         }
-        let as_i32: Vec<i32> = starts.iter().map(|&s| s as i32).collect();
         Ok(Segments {
             starts: starts.to_vec(),
             adapters: adapters.to_vec(),
-            dev_starts: GpuBuf::from_i32(gpu, &as_i32)?,
-            dev_adapters: GpuBuf::from_i32(gpu, adapters)?,
+            dev_starts: GpuInts::from_indices(gpu, starts.iter().copied())?,
+            dev_adapters: GpuInts::from_host(gpu, adapters)?,
         })
     }
 
@@ -47,6 +49,11 @@ impl Segments {
 
     fn max_len(&self) -> usize {
         self.starts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
+    }
+
+    /// Adapters a product over these segments reads: one more than the largest index used.
+    fn adapters_reached(&self) -> usize {
+        self.iter().filter(|&(_, len, a)| a >= 0 && len > 0).map(|(_, _, a)| a as usize + 1).max().unwrap_or(0)
     }
 
     /// `(first row, rows, adapter)` per segment.
@@ -115,21 +122,29 @@ struct SgmvParams {
 unsafe impl DeviceRepr for SgmvParams {}
 
 /// One SGMV product: for every row `m` of segment `s` with adapter `a = adapters[s] >= 0`,
-/// `c[m, :n] (+)= alpha · x[m, :k] · w[a]ᵀ` where `w[a]` is `[n, k]` at `w + a·w_adapter_stride`.
+/// `c[m, :n] (+)= alpha · x[m, :k] · w[a]ᵀ` where `w[a]` is `[n, k]` at element
+/// `a·w_adapter_stride` of `w`. Operands are `(view, leading dimension)`; the element type is
+/// x's.
 #[allow(clippy::too_many_arguments)]
 pub fn sgmv(
     gpu: &Gpu,
-    dtype: DType,
-    (x, x_ld): (u64, usize),
-    (w, w_adapter_stride, w_ld): (u64, usize, usize),
-    (c, c_ld): (u64, usize),
+    (x, x_ld): (GpuView<'_>, usize),
+    (w, w_adapter_stride, w_ld): (GpuView<'_>, usize, usize),
+    (c, c_ld): (GpuViewMut<'_>, usize),
     (n, k): (usize, usize),
     alpha: f32,
     accumulate: bool,
     segments: &Segments,
     kernel: Option<SgmvKernel>,
 ) -> Result<(), CudaError> {
-    let aligned = [k, x_ld, w_ld, w_adapter_stride].iter().all(|v| v.is_multiple_of(8)) && x % 16 == 0 && w % 16 == 0;
+    let (dtype, rows) = (x.dtype(), segments.rows());
+    x.fits("sgmv x", dtype, span(k, &[(rows, x_ld)]))?;
+    w.fits("sgmv w", dtype, span(k, &[(n, w_ld), (segments.adapters_reached(), w_adapter_stride)]))?;
+    c.fits("sgmv c", dtype, span(n, &[(rows, c_ld)]))?;
+    int(rows, "sgmv rows")?;
+    let (x_ptr, w_ptr, c_ptr) = (x.ptr(gpu), w.ptr(gpu), c.ptr(gpu));
+    let aligned =
+        [k, x_ld, w_ld, w_adapter_stride].iter().all(|v| v.is_multiple_of(8)) && x_ptr % 16 == 0 && w_ptr % 16 == 0;
     let chosen = if dtype != DType::F32 && aligned { SgmvKernel::Mma } else { SgmvKernel::Simt };
     let kernel = kernel.unwrap_or(chosen);
     if kernel == SgmvKernel::Mma && chosen != SgmvKernel::Mma {
@@ -140,17 +155,17 @@ pub fn sgmv(
         return Ok(());
     }
     let params = SgmvParams {
-        x,
-        w,
-        c,
+        x: x_ptr,
+        w: w_ptr,
+        c: c_ptr,
         seg_start: segments.dev_starts.ptr(gpu),
         seg_adapter: segments.dev_adapters.ptr(gpu),
         x_row_stride: x_ld as i64,
         w_adapter_stride: w_adapter_stride as i64,
         w_row_stride: w_ld as i64,
         c_row_stride: c_ld as i64,
-        n: n as i32,
-        k: k as i32,
+        n: int(n, "sgmv n")?,
+        k: int(k, "sgmv k")?,
         accumulate: i32::from(accumulate),
         alpha,
     };
@@ -166,22 +181,19 @@ pub fn sgmv(
     launch!(gpu, FILE, name, cfg, &params)
 }
 
-/// Device operands of one LoRA layer: `x [rows, d_in]`, `w [d_out, d_in]`, `a [adapters, rank,
-/// d_in]`, `b [adapters, d_out, rank]`, output `y [rows, d_out]`, scratch `t [rows, rank]`.
+/// The inputs of one LoRA layer: `x [rows, d_in]`, `w [d_out, d_in]`, `a [adapters, rank,
+/// d_in]`, `b [adapters, d_out, rank]`; the output `y [rows, d_out]` and the scratch
+/// `t [rows, rank]` are separate views.
 #[derive(Debug, Clone, Copy)]
-pub struct LoraArgs {
+pub struct LoraArgs<'a> {
     /// Input rows.
-    pub x: u64,
+    pub x: GpuView<'a>,
     /// Base weight.
-    pub w: u64,
+    pub w: GpuView<'a>,
     /// Stacked down-projections.
-    pub a: u64,
+    pub a: GpuView<'a>,
     /// Stacked up-projections.
-    pub b: u64,
-    /// Output rows.
-    pub y: u64,
-    /// `[rows, rank]` scratch.
-    pub t: u64,
+    pub b: GpuView<'a>,
     /// `alpha / rank`.
     pub scale: f32,
 }
@@ -189,55 +201,43 @@ pub struct LoraArgs {
 /// The fused path: `y = x·Wᵀ` (cuBLAS), `t = scale·x·Aₛᵀ` (SGMV shrink), `y += t·Bₛᵀ` (SGMV expand).
 pub fn lora_fused(
     gpu: &Gpu,
-    dtype: DType,
-    args: &LoraArgs,
+    args: &LoraArgs<'_>,
+    (mut y, mut t): (GpuViewMut<'_>, GpuViewMut<'_>),
     shape: &LoraShape,
     segments: &Segments,
     kernel: Option<SgmvKernel>,
 ) -> Result<(), CudaError> {
     let (rows, d_in, d_out, r) = (segments.rows(), shape.d_in, shape.d_out, shape.rank);
-    linear(gpu, dtype, args.x, args.w, args.y, rows, d_in, d_out, 0.0)?;
-    sgmv(
-        gpu,
-        dtype,
-        (args.x, d_in),
-        (args.a, r * d_in, d_in),
-        (args.t, r),
-        (r, d_in),
-        args.scale,
-        false,
-        segments,
-        kernel,
-    )?;
-    sgmv(gpu, dtype, (args.t, r), (args.b, d_out * r, r), (args.y, d_out), (d_out, r), 1.0, true, segments, kernel)
+    linear(gpu, args.x, args.w, y.reborrow(), rows, d_in, d_out, 0.0)?;
+    let (x, a, b) = ((args.x, d_in), (args.a, r * d_in, d_in), (args.b, d_out * r, r));
+    sgmv(gpu, x, a, (t.reborrow(), r), (r, d_in), args.scale, false, segments, kernel)?;
+    sgmv(gpu, (t.as_view(), r), b, (y, d_out), (d_out, r), 1.0, true, segments, kernel)
 }
 
 /// The unfused path: `y = x·Wᵀ`, then per segment with an adapter `t = x·Aᵀ`, `d = t·Bᵀ` (cuBLAS)
 /// and `y += scale·d`. `delta` is `[rows, d_out]` scratch.
 pub fn lora_unfused(
     gpu: &Gpu,
-    dtype: DType,
-    args: &LoraArgs,
-    delta: u64,
+    args: &LoraArgs<'_>,
+    (mut y, mut t, mut delta): (GpuViewMut<'_>, GpuViewMut<'_>, GpuViewMut<'_>),
     shape: &LoraShape,
     segments: &Segments,
 ) -> Result<(), CudaError> {
     let (rows, d_in, d_out, r) = (segments.rows(), shape.d_in, shape.d_out, shape.rank);
-    let sz = dtype.size() as u64;
-    linear(gpu, dtype, args.x, args.w, args.y, rows, d_in, d_out, 0.0)?;
+    linear(gpu, args.x, args.w, y.reborrow(), rows, d_in, d_out, 0.0)?;
     for (start, len, adapter) in segments.iter() {
         if adapter < 0 || len == 0 {
             continue;
         }
-        let a = adapter as u64;
-        let x = args.x + (start * d_in) as u64 * sz;
-        let t = args.t + (start * r) as u64 * sz;
-        let d = delta + (start * d_out) as u64 * sz;
-        let y = args.y + (start * d_out) as u64 * sz;
-        let (wa, wb) = (args.a + a * (r * d_in) as u64 * sz, args.b + a * (d_out * r) as u64 * sz);
-        gemm(gpu, dtype, (len, r, d_in), Operand::n(x, d_in), Operand::t(wa, d_in), t, r, 1.0, 0.0)?;
-        gemm(gpu, dtype, (len, d_out, r), Operand::n(t, r), Operand::t(wb, r), d, d_out, 1.0, 0.0)?;
-        axpy(gpu, dtype, y, d, args.scale, len * d_out)?;
+        let ad = adapter as usize;
+        let x = args.x.slice(start * d_in, len * d_in)?;
+        let mut ts = t.reborrow().slice(start * r, len * r)?;
+        let mut ds = delta.reborrow().slice(start * d_out, len * d_out)?;
+        let ys = y.reborrow().slice(start * d_out, len * d_out)?;
+        let (wa, wb) = (args.a.slice(ad * r * d_in, r * d_in)?, args.b.slice(ad * d_out * r, d_out * r)?);
+        gemm(gpu, (len, r, d_in), Operand::n(x, d_in), Operand::t(wa, d_in), ts.reborrow(), r, 1.0, 0.0)?;
+        gemm(gpu, (len, d_out, r), Operand::n(ts.as_view(), r), Operand::t(wb, r), ds.reborrow(), d_out, 1.0, 0.0)?;
+        axpy(gpu, ys, ds.as_view(), args.scale, len * d_out)?;
     }
     Ok(())
 }

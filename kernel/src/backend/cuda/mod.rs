@@ -3,10 +3,14 @@
 //! before cudarc touches it (cudarc's dynamic loading panics on a missing library), so the binary
 //! runs unchanged on machines without a GPU and [`Gpu::get`] returns a typed [`CudaError`].
 //!
-//! Modules: [`compile`] (NVRTC), [`buffer`] (device buffers in f32, bf16 or f16), [`gemm`]
-//! (cuBLAS), [`attention`] (FlashAttention-2 forward and the unfused baseline), [`lora`]
-//! (SGMV shrink/expand and the unfused baseline), [`elementwise`], `ops` (the compute layer's
-//! operations, `backend::ops`, on the GPU), [`reference`] (CPU references of the kernels), [`bench`] (kernel timings).
+//! Layers: the compute layer (`backend::ops`, shapes checked) calls `ops` (the operations on
+//! the GPU: typed views of arrays and parameters, panics caught as errors), which calls the
+//! launch wrappers [`gemm`] (cuBLAS), [`attention`] (FlashAttention-2 forward and the unfused
+//! baseline), [`lora`] (SGMV shrink/expand and the unfused baseline) and [`elementwise`]. The
+//! wrappers are safe: device memory is a typed [`GpuBuf`] or a [`GpuView`]/[`GpuViewMut`] of
+//! one (or [`GpuInts`]), never a raw address, and each wrapper checks that what its kernel reaches
+//! lies inside the views before launching. Also: [`compile`] (NVRTC), [`buffer`] (the types),
+//! [`reference`] (CPU references of the kernels), [`bench`] (kernel timings).
 
 pub mod attention;
 pub mod bench;
@@ -24,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
 
-pub use buffer::{DType, GpuBuf};
+pub use buffer::{DType, GpuBuf, GpuInts, GpuView, GpuViewMut, span};
 pub use error::CudaError;
 
 /// The driver library names tried, in order.
@@ -157,7 +161,7 @@ impl Gpu {
 
     /// Waits for every queued operation.
     pub fn synchronize(&self) -> Result<(), CudaError> {
-        Ok(self.stream.synchronize()?)
+        guarded(|| Ok(self.stream.synchronize()?))
     }
 
     /// The kernel `name` of source `file` (compiled and loaded on first use).
