@@ -65,9 +65,9 @@ fn device_requests_parse_and_resolve() {
     assert_eq!("CUDA".parse::<DeviceRequest>(), Ok(DeviceRequest::Cuda));
     assert_eq!("auto".parse::<DeviceRequest>(), Ok(DeviceRequest::Auto));
     assert!("tpu".parse::<DeviceRequest>().is_err());
-    assert!(!DeviceRequest::Cpu.resolve(None).is_cuda());
-    assert_eq!(DeviceRequest::Cpu.resolve(Some(Precision::Bf16)).tag(), "cpu-bf16");
-    assert_eq!(DeviceRequest::Auto.resolve(None).is_cuda(), Gpu::get().is_ok());
+    assert!(!DeviceRequest::Cpu.resolve(None).expect("resolves").is_cuda());
+    assert_eq!(DeviceRequest::Cpu.resolve(Some(Precision::Bf16)).expect("resolves").tag(), "cpu-bf16");
+    assert_eq!(DeviceRequest::Auto.resolve(None).expect("resolves").is_cuda(), Gpu::get().is_ok());
     assert_eq!("BF16".parse::<Precision>(), Ok(Precision::Bf16));
     assert!("f8".parse::<Precision>().is_err());
     assert!(Device::cpu_with(Precision::F16).is_err(), "f16 is GPU-only");

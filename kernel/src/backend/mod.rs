@@ -195,20 +195,22 @@ impl fmt::Display for DeviceRequest {
 }
 
 impl DeviceRequest {
-    /// The device that runs, in `precision` (unset: f32 on the CPU, bf16 on the GPU). A GPU that
-    /// cannot start gives the CPU with one notice; on the CPU an f16 request computes in f32,
-    /// with one notice.
-    pub fn resolve(self, precision: Option<Precision>) -> Device {
+    /// The device that runs, in `precision` (unset: f32 on the CPU, bf16 on the GPU). Where no
+    /// GPU can start (no driver, no device, a library missing, a device too old) the CPU runs,
+    /// after one notice; any other GPU failure is an error. On the CPU an f16 request computes
+    /// in f32, with one notice.
+    pub fn resolve(self, precision: Option<Precision>) -> Result<Device, ComputeError> {
         if self != DeviceRequest::Cpu {
             match Device::cuda(precision.unwrap_or(Precision::Bf16)) {
-                Ok(device) => return device,
-                Err(e) => tracing::warn!("CUDA unavailable ({e}); running on the CPU"),
+                Ok(device) => return Ok(device),
+                Err(e) if e.is_unavailable() => tracing::warn!("CUDA unavailable ({e}); running on the CPU"),
+                Err(e) => return Err(e.into()),
             }
         }
         let precision = precision.unwrap_or_default();
-        Device::cpu_with(precision).unwrap_or_else(|_| {
+        Ok(Device::cpu_with(precision).unwrap_or_else(|_| {
             tracing::warn!("f16 is GPU-only; the CPU computes in f32");
             Device::cpu()
-        })
+        }))
     }
 }

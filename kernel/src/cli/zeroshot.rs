@@ -57,7 +57,7 @@ impl Placement {
     /// Loads `spec` on the requested device and precision (each fallback, no usable GPU or f16
     /// asked of the CPU, is one notice).
     pub(crate) fn load(&self, spec: &str) -> anyhow::Result<ContrastiveModel> {
-        let device = self.device.resolve(self.precision);
+        let device = self.device.resolve(self.precision)?;
         ContrastiveModel::load_on(spec, &device).with_context(|| format!("loading model `{spec}`"))
     }
 }

@@ -52,6 +52,14 @@ pub enum CudaError {
     Panicked(String),
 }
 
+impl CudaError {
+    /// Whether this says that no GPU can run here at all (no driver, no device, a library
+    /// missing, a device too old), the only failures after which mvb runs on the CPU instead.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, CudaError::LibraryMissing { .. } | CudaError::NoDevice(_) | CudaError::Unsupported { .. })
+    }
+}
+
 impl From<cudarc::driver::DriverError> for CudaError {
     fn from(e: cudarc::driver::DriverError) -> Self {
         CudaError::Driver(e.to_string())

@@ -437,8 +437,8 @@ fn listing(dir: &Path) -> String {
 
 /// Loads a model on the configured device and precision (the CPU, after a one-line notice,
 /// when CUDA cannot start).
-fn load_model(path: &str, config: &RunConfig, progress: &ProgressBar) -> Result<ContrastiveModel, ModelError> {
-    let device = config.device.resolve(config.precision());
+fn load_model(path: &str, config: &RunConfig, _progress: &ProgressBar) -> Result<ContrastiveModel, ModelError> {
+    let device = config.device.resolve(config.precision()).map_err(ModelError::from)?;
     ContrastiveModel::load_on(path, &device)
 }
 
