@@ -1,6 +1,7 @@
 //! [`Array`]: activations on a device (f32 on the CPU; the device's precision on the GPU),
 //! row-major and contiguous, and [`Heads`], a view of some columns of an array as attention
-//! heads (the Q, K or V part of a projection's output, or a KV cache).
+//! heads (the Q, K or V part of a projection's output, or a KV cache). Masks are the CPU
+//! backend's [`super::Mask`] (`cpu::AttentionMask`), shared by every device.
 
 use super::cuda::GpuBuf;
 use super::error::ensure;
@@ -137,19 +138,4 @@ impl<'a> Heads<'a> {
         );
         Ok(())
     }
-}
-
-/// Which keys each query may attend to.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Mask<'a> {
-    /// Query `i` of `q` sees only keys `j <= i + kv_len - q_len` (decoders, CLIP's text tower).
-    pub causal: bool,
-    /// Per batch element, `1` for real keys and `0` for padding (`[batch × kv_len]`), as
-    /// transformers' `attention_mask`.
-    pub keys: Option<&'a [u32]>,
-}
-
-impl Mask<'_> {
-    /// No masking (vision encoders).
-    pub const NONE: Mask<'static> = Mask { causal: false, keys: None };
 }

@@ -24,7 +24,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use array::{Array, Heads, Mask};
+pub use array::{Array, Heads};
+pub use cpu::AttentionMask as Mask;
 pub use error::ComputeError;
 pub use params::{Linear, LoraDelta, Matrix, Vector};
 

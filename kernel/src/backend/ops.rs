@@ -272,14 +272,13 @@ impl Device {
                         len: h.len,
                     })
                 }
-                let cm = cpu::AttentionMask { causal: mask.causal, keys: mask.keys };
                 let out = cpu::attention(
                     op(&q, "attention")?,
                     op(&k, "attention")?,
                     op(&v, "attention")?,
                     batch,
                     q.head_dim,
-                    cm,
+                    mask,
                 );
                 Ok(Array { shape, data: Data::Host(out) })
             }
