@@ -2,7 +2,7 @@
 //! MedVLMBench study (<https://arxiv.org/abs/2506.17337>).
 //!
 //! The kernel loads models natively and runs datasets, metrics and judges as sandboxed
-//! WebAssembly components behind the WIT contract in `wit/`. See `ARCHITECTURE.md` for the map.
+//! WebAssembly components behind the WIT contract in `wit/`. See `docs/ARCHITECTURE.md` for the map.
 
 pub mod backend;
 pub mod data;
@@ -10,3 +10,4 @@ pub mod eval;
 pub mod model;
 pub mod plugin;
 pub mod tensor;
+pub mod util;

@@ -3,9 +3,8 @@
 //! rouge_score and MedVLMBench's definitions for VQA, on the full set and on resamples.
 //! Regenerate the fixtures with `python3 tools/make_metric_fixtures.py`.
 
-use std::time::Instant;
-
 use mvb::data::AnswerKind;
+use mvb::eval::metrics::{Metric, Scorer};
 use mvb::plugin::{Builtin, ErrorKind, MetricPlugin, PluginError, Prediction, Reference, Score};
 use serde_json::Value;
 
@@ -263,57 +262,34 @@ fn vqa_metrics_handle_empty_sets_and_refuse_malformed_inputs() {
     assert!(is_invalid(&plugin.prepare(&text, &[]).expect_err("length mismatch")));
 }
 
-/// A deterministic pseudo-random stream (SplitMix64), to avoid a dependency.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Times the paired bootstrap's AUROC work: 1,000 resamples of 10,000 samples through the
-/// plugin. Run with `cargo test --test it metrics::auroc_bootstrap_timing -- --ignored --nocapture`.
+/// `eval::metrics::Scorer`, the one scoring path of `mvb run` and `mvb zeroshot`: the plugins'
+/// values, NaN (and skipped replicates) where a metric is undefined. AUROC follows scikit-learn
+/// and MedVLMBench: a multi-class set missing a class has no one-vs-rest AUROC.
 #[test]
-#[ignore = "timing, run on demand"]
-fn auroc_bootstrap_timing() {
-    const N: usize = 10_000;
-    const REPLICATES: usize = 1_000;
-    let mut rng = SplitMix(42);
-    let mut predictions = Vec::with_capacity(N);
-    let mut references = Vec::with_capacity(N);
-    for _ in 0..N {
-        let label = u32::from(rng.unit() < 0.3);
-        // Rounded to 3 decimals so that ties occur, as with real probabilities.
-        let p = ((0.35 * f64::from(label) + 0.65 * rng.unit()) * 1000.0).round() / 1000.0;
-        predictions.push(Prediction::ClassScores(vec![1.0 - p, p]));
-        references.push(Reference { labels: vec![label], ..Reference::default() });
-    }
-    let resamples: Vec<Vec<u32>> =
-        (0..REPLICATES).map(|_| (0..N).map(|_| (rng.next() % N as u64) as u32).collect()).collect();
-    let mut plugin = metric("auroc");
-    let start = Instant::now();
-    let eval = plugin.prepare(&predictions, &references).expect("prepare");
-    let prepared = start.elapsed();
-    let full = plugin.compute(&eval, None).expect("full set")[0].value;
-    let start = Instant::now();
-    let mut sum = 0.0;
-    for ix in &resamples {
-        sum += plugin.compute(&eval, Some(ix)).expect("replicate")[0].value;
-    }
-    let elapsed = start.elapsed();
-    println!(
-        "auroc: prepare {N} samples {prepared:?}; {REPLICATES} resamples of {N} in {elapsed:?} \
-         ({:?} each); full {full:.4}, replicate mean {:.4}",
-        elapsed / REPLICATES as u32,
-        sum / REPLICATES as f64
-    );
+fn the_scorer_reports_the_plugins_values() {
+    let host = host();
+    let metrics = [Metric::Builtin("accuracy"), Metric::Builtin("auroc")];
+    let mut scorer = Scorer::new(&host, &metrics).expect("the built-ins load");
+    assert_eq!(scorer.names(), ["accuracy", "auroc"]);
+    let rows = [[0.7f32, 0.2, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.3, 0.5, 0.2], [0.1, 0.2, 0.7]];
+    let labels = [[0u32], [1], [1], [1], [2]];
+    let samples = |n: usize| rows[..n].iter().zip(&labels[..n]).map(|(r, l)| (r.as_slice(), l.as_slice()));
+    // Class 2 absent: accuracy 3/4, AUROC undefined.
+    let scores = scorer.score(samples(4), &[vec![0, 1, 2, 3]]).expect("scores");
+    assert_eq!(scores[0].boot.estimate.point, 0.75);
+    assert!(scores[1].boot.estimate.point.is_nan());
+    assert_eq!((scores[1].boot.estimate.replicates, scores[1].boot.estimate.skipped), (0, 1));
+    // All classes present: the plugin's value, on the full set and on a resample.
+    let mut auroc = metric("auroc");
+    let predictions: Vec<Prediction> =
+        rows.iter().map(|r| Prediction::ClassScores(r.iter().map(|&v| f64::from(v)).collect())).collect();
+    let references: Vec<Reference> =
+        labels.iter().map(|l| Reference { labels: l.to_vec(), ..Reference::default() }).collect();
+    let eval = auroc.prepare(&predictions, &references).expect("prepare");
+    let want = auroc.compute(&eval, None).expect("defined")[0].value;
+    let scores = scorer.score(samples(5), &[vec![0, 1, 2, 3, 4], vec![0, 0, 1, 1, 1]]).expect("scores");
+    assert_eq!(scores[1].boot.estimate.point, want);
+    assert_eq!(scores[1].boot.values, [Some(want), None]);
+    let twice = Scorer::new(&host, &[Metric::Builtin("auroc"), Metric::Builtin("auroc")]).expect_err("twice");
+    assert!(twice.to_string().contains("two metrics report a score named `auroc`"), "{twice}");
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use mvb::data::Split;
 use mvb::eval::run::predictions::Writer;
-use mvb::eval::run::{self, BootstrapOverride, RunConfig, RunError, RunHeader, RunOptions, Strategy, Unit, UnitKey};
+use mvb::eval::run::{
+    self, BootstrapOverride, Progress, RunConfig, RunError, RunHeader, RunOptions, Stage, Strategy, Unit, UnitKey,
+};
 
 use crate::common::{host, mvb, root};
 
@@ -53,7 +55,7 @@ fn config() -> RunConfig {
 }
 
 fn options(out: &Path) -> RunOptions {
-    RunOptions { out: out.to_owned(), resume: false, overwrite: false, progress: false }
+    RunOptions { out: out.to_owned(), resume: false, overwrite: false }
 }
 
 fn read(path: PathBuf) -> Vec<u8> {
@@ -68,8 +70,20 @@ fn run_resume_and_report_reproduce_the_results() {
     let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
 
     // A full run.
-    let outcome = run::run(&host, &config, &options(&a)).expect("the run succeeds");
+    let mut events = Vec::new();
+    let outcome = run::run(&host, &config, &options(&a), &mut |e| events.push(e)).expect("the run succeeds");
     assert_eq!((outcome.computed, outcome.reused), (4, 0));
+    // Progress is reported, not printed: two stages of four units each.
+    let stages: Vec<(Stage, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Progress::Begin { stage, total } => Some((*stage, *total)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stages, [(Stage::Predict, 4), (Stage::Score, 4)]);
+    assert_eq!(events.iter().filter(|e| **e == Progress::Done(4)).count(), 2, "{events:?}");
+    assert_eq!(events.last(), Some(&Progress::End));
     let csv = String::from_utf8(read(a.join("results.csv"))).expect("utf-8");
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
@@ -101,12 +115,12 @@ fn run_resume_and_report_reproduce_the_results() {
     assert!(a.join("cache/demo-generalist--breastmnist--train.safetensors").is_file());
 
     // The same inputs and seed: the same bytes.
-    run::run(&host, &config, &options(&b)).expect("the second run succeeds");
+    run::run(&host, &config, &options(&b), &mut |_| {}).expect("the second run succeeds");
     assert_eq!(read(a.join("results.json")), read(b.join("results.json")));
     assert_eq!(read(a.join("predictions.jsonl")), read(b.join("predictions.jsonl")));
 
     // An existing run is not overwritten by accident.
-    let again = run::run(&host, &config, &options(&a)).expect_err("refuses to overwrite");
+    let again = run::run(&host, &config, &options(&a), &mut |_| {}).expect_err("refuses to overwrite");
     assert!(again.to_string().contains("--resume"), "{again}");
 
     // Killed mid-unit: the header, the first unit (156 lines and its marker), 40 lines of the
@@ -117,8 +131,8 @@ fn run_resume_and_report_reproduce_the_results() {
     let mut cut = lines[..1 + 157 + 40].concat();
     cut.extend_from_slice(&lines[1 + 157 + 40][..25]);
     std::fs::write(c.join("predictions.jsonl"), &cut).expect("write");
-    let resumed =
-        run::run(&host, &config, &RunOptions { resume: true, ..options(&c) }).expect("the resumed run succeeds");
+    let resumed = run::run(&host, &config, &RunOptions { resume: true, ..options(&c) }, &mut |_| {})
+        .expect("the resumed run succeeds");
     assert_eq!((resumed.computed, resumed.reused), (3, 1));
     assert_eq!(read(c.join("predictions.jsonl")), full);
     assert_eq!(read(c.join("results.json")), read(a.join("results.json")));
@@ -133,12 +147,12 @@ fn run_resume_and_report_reproduce_the_results() {
         std::fs::remove_file(a.join(f)).expect("remove");
     }
     std::fs::remove_dir_all(a.join("cache")).expect("remove the cache");
-    run::report(&host, &a, BootstrapOverride::default(), false).expect("the report succeeds");
+    run::report(&host, &a, BootstrapOverride::default(), &mut |_| {}).expect("the report succeeds");
     for (f, bytes) in &before {
         assert_eq!(&read(a.join(f)), bytes, "{f} differs after mvb report");
     }
     // Another seed changes the CIs, not the points.
-    run::report(&host, &a, BootstrapOverride { replicates: Some(20), seed: Some(7) }, false).expect("reseeded");
+    run::report(&host, &a, BootstrapOverride { replicates: Some(20), seed: Some(7) }, &mut |_| {}).expect("reseeded");
     let reseeded = String::from_utf8(read(a.join("results.json"))).expect("utf-8");
     assert!(reseeded.contains("\"replicates\": 20,\n    \"seed\": 7"), "{reseeded}");
 }
@@ -168,20 +182,20 @@ fn a_malformed_predictions_line_is_named() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let path = synthetic_predictions(tmp.path());
     let host = host();
-    let (results, _) = run::report(&host, tmp.path(), BootstrapOverride::default(), false).expect("well-formed");
+    let (results, _) = run::report(&host, tmp.path(), BootstrapOverride::default(), &mut |_| {}).expect("well-formed");
     assert_eq!(results.units.len(), 2);
     assert_eq!(results.gaps.len(), 1);
     let text = String::from_utf8(read(path.clone())).expect("utf-8");
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     lines[3] = lines[3].replace("\"scores\":[", "\"scores\":[\"x\",");
     std::fs::write(&path, lines.join("\n") + "\n").expect("write");
-    let err = run::report(&host, tmp.path(), BootstrapOverride::default(), false).expect_err("malformed");
+    let err = run::report(&host, tmp.path(), BootstrapOverride::default(), &mut |_| {}).expect_err("malformed");
     assert!(matches!(err, RunError::Predictions { line: 4, .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("predictions.jsonl, line 4: bad prediction: ") && !msg.contains('\n'), "{msg}");
     // Resuming from it is refused the same way.
     let resume = RunOptions { resume: true, ..options(tmp.path()) };
-    let err = run::run(&host, &config(), &resume).expect_err("malformed");
+    let err = run::run(&host, &config(), &resume, &mut |_| {}).expect_err("malformed");
     assert!(err.to_string().contains("line 4"), "{err}");
 }
 

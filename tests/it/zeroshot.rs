@@ -1,8 +1,10 @@
 //! `mvb zeroshot` on the demo models and vendored MedMNIST data reproduces, to the printed
 //! precision, the accuracy and AUROC that transformers computed for the model cards
-//! (`data/models/*/MODEL_CARD.md`); `mvb embed` writes features and labels.
+//! (`data/models/*/MODEL_CARD.md`), and exactly what `mvb run` reports for the same model,
+//! dataset and template (both score through the metric plugins); `mvb embed` writes features
+//! and labels.
 
-use crate::common::mvb;
+use crate::common::{mvb, root};
 
 fn metric(stdout: &str, name: &str) -> f64 {
     let line =
@@ -27,6 +29,59 @@ fn zero_shot_matches_the_model_cards() {
         let tol = 5e-5;
         assert!((metric(&stdout, "accuracy") - acc).abs() <= tol, "{model} {dataset}: {stdout}");
         assert!((metric(&stdout, "AUROC") - auc).abs() <= tol, "{model} {dataset}: {stdout}");
+    }
+}
+
+/// `mvb zeroshot` and `mvb run` compute accuracy and AUROC through the same metric plugins, so
+/// they report the same values: demo-specialist with "a photo of {}" on PneumoniaMNIST (binary)
+/// and RetinaMNIST (five classes, one-vs-rest macro AUROC).
+#[test]
+fn zeroshot_and_run_report_the_same_scores() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let model = root().join("data/models/demo-specialist");
+    let config = format!(
+        r#"strategies = ["zs"]
+metrics = ["auroc", "accuracy"]
+templates = ["a photo of {{}}"]
+
+[bootstrap]
+replicates = 2
+
+[[models]]
+name = "demo-specialist"
+path = "{}"
+family = "clip"
+group = "specialist"
+
+[[datasets]]
+name = "pneumoniamnist"
+
+[[datasets]]
+name = "retinamnist"
+"#,
+        model.display()
+    );
+    let file = tmp.path().join("zs.toml");
+    std::fs::write(&file, config).expect("write the config");
+    let out = tmp.path().join("out");
+    let (ok, _, stderr) = mvb(&["run", file.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
+    assert!(ok, "{stderr}");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json")).expect("JSON");
+    let point = |dataset: &str, metric: &str| {
+        let rows = results["results"].as_array().expect("rows");
+        let row = rows.iter().find(|r| r["dataset"] == dataset && r["metric"] == metric).expect("a row");
+        row["point"].as_f64().expect("a defined point")
+    };
+    for dataset in ["pneumoniamnist", "retinamnist"] {
+        let args = ["zeroshot", "--model", "data/models/demo-specialist", "--dataset", dataset];
+        let (ok, stdout, stderr) = mvb(&[&args[..], &["--template", "a photo of {}"]].concat());
+        assert!(ok, "{stderr}");
+        for (printed, metric) in [("accuracy", "accuracy"), ("AUROC", "auroc")] {
+            let line = stdout.lines().find(|l| l.trim_start().starts_with(printed)).expect("printed");
+            let value = line.split_whitespace().nth(1).expect("a value");
+            assert_eq!(value, format!("{:.4}", point(dataset, metric)), "{dataset} {metric}: {stdout}");
+        }
     }
 }
 

@@ -1,9 +1,8 @@
 //! `mvb plugins`: the built-in plugins and what they serve.
 
 use mvb::data::DatasetInfo;
+use mvb::eval::dataset::data_dir;
 use mvb::plugin::{BUILTINS, PluginHost, World};
-
-use super::resolve::data_dir;
 
 pub(crate) fn run(host: &PluginHost) -> anyhow::Result<()> {
     for builtin in BUILTINS {

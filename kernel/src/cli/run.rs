@@ -5,8 +5,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use mvb::eval::run::{self, BootstrapOverride, RunConfig, RunOptions, config::DEFAULT_OUT, report::summary};
+use indicatif::{ProgressBar, ProgressStyle};
+use mvb::eval::run::{
+    self, BootstrapOverride, Progress, RunConfig, RunOptions, Stage, config::DEFAULT_OUT, report::summary,
+};
 use mvb::plugin::PluginHost;
+
+use super::notices;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -53,6 +58,29 @@ pub(crate) struct ReportArgs {
     seed: Option<u32>,
 }
 
+/// Draws the library's [`Progress`] events on one progress bar (stderr, hidden when stderr is
+/// not a terminal), one stage at a time.
+fn render(bar: &ProgressBar) -> impl FnMut(Progress) + '_ {
+    move |event| match event {
+        Progress::Begin { stage, total } => {
+            let template = match stage {
+                Stage::Predict => "{elapsed_precise} [{bar:30}] {pos}/{len} units  {msg}",
+                Stage::Score => "{elapsed_precise} [{bar:30}] {pos}/{len} units scored",
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.reset();
+            bar.set_length(total);
+            bar.set_message("");
+        }
+        Progress::Status(text) => bar.set_message(notices::escape(&text)),
+        Progress::Done(done) => bar.set_position(done),
+        Progress::End => bar.finish_and_clear(),
+        _ => {}
+    }
+}
+
 /// Prints the summary and the files written; a closed stdout (`| head`) is not an error.
 fn print_summary(results: &run::Results, dir: &std::path::Path, files: &[String]) {
     let text = format!("{}\nwrote {}/{{{}}}\n", summary(results), dir.display(), files.join(", "));
@@ -82,8 +110,10 @@ pub(crate) fn run(host: &PluginHost, args: &RunArgs) -> anyhow::Result<()> {
         config.precision = Some(p);
     }
     let out = args.out.clone().or_else(|| config.out.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
-    let options = RunOptions { out: out.clone(), resume: args.resume, overwrite: args.overwrite, progress: true };
-    let outcome = run::run(host, &config, &options)?;
+    let options = RunOptions { out: out.clone(), resume: args.resume, overwrite: args.overwrite };
+    let bar = ProgressBar::new(0);
+    let outcome =
+        notices::with_bar(&bar, || run::run(host, &config, &options, &mut render(&bar)).map_err(anyhow::Error::from))?;
     if outcome.reused > 0 {
         eprintln!("{} units computed, {} reused from the earlier run", outcome.computed, outcome.reused);
     }
@@ -94,7 +124,10 @@ pub(crate) fn run(host: &PluginHost, args: &RunArgs) -> anyhow::Result<()> {
 pub(crate) fn report(host: &PluginHost, args: &ReportArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.replicates != Some(0), "--replicates must be at least 1");
     let bootstrap = BootstrapOverride { replicates: args.replicates, seed: args.seed };
-    let (results, files) = run::report(host, &args.dir, bootstrap, true)?;
+    let bar = ProgressBar::new(0);
+    let (results, files) = notices::with_bar(&bar, || {
+        run::report(host, &args.dir, bootstrap, &mut render(&bar)).map_err(anyhow::Error::from)
+    })?;
     print_summary(&results, &args.dir, &files);
     Ok(())
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mvb::backend::{DeviceRequest, Precision};
 use mvb::data::Split;
-use mvb::eval::bootstrap::auroc;
+use mvb::eval::metrics::{Metric, Scorer};
 use mvb::eval::zeroshot::{self, DEFAULT_TEMPLATE, Encoded};
 use mvb::model::ContrastiveModel;
 use mvb::plugin::PluginHost;
@@ -93,7 +93,9 @@ fn encode(host: &PluginHost, t: &Target) -> anyhow::Result<(ContrastiveModel, mv
             .expect("valid template"),
     );
     bar.set_message(format!("encoding {} {}", info.name, t.split));
-    let encoded = zeroshot::encode_split(&model, &mut dataset, t.split, t.limit, |done, _| bar.set_position(done))?;
+    let encoded = super::notices::with_bar(&bar, || {
+        zeroshot::encode_split(&model, &mut dataset, t.split, t.limit, |done, _| bar.set_position(done))
+    })?;
     bar.finish_and_clear();
     if encoded.ids.is_empty() {
         bail!("the {} split of `{}` is empty", t.split, info.name);
@@ -109,31 +111,20 @@ pub(crate) fn run(host: &PluginHost, args: &ZeroShotArgs) -> anyhow::Result<()> 
     }
     let class_emb = zeroshot::class_embeddings(&model, &classes, &args.templates)?;
     let probs = zeroshot::probabilities(&model, &encoded.features, &class_emb);
-    let n = encoded.ids.len();
-    let truth: Vec<u32> = encoded.labels.iter().map(|l| l.first().copied().unwrap_or(u32::MAX)).collect();
-    let correct = (0..n)
-        .filter(|&i| {
-            let row = probs.row(i);
-            let best = row.iter().enumerate().fold(0, |b, (j, v)| if *v > row[b] { j } else { b });
-            best as u32 == truth[i]
-        })
-        .count();
-    let c = classes.len();
-    let per_class: Vec<Option<f64>> = (0..c)
-        .map(|k| {
-            let scores: Vec<f64> = (0..n).map(|i| f64::from(probs.row(i)[k])).collect();
-            let labels: Vec<bool> = truth.iter().map(|&t| t as usize == k).collect();
-            auroc(&scores, &labels)
-        })
-        .collect();
+    // The metric plugins `mvb run` scores with, so that the two commands cannot disagree.
+    let mut scorer = Scorer::new(host, &[Metric::Builtin("accuracy"), Metric::Builtin("auroc")])?;
+    let samples = encoded.labels.iter().enumerate().map(|(i, labels)| (probs.row(i), labels.as_slice()));
+    let scores = scorer.score(samples, &[])?;
+    let point = |name: &str| scores.iter().find(|s| s.name == name).map_or(f64::NAN, |s| s.boot.estimate.point);
     println!(
-        "{} ({}, {} weights, computed on {}) on {} {} ({n} samples)",
+        "{} ({}, {} weights, computed on {}) on {} {} ({} samples)",
         args.target.model,
         model.family(),
         model.dtype(),
         model.compute_tag(),
         info.name,
-        args.target.split
+        args.target.split,
+        encoded.ids.len()
     );
     for t in &args.templates {
         println!(
@@ -141,23 +132,15 @@ pub(crate) fn run(host: &PluginHost, args: &ZeroShotArgs) -> anyhow::Result<()> 
             zeroshot::prompts(t, &classes).iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")
         );
     }
-    println!("  accuracy {:.4}", correct as f64 / n as f64);
-    if c == 2 {
-        match per_class[1] {
-            Some(a) => println!("  AUROC    {a:.4} (score = p[{}])", classes[1]),
-            None => println!("  AUROC    undefined (only one class present)"),
-        }
+    println!("  accuracy {:.4}", point("accuracy"));
+    let auroc = point("auroc");
+    let c = classes.len();
+    if auroc.is_nan() {
+        println!("  AUROC    undefined (a class is absent from the set)");
+    } else if c == 2 {
+        println!("  AUROC    {auroc:.4} (score = p[{}])", classes[1]);
     } else {
-        let valid: Vec<f64> = per_class.iter().flatten().copied().collect();
-        if valid.is_empty() {
-            println!("  AUROC    undefined (no class has both positives and negatives)");
-        } else {
-            println!(
-                "  AUROC    {:.4} (one-vs-rest macro over {} classes)",
-                valid.iter().sum::<f64>() / valid.len() as f64,
-                valid.len()
-            );
-        }
+        println!("  AUROC    {auroc:.4} (one-vs-rest macro over {c} classes)");
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! The paired nonparametric bootstrap of MedVLMBench (`shared/MEDVLMBENCH.md`, "Bootstrap"),
-//! and a fast binary AUROC for it. Follows the reference loop
+//! The paired nonparametric bootstrap of MedVLMBench (arXiv 2506.17337; code:
+//! github.com/ubc-tea/MedVLMBench), and a fast binary AUROC kept as a reference for tests and
+//! benches (`mvb run` and `mvb zeroshot` score through the metric plugins, [`super::metrics`]).
+//! Follows the reference loop
 //!
 //! ```text
 //! rng = np.random.RandomState(42)

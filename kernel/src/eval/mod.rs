@@ -1,10 +1,13 @@
-//! Evaluation: zero-shot classification, linear probing, the paired bootstrap, and (later)
-//! the RQ gaps and the run orchestrator.
+//! Evaluation: zero-shot classification, linear probing, the paired bootstrap, metric plugins
+//! as the one scoring path, opening datasets through their plugins, and the benchmark run
+//! (`run`: predictions, results, RQ gaps, reports).
 
 mod error;
 pub use error::EvalError;
 
 pub mod bootstrap;
+pub mod dataset;
+pub mod metrics;
 pub mod probe;
 pub mod rng;
 pub mod run;

@@ -1,6 +1,6 @@
-//! The FT-LP linear probe of MedVLMBench (`shared/MEDVLMBENCH.md`, "Fine-tuning"): a linear
-//! head on frozen image features, trained as the original trains it in PyTorch — class-weighted
-//! softmax cross-entropy (`nn.CrossEntropyLoss(weight=w)`, `w_c = N / (n_c · C)` as
+//! The FT-LP linear probe of MedVLMBench (arXiv 2506.17337; code: github.com/ubc-tea/MedVLMBench):
+//! a linear head on frozen image features, trained as the original trains it in PyTorch —
+//! class-weighted softmax cross-entropy (`nn.CrossEntropyLoss(weight=w)`, `w_c = N / (n_c · C)` as
 //! scikit-learn's `compute_class_weight("balanced")`), `torch.optim.AdamW` (betas 0.9/0.999,
 //! eps 1e-8, decoupled weight decay), lr 5e-5, 10 epochs, batch 8, reshuffled every epoch, no
 //! warmup or schedule, seed 42.
@@ -44,7 +44,7 @@ pub struct ProbeConfig {
     pub epochs: usize,
     /// Samples per optimiser step (8).
     pub batch_size: usize,
-    /// AdamW's decoupled weight decay (0 in MedVLMBench; [`sweep_weight_decay`] searches it).
+    /// AdamW's decoupled weight decay (0 in MedVLMBench).
     pub weight_decay: f64,
     /// Seed of the stream that initialises the head and shuffles the batches (42).
     pub seed: u32,
@@ -358,98 +358,6 @@ pub fn weighted_cross_entropy(
     Ok(num / den)
 }
 
-/// scikit-learn's `balanced_accuracy_score(truth, predicted)`: the mean recall over the classes
-/// present in `truth`; NaN for empty input.
-///
-/// # Panics
-/// When the lengths differ.
-pub fn balanced_accuracy(truth: &[u32], predicted: &[u32]) -> f64 {
-    assert_eq!(truth.len(), predicted.len(), "one prediction per label");
-    let classes = truth.iter().map(|&t| t as usize + 1).max().unwrap_or(0);
-    let (mut hits, mut totals) = (vec![0usize; classes], vec![0usize; classes]);
-    for (&t, &p) in truth.iter().zip(predicted) {
-        totals[t as usize] += 1;
-        hits[t as usize] += usize::from(t == p);
-    }
-    let recalls: Vec<f64> =
-        hits.iter().zip(&totals).filter(|(_, t)| **t > 0).map(|(h, t)| *h as f64 / *t as f64).collect();
-    recalls.iter().sum::<f64>() / recalls.len() as f64
-}
-
-/// Features with their labels.
-#[derive(Debug, Clone, Copy)]
-pub struct Labelled<'a> {
-    /// `[n, dim]`.
-    pub features: &'a Tensor,
-    /// `n` labels in `0..classes`.
-    pub labels: &'a [u32],
-}
-
-/// One weight decay tried by [`sweep_weight_decay`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SweepPoint {
-    /// The weight decay.
-    pub weight_decay: f64,
-    /// Balanced accuracy on the validation set.
-    pub balanced_accuracy: f64,
-    /// Class-weighted cross-entropy on the validation set (balanced weights of its labels).
-    pub loss: f64,
-}
-
-/// The outcome of [`sweep_weight_decay`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sweep {
-    /// The chosen weight decay.
-    pub weight_decay: f64,
-    /// The head trained with it.
-    pub head: LinearHead,
-    /// Every grid point, in grid order.
-    pub points: Vec<SweepPoint>,
-}
-
-/// Chooses the weight decay by validation, as CLIP_benchmark's linear probe does: a head is
-/// trained on `train` for each value of `grid` (otherwise `config`), and the one with the
-/// highest balanced accuracy on `val` wins (the diagnosis tasks are imbalanced); ties go to the
-/// lower validation loss, then to the earlier grid value. Refit on train + val is left to the
-/// caller.
-pub fn sweep_weight_decay(
-    train_set: Labelled<'_>,
-    val: Labelled<'_>,
-    classes: usize,
-    grid: &[f64],
-    config: &ProbeConfig,
-) -> Result<Sweep, EvalError> {
-    if grid.is_empty() {
-        return Err(EvalError::Config("the weight-decay grid is empty".into()));
-    }
-    check_labels(val.features, val.labels, classes, "validation set")?;
-    let val_weights = class_weights(val.labels, classes);
-    let mut best: Option<(SweepPoint, LinearHead)> = None;
-    let mut points = Vec::with_capacity(grid.len());
-    for &weight_decay in grid {
-        let head = train(train_set.features, train_set.labels, classes, &ProbeConfig { weight_decay, ..*config })?;
-        let predicted = head.predict(val.features)?;
-        let point = SweepPoint {
-            weight_decay,
-            balanced_accuracy: balanced_accuracy(val.labels, &predicted),
-            loss: weighted_cross_entropy(&head, val.features, val.labels, &val_weights)?,
-        };
-        points.push(point);
-        let better = match &best {
-            None => true,
-            Some((b, _)) => {
-                point.balanced_accuracy > b.balanced_accuracy
-                    || (point.balanced_accuracy == b.balanced_accuracy && point.loss < b.loss)
-            }
-        };
-        if better {
-            best = Some((point, head));
-        }
-    }
-    let (point, head) = best.ok_or_else(|| EvalError::Config("the weight-decay grid is empty".into()))?;
-    Ok(Sweep { weight_decay: point.weight_decay, head, points })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,15 +629,6 @@ mod tests {
     }
 
     #[test]
-    fn balanced_accuracy_is_sklearns() {
-        // balanced_accuracy_score([0, 0, 0, 1, 1, 2], [0, 1, 0, 1, 2, 2]) = (2/3 + 1/2 + 1) / 3
-        let got = balanced_accuracy(&[0, 0, 0, 1, 1, 2], &[0, 1, 0, 1, 2, 2]);
-        assert!((got - (2.0 / 3.0 + 0.5 + 1.0) / 3.0).abs() < 1e-15);
-        // A predicted class absent from the truth does not count as a class.
-        assert_eq!(balanced_accuracy(&[0, 0], &[0, 3]), 0.5);
-    }
-
-    #[test]
     fn rejects_bad_input() {
         let (features, labels) = reference_problem(6, 3, 3);
         let cfg = ProbeConfig::default();
@@ -752,40 +651,5 @@ mod tests {
         assert!(LinearHead::new(2, 0, vec![], vec![0.0; 2]).is_err());
         let head = LinearHead::new(2, 3, vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0], vec![0.0, 0.5]).unwrap();
         assert_eq!(head.predict(&Tensor::new([2, 3], vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0])).unwrap(), vec![0, 1]);
-    }
-
-    #[test]
-    fn sweep_picks_by_validation() {
-        let (features, labels) = reference_problem(60, 4, 3);
-        let (val_features, val_labels) = reference_problem(30, 4, 3);
-        let config = ProbeConfig { lr: 5e-2, epochs: 4, ..ProbeConfig::default() };
-        let grid = [0.0, 1e-2, 10.0];
-        let sweep = sweep_weight_decay(
-            Labelled { features: &features, labels: &labels },
-            Labelled { features: &val_features, labels: &val_labels },
-            3,
-            &grid,
-            &config,
-        )
-        .unwrap();
-        assert_eq!(sweep.points.len(), 3);
-        assert_eq!(sweep.points.iter().map(|p| p.weight_decay).collect::<Vec<_>>(), grid);
-        let best = sweep.points.iter().find(|p| p.weight_decay == sweep.weight_decay).unwrap();
-        for p in &sweep.points {
-            assert!(
-                p.balanced_accuracy < best.balanced_accuracy
-                    || (p.balanced_accuracy == best.balanced_accuracy && p.loss >= best.loss)
-            );
-        }
-        let refit = train(&features, &labels, 3, &ProbeConfig { weight_decay: sweep.weight_decay, ..config }).unwrap();
-        assert_eq!(refit, sweep.head);
-        let empty = sweep_weight_decay(
-            Labelled { features: &features, labels: &labels },
-            Labelled { features: &val_features, labels: &val_labels },
-            3,
-            &[],
-            &config,
-        );
-        assert!(matches!(empty, Err(EvalError::Config(_))));
     }
 }

@@ -1,4 +1,4 @@
-//! Zero-shot classification as MedVLMBench does it (`../shared/MEDVLMBENCH.md`): one prompt
+//! Zero-shot classification as MedVLMBench does it (arXiv 2506.17337): one prompt
 //! per class from a template ("a photo of {}") and the dataset's class names, prompts padded
 //! to the longest, `logits = exp(logit_scale)·cos(image, text) (+ logit_bias)`, softmax over
 //! classes. With several templates, each class's text embedding is the renormalised mean of

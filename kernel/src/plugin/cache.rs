@@ -27,7 +27,7 @@ impl ComponentCache {
         if let Some(hit) = self.memory.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(hit);
         }
-        let file = self.dir.as_ref().map(|d| d.join(format!("{}.cwasm", hex(&key))));
+        let file = self.dir.as_ref().map(|d| d.join(format!("{}.cwasm", crate::util::hex(&key))));
         let cached = file.as_ref().filter(|f| f.is_file()).and_then(|f| {
             // SAFETY: the file was written by `store` below from `Component::serialize` of the
             // same engine configuration (the key includes the engine's compatibility hash), and
@@ -80,8 +80,4 @@ fn key(engine: &Engine, bytes: &[u8]) -> [u8; 32] {
     sha.update(compat.finish().to_le_bytes());
     sha.update(bytes);
     sha.finalize().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::RunError;
+use super::error::RunError;
 use crate::backend::DeviceRequest;
 use crate::backend::Precision;
 use crate::data::Split;
 use crate::eval::bootstrap::{BootstrapConfig, DEFAULT_REPLICATES, DEFAULT_SEED};
+use crate::eval::metrics::Metric;
 use crate::eval::probe::ProbeConfig;
 
 /// The embedded default configuration of `mvb run` without arguments.
@@ -264,8 +265,8 @@ fn default_strategies() -> Vec<Strategy> {
     vec![Strategy::Zs, Strategy::Lp]
 }
 
-fn default_metrics() -> Vec<String> {
-    vec!["auroc".to_owned()]
+fn default_metrics() -> Vec<Metric> {
+    vec![Metric::Builtin("auroc")]
 }
 
 fn default_templates() -> Vec<String> {
@@ -286,7 +287,7 @@ pub struct RunConfig {
     /// Metric plugins: built-in names or `.wasm` files (default `["auroc"]`). The first score
     /// named `auroc`, else the first score of the first metric, is the one the RQ gaps use.
     #[serde(default = "default_metrics")]
-    pub metrics: Vec<String>,
+    pub metrics: Vec<Metric>,
     /// Zero-shot prompt templates; several are ensembled (default `["a photo of {}"]`).
     #[serde(default = "default_templates")]
     pub templates: Vec<String>,
@@ -358,94 +359,103 @@ impl RunConfig {
 
     /// Checks what serde cannot: non-empty lists, unique names, usable settings.
     fn validate(&self, text: &str, origin: &str) -> Result<(), RunError> {
-        let err = |needle: Option<&str>, nth: usize, message: String| RunError::Config {
-            file: origin.to_owned(),
-            line: needle.and_then(|n| find_line(text, n, nth)),
-            message,
-        };
+        let at = Locator { text, origin };
         if self.models.is_empty() {
-            return Err(err(None, 0, "no models: add at least one [[models]] table".into()));
+            return Err(at.err(None, 0, "no models: add at least one [[models]] table".into()));
         }
         if self.datasets.is_empty() {
-            return Err(err(None, 0, "no datasets: add at least one [[datasets]] table".into()));
+            return Err(at.err(None, 0, "no datasets: add at least one [[datasets]] table".into()));
         }
         if self.strategies.is_empty() {
-            return Err(err(Some("strategies"), 0, "`strategies` is empty".into()));
+            return Err(at.err(Some("strategies"), 0, "`strategies` is empty".into()));
         }
         if self.metrics.is_empty() {
-            return Err(err(Some("metrics"), 0, "`metrics` is empty".into()));
+            return Err(at.err(Some("metrics"), 0, "`metrics` is empty".into()));
         }
         for (i, s) in self.strategies.iter().enumerate() {
             if self.strategies[..i].contains(s) {
-                return Err(err(Some("strategies"), 0, format!("strategy `{s}` is listed twice")));
+                return Err(at.err(Some("strategies"), 0, format!("strategy `{s}` is listed twice")));
             }
         }
+        for (i, m) in self.metrics.iter().enumerate() {
+            if self.metrics[..i].contains(m) {
+                return Err(at.err(Some("metrics"), 0, format!("metric `{m}` is listed twice")));
+            }
+        }
+        self.validate_models(&at)?;
+        self.validate_datasets(&at)?;
+        self.validate_settings(&at)
+    }
+
+    /// Names present, unique; family and path present.
+    fn validate_models(&self, at: &Locator<'_>) -> Result<(), RunError> {
         for (i, m) in self.models.iter().enumerate() {
             let quoted = format!("\"{}\"", m.name);
             if m.name.trim().is_empty() {
-                return Err(err(None, 0, format!("model {} has an empty name", i + 1)));
+                return Err(at.err(None, 0, format!("model {} has an empty name", i + 1)));
             }
             if self.models[..i].iter().any(|o| o.name == m.name) {
-                return Err(err(Some(&quoted), 1, format!("model `{}` is listed twice", m.name)));
+                return Err(at.err(Some(&quoted), 1, format!("model `{}` is listed twice", m.name)));
             }
             if m.family.trim().is_empty() {
-                return Err(err(Some(&quoted), 0, format!("model `{}` has an empty family", m.name)));
+                return Err(at.err(Some(&quoted), 0, format!("model `{}` has an empty family", m.name)));
             }
             if m.path.trim().is_empty() {
-                return Err(err(Some(&quoted), 0, format!("model `{}` has an empty path", m.name)));
+                return Err(at.err(Some(&quoted), 0, format!("model `{}` has an empty path", m.name)));
             }
         }
+        Ok(())
+    }
+
+    /// Names present, unique; one plugin; a data folder for a plugin file; usable limits and
+    /// class names.
+    fn validate_datasets(&self, at: &Locator<'_>) -> Result<(), RunError> {
         for (i, d) in self.datasets.iter().enumerate() {
             let quoted = format!("\"{}\"", d.name);
+            let err = |message: String| at.err(Some(&quoted), 0, format!("dataset `{}`{message}", d.name));
             if d.name.trim().is_empty() {
-                return Err(err(None, 0, format!("dataset {} has an empty name", i + 1)));
+                return Err(at.err(None, 0, format!("dataset {} has an empty name", i + 1)));
             }
             if self.datasets[..i].iter().any(|o| o.name == d.name) {
-                return Err(err(Some(&quoted), 1, format!("dataset `{}` is listed twice", d.name)));
+                return Err(at.err(Some(&quoted), 1, format!("dataset `{}` is listed twice", d.name)));
             }
             if d.plugin.is_some() && d.plugin_file.is_some() {
-                return Err(err(
-                    Some(&quoted),
-                    0,
-                    format!("dataset `{}` names both `plugin` and `plugin_file`", d.name),
-                ));
+                return Err(err(" names both `plugin` and `plugin_file`".into()));
             }
             if d.plugin_file.is_some() && d.data.is_none() {
-                return Err(err(
-                    Some(&quoted),
-                    0,
-                    format!("dataset `{}`: `plugin_file` needs `data`, the folder the plugin reads", d.name),
-                ));
+                return Err(err(": `plugin_file` needs `data`, the folder the plugin reads".into()));
             }
             if d.limit == Some(0) || d.train_limit == Some(0) {
-                return Err(err(Some(&quoted), 0, format!("dataset `{}`: a limit must be at least 1", d.name)));
+                return Err(err(": a limit must be at least 1".into()));
             }
             if d.classes.as_ref().is_some_and(Vec::is_empty) {
-                return Err(err(Some(&quoted), 0, format!("dataset `{}`: `classes` is empty", d.name)));
+                return Err(err(": `classes` is empty".into()));
             }
         }
+        Ok(())
+    }
+
+    /// Templates with a `{}`, at least one replicate, a usable probe.
+    fn validate_settings(&self, at: &Locator<'_>) -> Result<(), RunError> {
         if self.templates.is_empty() {
-            return Err(err(Some("templates"), 0, "`templates` is empty".into()));
+            return Err(at.err(Some("templates"), 0, "`templates` is empty".into()));
         }
         if let Some(t) = self.templates.iter().find(|t| !t.contains("{}")) {
-            return Err(err(Some("templates"), 0, format!("template {t:?} has no `{{}}` for the class name")));
+            return Err(at.err(Some("templates"), 0, format!("template {t:?} has no `{{}}` for the class name")));
         }
         if self.bootstrap.replicates == 0 {
-            return Err(err(Some("replicates"), 0, "bootstrap `replicates` must be at least 1".into()));
+            return Err(at.err(Some("replicates"), 0, "bootstrap `replicates` must be at least 1".into()));
         }
         let p = &self.probe;
         if p.batch_size == 0 {
-            return Err(err(Some("batch_size"), 0, "probe `batch_size` must be at least 1".into()));
+            return Err(at.err(Some("batch_size"), 0, "probe `batch_size` must be at least 1".into()));
         }
         if !(p.lr.is_finite() && p.lr >= 0.0) {
-            return Err(err(Some("lr"), 0, format!("probe `lr` must be finite and >= 0, got {}", p.lr)));
+            return Err(at.err(Some("lr"), 0, format!("probe `lr` must be finite and >= 0, got {}", p.lr)));
         }
         if !(p.weight_decay.is_finite() && p.weight_decay >= 0.0) {
-            return Err(err(
-                Some("weight_decay"),
-                0,
-                format!("probe `weight_decay` must be finite and >= 0, got {}", p.weight_decay),
-            ));
+            let message = format!("probe `weight_decay` must be finite and >= 0, got {}", p.weight_decay);
+            return Err(at.err(Some("weight_decay"), 0, message));
         }
         Ok(())
     }
@@ -466,9 +476,10 @@ impl RunConfig {
             }
         }
         for m in &mut self.metrics {
-            let p = Path::new(m.as_str());
-            if is_plugin_file(m) && p.is_relative() {
-                *m = absolute(&base.join(p)).display().to_string();
+            if let Metric::File(p) = m
+                && p.is_relative()
+            {
+                *p = absolute(&base.join(&*p));
             }
         }
         if let Some(out) = &mut self.out
@@ -477,12 +488,6 @@ impl RunConfig {
             *out = base.join(&*out);
         }
     }
-}
-
-/// Whether a metric entry names a plugin file (ends in `.wasm` or holds a path separator)
-/// rather than a built-in.
-pub fn is_plugin_file(entry: &str) -> bool {
-    entry.ends_with(".wasm") || entry.contains('/') || entry.contains(std::path::MAIN_SEPARATOR)
 }
 
 /// Where the embedded default's relative paths point: the current folder when it holds the
@@ -510,6 +515,20 @@ pub(crate) fn line_of_offset(text: &str, offset: usize) -> usize {
 /// The 1-based line of the `nth` (0-based) occurrence of `needle`, if any.
 fn find_line(text: &str, needle: &str, nth: usize) -> Option<usize> {
     text.match_indices(needle).nth(nth).map(|(at, _)| line_of_offset(text, at))
+}
+
+/// Where a config's text is, for errors that name a line.
+struct Locator<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Locator<'_> {
+    /// An error at the line of the `nth` (0-based) occurrence of `needle`, when given and found.
+    fn err(&self, needle: Option<&str>, nth: usize, message: String) -> RunError {
+        let line = needle.and_then(|n| find_line(self.text, n, nth));
+        RunError::Config { file: self.origin.to_owned(), line, message }
+    }
 }
 
 /// A message on one line.
@@ -552,5 +571,18 @@ mod tests {
         let text = format!("{base}{base}[[datasets]]\nname = \"d\"\n");
         let msg = RunConfig::parse(&text, "z.toml", Path::new(".")).unwrap_err().to_string();
         assert_eq!(msg, "config z.toml, line 7: model `m` is listed twice");
+    }
+
+    #[test]
+    fn metrics_are_parsed_once_with_their_line() {
+        let text = "strategies = [\"zs\"]\nmetrics = [\"auroc\", \"aucroc\"]\n";
+        let msg = RunConfig::parse(text, "m.toml", Path::new(".")).unwrap_err().to_string();
+        assert!(msg.starts_with("config m.toml, line 2: unknown metric `aucroc`: the built-in metrics are"), "{msg}");
+        let c = RunConfig::default_config().unwrap();
+        assert_eq!(c.metrics, ["auroc", "accuracy", "balanced-accuracy"].map(Metric::Builtin));
+        let base = "[[models]]\nname = \"m\"\npath = \"p\"\nfamily = \"f\"\ngroup = \"generalist\"\n";
+        let text = format!("metrics = [\"x/m.wasm\"]\n{base}[[datasets]]\nname = \"d\"\n");
+        let c = RunConfig::parse(&text, "m.toml", Path::new("/base")).unwrap();
+        assert_eq!(c.metrics, [Metric::File("/base/x/m.wasm".into())]);
     }
 }

@@ -1,4 +1,4 @@
-//! The RQ gaps of MedVLMBench (`shared/MEDVLMBENCH.md`), per model family and dataset, always
+//! The RQ gaps of MedVLMBench (arXiv 2506.17337; github.com/ubc-tea/MedVLMBench), per model family and dataset, always
 //! best-of-group minus best-of-group:
 //!
 //! - **RQ1** = best generalist ZS − best specialist ZS, on a dataset that is in-distribution
@@ -15,7 +15,7 @@
 //! their difference on the same index set, skipped when either is undefined.
 
 use super::config::{Group, ModelSpec, Strategy};
-use super::results::UnitResult;
+use super::scores::UnitResult;
 use crate::data::Split;
 use crate::eval::EvalError;
 use crate::eval::bootstrap::{Bootstrapped, Estimate};
@@ -186,7 +186,7 @@ pub fn compute(
 mod tests {
     use super::*;
     use crate::eval::run::predictions::UnitKey;
-    use crate::eval::run::results::MetricScore;
+    use crate::eval::run::scores::MetricScore;
 
     fn model(name: &str, family: &str, group: Group, id: &[&str]) -> ModelSpec {
         ModelSpec {

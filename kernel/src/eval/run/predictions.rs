@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::RunError;
 use super::config::{RunConfig, Strategy};
+use super::error::RunError;
 use crate::data::Split;
 
 /// The file name inside the output folder.
@@ -192,10 +192,7 @@ pub fn read(path: &Path) -> Result<Contents, RunError> {
 
 /// Parses predictions-file bytes; `path` names the file in errors.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Contents, RunError> {
-    let err = |line: usize, message: String| RunError::Predictions { file: path.to_owned(), line, message };
-    let mut contents = Contents::default();
-    let mut pending: Option<(Unit, usize)> = None; // the unit being read, and its first line
-    let mut completed: HashMap<UnitKey, usize> = HashMap::new();
+    let mut parser = Parser { path, contents: Contents::default(), pending: None, completed: HashMap::new() };
     let mut offset = 0usize;
     let mut number = 0usize;
     while offset < bytes.len() {
@@ -207,100 +204,132 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Contents, RunError> {
         offset = next;
         if !terminated {
             if !line.iter().all(u8::is_ascii_whitespace) {
-                contents.dropped.partial_line = Some(number);
+                parser.contents.dropped.partial_line = Some(number);
             }
             break;
         }
-        let text = std::str::from_utf8(line).map_err(|_| err(number, "not valid UTF-8".into()))?;
-        if text.trim().is_empty() {
-            if pending.is_none() {
-                contents.complete_len = offset as u64;
-            }
-            continue;
-        }
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| err(number, format!("not a JSON object: {e}")))?;
-        let serde_json::Value::Object(mut object) = value else {
-            return Err(err(number, "not a JSON object".into()));
-        };
-        if object.len() == 1 && object.contains_key("run") {
-            let header: RunHeader = serde_json::from_value(object.remove("run").unwrap_or_default())
-                .map_err(|e| err(number, format!("bad run header: {e}")))?;
-            if let Some((unit, first)) = &pending {
-                return Err(err(number, format!("a run header inside unit {} (begun at line {first})", unit.key)));
-            }
-            contents.headers.push(header);
-            contents.complete_len = offset as u64;
-        } else if object.len() == 1 && object.contains_key("done") {
-            let done: Done = serde_json::from_value(object.remove("done").unwrap_or_default())
-                .map_err(|e| err(number, format!("bad completion marker: {e}")))?;
-            let key = UnitKey { model: done.model, dataset: done.dataset, split: done.split, strategy: done.strategy };
-            let unit = match pending.take() {
-                Some((unit, first)) if unit.key != key => {
-                    return Err(err(
-                        number,
-                        format!("completion marker of {key} after predictions of {} (from line {first})", unit.key),
-                    ));
-                }
-                Some((unit, _)) => unit,
-                None => Unit { key: key.clone(), ids: Vec::new(), labels: Vec::new(), scores: Vec::new() },
-            };
-            if unit.len() != done.n {
-                return Err(err(
-                    number,
-                    format!("unit {key} is marked complete with {} samples, but has {}", done.n, unit.len()),
-                ));
-            }
-            if let Some(first) = completed.insert(key.clone(), number) {
-                return Err(err(number, format!("unit {key} is complete twice (first at line {first})")));
-            }
-            if contents.headers.is_empty() {
-                return Err(err(number, "predictions before any run header".into()));
-            }
-            contents.units.push(unit);
-            contents.complete_len = offset as u64;
-        } else {
-            let p: PredictionIn = serde_json::from_value(serde_json::Value::Object(object))
-                .map_err(|e| err(number, format!("bad prediction: {e}")))?;
-            if p.scores.is_empty() {
-                return Err(err(number, format!("sample `{}` has no scores", p.id)));
-            }
-            if let Some(l) = p.labels.iter().find(|&&l| l as usize >= p.scores.len()) {
-                return Err(err(number, format!("sample `{}`: label {l} but {} class scores", p.id, p.scores.len())));
-            }
-            let key = UnitKey { model: p.model, dataset: p.dataset, split: p.split, strategy: p.strategy };
-            if completed.contains_key(&key) {
-                return Err(err(number, format!("a prediction of {key}, which is already complete")));
-            }
-            let (unit, first) = pending.get_or_insert_with(|| {
-                (Unit { key: key.clone(), ids: Vec::new(), labels: Vec::new(), scores: Vec::new() }, number)
-            });
-            if unit.key != key {
-                return Err(err(
-                    number,
-                    format!(
-                        "a prediction of {key} inside unit {} (begun at line {first}, never marked complete)",
-                        unit.key
-                    ),
-                ));
-            }
-            if let Some(width) = unit.scores.first().map(Vec::len)
-                && width != p.scores.len()
-            {
-                return Err(err(
-                    number,
-                    format!("sample `{}` has {} class scores, earlier samples {width}", p.id, p.scores.len()),
-                ));
-            }
-            unit.ids.push(p.id);
-            unit.labels.push(p.labels);
-            unit.scores.push(p.scores);
-        }
+        parser.line(line, number, offset as u64)?;
     }
-    if let Some((unit, _)) = pending {
+    let mut contents = parser.contents;
+    if let Some((unit, _)) = parser.pending {
         contents.dropped.unfinished = Some((unit.key.clone(), unit.len()));
     }
     Ok(contents)
+}
+
+/// The state of [`parse`] between lines.
+struct Parser<'p> {
+    path: &'p Path,
+    contents: Contents,
+    /// The unit being read, and its first line.
+    pending: Option<(Unit, usize)>,
+    /// The line of each completed unit's marker.
+    completed: HashMap<UnitKey, usize>,
+}
+
+impl Parser<'_> {
+    fn err(&self, line: usize, message: String) -> RunError {
+        RunError::Predictions { file: self.path.to_owned(), line, message }
+    }
+
+    /// Reads line `number` (without its newline), which ends at byte `end`.
+    fn line(&mut self, line: &[u8], number: usize, end: u64) -> Result<(), RunError> {
+        let text = std::str::from_utf8(line).map_err(|_| self.err(number, "not valid UTF-8".into()))?;
+        if text.trim().is_empty() {
+            if self.pending.is_none() {
+                self.contents.complete_len = end;
+            }
+            return Ok(());
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| self.err(number, format!("not a JSON object: {e}")))?;
+        let serde_json::Value::Object(mut object) = value else {
+            return Err(self.err(number, "not a JSON object".into()));
+        };
+        if object.len() == 1 && object.contains_key("run") {
+            self.header(object.remove("run").unwrap_or_default(), number)?;
+            self.contents.complete_len = end;
+        } else if object.len() == 1 && object.contains_key("done") {
+            self.done(object.remove("done").unwrap_or_default(), number)?;
+            self.contents.complete_len = end;
+        } else {
+            self.prediction(serde_json::Value::Object(object), number)?;
+        }
+        Ok(())
+    }
+
+    fn header(&mut self, value: serde_json::Value, number: usize) -> Result<(), RunError> {
+        let header: RunHeader =
+            serde_json::from_value(value).map_err(|e| self.err(number, format!("bad run header: {e}")))?;
+        if let Some((unit, first)) = &self.pending {
+            return Err(self.err(number, format!("a run header inside unit {} (begun at line {first})", unit.key)));
+        }
+        self.contents.headers.push(header);
+        Ok(())
+    }
+
+    fn done(&mut self, value: serde_json::Value, number: usize) -> Result<(), RunError> {
+        let done: Done =
+            serde_json::from_value(value).map_err(|e| self.err(number, format!("bad completion marker: {e}")))?;
+        let key = UnitKey { model: done.model, dataset: done.dataset, split: done.split, strategy: done.strategy };
+        let unit = match self.pending.take() {
+            Some((unit, first)) if unit.key != key => {
+                let message =
+                    format!("completion marker of {key} after predictions of {} (from line {first})", unit.key);
+                return Err(self.err(number, message));
+            }
+            Some((unit, _)) => unit,
+            None => Unit { key: key.clone(), ids: Vec::new(), labels: Vec::new(), scores: Vec::new() },
+        };
+        if unit.len() != done.n {
+            let message = format!("unit {key} is marked complete with {} samples, but has {}", done.n, unit.len());
+            return Err(self.err(number, message));
+        }
+        if let Some(first) = self.completed.insert(key.clone(), number) {
+            return Err(self.err(number, format!("unit {key} is complete twice (first at line {first})")));
+        }
+        if self.contents.headers.is_empty() {
+            return Err(self.err(number, "predictions before any run header".into()));
+        }
+        self.contents.units.push(unit);
+        Ok(())
+    }
+
+    fn prediction(&mut self, value: serde_json::Value, number: usize) -> Result<(), RunError> {
+        let p: PredictionIn =
+            serde_json::from_value(value).map_err(|e| self.err(number, format!("bad prediction: {e}")))?;
+        if p.scores.is_empty() {
+            return Err(self.err(number, format!("sample `{}` has no scores", p.id)));
+        }
+        if let Some(l) = p.labels.iter().find(|&&l| l as usize >= p.scores.len()) {
+            return Err(self.err(number, format!("sample `{}`: label {l} but {} class scores", p.id, p.scores.len())));
+        }
+        let key = UnitKey { model: p.model, dataset: p.dataset, split: p.split, strategy: p.strategy };
+        if self.completed.contains_key(&key) {
+            return Err(self.err(number, format!("a prediction of {key}, which is already complete")));
+        }
+        let path = self.path;
+        let err = |message: String| RunError::Predictions { file: path.to_owned(), line: number, message };
+        let (unit, first) = self.pending.get_or_insert_with(|| {
+            (Unit { key: key.clone(), ids: Vec::new(), labels: Vec::new(), scores: Vec::new() }, number)
+        });
+        if unit.key != key {
+            let message = format!(
+                "a prediction of {key} inside unit {} (begun at line {first}, never marked complete)",
+                unit.key
+            );
+            return Err(err(message));
+        }
+        if let Some(width) = unit.scores.first().map(Vec::len)
+            && width != p.scores.len()
+        {
+            return Err(err(format!("sample `{}` has {} class scores, earlier samples {width}", p.id, p.scores.len())));
+        }
+        unit.ids.push(p.id);
+        unit.labels.push(p.labels);
+        unit.scores.push(p.scores);
+        Ok(())
+    }
 }
 
 /// Appends to a predictions file.

@@ -11,9 +11,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::config::Strategy;
+use super::error::{RunError, write_file};
 use super::gaps::{Gap, Rq};
 use super::results::Results;
-use super::{RunError, write_file};
 use crate::eval::bootstrap::Estimate;
 
 /// `report.md`.
@@ -172,7 +172,7 @@ fn md_escape(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
-/// `report.md`'s text.
+/// `report.md`'s text: an introduction, one table per score, the RQ gaps and the provenance.
 pub fn markdown(results: &Results) -> Result<String, RunError> {
     let mut out = String::new();
     let b = &results.bootstrap;
@@ -186,92 +186,108 @@ pub fn markdown(results: &Results) -> Result<String, RunError> {
          the score is undefined on them (for example a single class); `results.csv` gives the counts.\n",
         b.replicates, b.seed
     );
-    let ds = datasets(results);
     let mut metrics: Vec<&str> = results.metrics.iter().map(String::as_str).collect();
     if let Some(p) = results.primary.as_deref() {
         metrics.retain(|m| *m != p);
         metrics.insert(0, p);
     }
     for metric in metrics {
-        let _ = writeln!(out, "## {} [95% CI]\n", metric_label(metric));
-        let _ = writeln!(
-            out,
-            "| model | group | family | strategy | {} |",
-            ds.iter().map(|d| md_escape(d)).collect::<Vec<_>>().join(" | ")
-        );
-        let _ = writeln!(out, "|---|---|---|---|{}", "---|".repeat(ds.len()));
-        for m in models(results) {
-            for s in strategies(results) {
-                let Some(any) = results.units.iter().find(|u| u.key.model == m && u.key.strategy == s) else {
-                    continue;
-                };
-                let cells: Vec<String> = ds
-                    .iter()
-                    .map(|d| {
-                        results
-                            .unit(m, d, s)
-                            .and_then(|u| u.score(metric))
-                            .map_or("–".to_owned(), |b| format_estimate(&b.estimate))
-                    })
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} |",
-                    md_escape(m),
-                    any.group.map_or("?", |g| g.as_str()),
-                    md_escape(any.family.as_deref().unwrap_or("?")),
-                    s.label(),
-                    cells.join(" | ")
-                );
-            }
-        }
-        out.push('\n');
-        if Some(metric) == results.primary.as_deref() {
-            let _ = writeln!(out, "![{} by model and dataset]({})\n", metric_label(metric), heatmap_file(metric));
-        }
+        score_table(&mut out, results, metric);
     }
     if let Some(metric) = results.primary.as_deref() {
-        let label = metric_label(metric);
-        let _ = writeln!(out, "## RQ gaps ({label})\n");
-        for rq in Rq::ALL {
-            let _ = writeln!(out, "- {}: {}", rq.as_str(), rq.description());
-        }
-        let _ = writeln!(
-            out,
-            "\nPer model family and dataset; \"best\" is the highest point estimate within the group. The CI is \
-             the paired bootstrap of the difference between the two chosen systems.\n"
-        );
-        if results.gaps.is_empty() {
-            let _ =
-                writeln!(out, "No gaps: each family needs generalists and specialists with the strategies compared.\n");
-        } else {
+        gaps_section(&mut out, results, metric);
+    }
+    provenance(&mut out, results)?;
+    Ok(out)
+}
+
+/// One score's table: a row per model and strategy, a column per dataset.
+fn score_table(out: &mut String, results: &Results, metric: &str) {
+    let ds = datasets(results);
+    let _ = writeln!(out, "## {} [95% CI]\n", metric_label(metric));
+    let _ = writeln!(
+        out,
+        "| model | group | family | strategy | {} |",
+        ds.iter().map(|d| md_escape(d)).collect::<Vec<_>>().join(" | ")
+    );
+    let _ = writeln!(out, "|---|---|---|---|{}", "---|".repeat(ds.len()));
+    for m in models(results) {
+        for s in strategies(results) {
+            let Some(any) = results.units.iter().find(|u| u.key.model == m && u.key.strategy == s) else {
+                continue;
+            };
+            let cells: Vec<String> = ds
+                .iter()
+                .map(|d| {
+                    results
+                        .unit(m, d, s)
+                        .and_then(|u| u.score(metric))
+                        .map_or("–".to_owned(), |b| format_estimate(&b.estimate))
+                })
+                .collect();
             let _ = writeln!(
                 out,
-                "| RQ | family | dataset | best generalist | best specialist | gap [95% CI] | replicates (skipped) |"
+                "| {} | {} | {} | {} | {} |",
+                md_escape(m),
+                any.group.map_or("?", |g| g.as_str()),
+                md_escape(any.family.as_deref().unwrap_or("?")),
+                s.label(),
+                cells.join(" | ")
             );
-            let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-            for g in &results.gaps {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} {} ({:.3}) | {} {} ({:.3}) | {} | {} ({}) |",
-                    g.rq.as_str(),
-                    md_escape(&g.family),
-                    md_escape(&g.dataset),
-                    md_escape(&g.generalist.model),
-                    g.generalist.strategy.label(),
-                    g.generalist.point,
-                    md_escape(&g.specialist.model),
-                    g.specialist.strategy.label(),
-                    g.specialist.point,
-                    format_gap(&g.estimate),
-                    g.estimate.replicates,
-                    g.estimate.skipped
-                );
-            }
-            out.push('\n');
         }
-        let _ = writeln!(out, "![RQ gaps with 95% CIs]({FOREST_SVG})\n");
     }
+    out.push('\n');
+    if Some(metric) == results.primary.as_deref() {
+        let _ = writeln!(out, "![{} by model and dataset]({})\n", metric_label(metric), heatmap_file(metric));
+    }
+}
+
+/// The RQ gaps of the primary score: their definitions, a table and the forest plot.
+fn gaps_section(out: &mut String, results: &Results, metric: &str) {
+    let label = metric_label(metric);
+    let _ = writeln!(out, "## RQ gaps ({label})\n");
+    for rq in Rq::ALL {
+        let _ = writeln!(out, "- {}: {}", rq.as_str(), rq.description());
+    }
+    let _ = writeln!(
+        out,
+        "\nPer model family and dataset; \"best\" is the highest point estimate within the group. The CI is \
+         the paired bootstrap of the difference between the two chosen systems.\n"
+    );
+    if results.gaps.is_empty() {
+        let _ = writeln!(out, "No gaps: each family needs generalists and specialists with the strategies compared.\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "| RQ | family | dataset | best generalist | best specialist | gap [95% CI] | replicates (skipped) |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        for g in &results.gaps {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} {} ({:.3}) | {} {} ({:.3}) | {} | {} ({}) |",
+                g.rq.as_str(),
+                md_escape(&g.family),
+                md_escape(&g.dataset),
+                md_escape(&g.generalist.model),
+                g.generalist.strategy.label(),
+                g.generalist.point,
+                md_escape(&g.specialist.model),
+                g.specialist.strategy.label(),
+                g.specialist.point,
+                format_gap(&g.estimate),
+                g.estimate.replicates,
+                g.estimate.skipped
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "![RQ gaps with 95% CIs]({FOREST_SVG})\n");
+}
+
+/// Versions, bootstrap, metric definitions, probe settings and the configuration.
+fn provenance(out: &mut String, results: &Results) -> Result<(), RunError> {
+    let b = &results.bootstrap;
     let _ = writeln!(out, "## Provenance\n");
     let _ = writeln!(
         out,
@@ -296,7 +312,7 @@ pub fn markdown(results: &Results) -> Result<String, RunError> {
     let config = toml::to_string(&results.config)
         .map_err(|e| RunError::Usage(format!("cannot encode the configuration: {e}")))?;
     let _ = writeln!(out, "- configuration (the last run header of `predictions.jsonl`):\n\n```toml\n{}```", config);
-    Ok(out)
+    Ok(())
 }
 
 /// A colour for a score in `[0, 1]` (viridis-like stops); grey for NaN.

@@ -15,20 +15,18 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::config::{BootstrapSettings, Group, ModelSpec, RunConfig, Strategy, is_plugin_file};
+use super::config::{BootstrapSettings, Group, ModelSpec, RunConfig, Strategy};
+use super::error::{RunError, write_file};
 use super::gaps::{self, Gap};
-use super::predictions::{Contents, Unit, UnitKey};
-use super::{RunError, write_file};
+use super::predictions::{Contents, Unit};
+use super::scores::UnitResult;
 use crate::data::Split;
-use crate::eval::bootstrap::{BootstrapConfig, Bootstrapped, Estimate, resample_indices};
-use crate::plugin::{
-    Builtin, ErrorKind, MetricPlugin, PluginError, PluginHost, PluginSource, Prediction, Reference, World,
-};
+use crate::eval::bootstrap::{BootstrapConfig, Estimate, resample_indices};
+use crate::eval::metrics::Scorer;
 
 /// `results.json`.
 pub const RESULTS_JSON: &str = "results.json";
@@ -36,37 +34,6 @@ pub const RESULTS_JSON: &str = "results.json";
 pub const RESULTS_CSV: &str = "results.csv";
 /// `gaps.csv`.
 pub const GAPS_CSV: &str = "gaps.csv";
-
-/// One score of one unit.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricScore {
-    /// The score's name (as the metric plugin declares it).
-    pub name: String,
-    /// Point estimate and replicate values.
-    pub boot: Bootstrapped,
-}
-
-/// The scores of one unit.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UnitResult {
-    /// Which unit.
-    pub key: UnitKey,
-    /// The model's family label, when the configuration describes the model.
-    pub family: Option<String>,
-    /// The model's group, when the configuration describes the model.
-    pub group: Option<Group>,
-    /// Samples.
-    pub n: usize,
-    /// One entry per score, in metric order.
-    pub scores: Vec<MetricScore>,
-}
-
-impl UnitResult {
-    /// A score by name.
-    pub fn score(&self, name: &str) -> Option<&Bootstrapped> {
-        self.scores.iter().find(|s| s.name == name).map(|s| &s.boot)
-    }
-}
 
 /// Everything computed from a predictions file.
 #[derive(Debug, Clone)]
@@ -111,60 +78,21 @@ pub struct BootstrapOverride {
     pub seed: Option<u32>,
 }
 
-/// Loads a metric entry: a built-in metric by name, or a plugin file.
-fn load_metric(host: &PluginHost, entry: &str) -> Result<MetricPlugin, RunError> {
-    let plugin = |error: PluginError| RunError::Plugin { context: format!("metric `{entry}`"), error };
-    let source = if is_plugin_file(entry) {
-        PluginSource::from_file(Path::new(entry)).map_err(plugin)?
-    } else {
-        let builtin = Builtin::find(entry).filter(|b| b.world == World::Metric).ok_or_else(|| {
-            let known: Vec<&str> =
-                crate::plugin::BUILTINS.iter().filter(|b| b.world == World::Metric).map(|b| b.name).collect();
-            RunError::Usage(format!(
-                "no built-in metric `{entry}` (built in: {}; or give a .wasm file)",
-                known.join(", ")
-            ))
-        })?;
-        builtin.source()
-    };
-    host.metric(&source).map_err(plugin)
+/// What the headers of a predictions file describe, and its units in report order.
+struct Layout<'a> {
+    /// The versions of mvb that wrote the predictions.
+    predicted_by: Vec<String>,
+    /// Every model any header describes (the later description wins).
+    models: Vec<ModelSpec>,
+    /// Dataset names in report order.
+    datasets: Vec<String>,
+    /// The complete units, ordered by model, dataset, split and strategy.
+    order: Vec<&'a Unit>,
 }
 
-/// Whether a plugin error says the metric is undefined on the set (the bootstrap skips those).
-fn is_undefined(e: &PluginError) -> bool {
-    e.kind() == Some(ErrorKind::Undefined)
-}
-
-/// Scores by name, or `None` for all of them where the metric is undefined.
-fn compute(
-    plugin: &mut MetricPlugin,
-    eval: &crate::plugin::Evaluation,
-    indices: Option<&[u32]>,
-    context: &str,
-) -> Result<Option<Vec<crate::plugin::Score>>, RunError> {
-    match plugin.compute(eval, indices) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if is_undefined(&e) => Ok(None),
-        Err(error) => Err(RunError::Plugin { context: context.to_owned(), error }),
-    }
-}
-
-/// Scores every complete unit of `contents` and computes the RQ gaps. `bootstrap` overrides the
-/// last header's settings; `progress(done, total)` is called after each unit.
-pub fn evaluate(
-    host: &PluginHost,
-    contents: &Contents,
-    bootstrap: BootstrapOverride,
-    mut progress: impl FnMut(usize, usize),
-) -> Result<Results, RunError> {
-    let header =
-        contents.last_header().ok_or_else(|| RunError::Usage("the predictions file has no run header".into()))?;
-    let config = header.config.clone();
-    let recorded = config.bootstrap_config();
-    let bootstrap = BootstrapConfig {
-        replicates: bootstrap.replicates.unwrap_or(recorded.replicates),
-        seed: bootstrap.seed.unwrap_or(recorded.seed),
-    };
+/// Orders the units by the configuration: models, then datasets (as the headers list them;
+/// those no header names, from hand-edited files, go last), split and strategy.
+fn layout(contents: &Contents) -> Layout<'_> {
     let mut predicted_by: Vec<String> = Vec::new();
     let mut models: Vec<ModelSpec> = Vec::new();
     let mut datasets: Vec<String> = Vec::new();
@@ -184,7 +112,6 @@ pub fn evaluate(
             }
         }
     }
-    // Units of models or datasets no header names (hand-edited files) go last.
     let mut model_order: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
     for u in &contents.units {
         if !model_order.contains(&u.key.model) {
@@ -199,84 +126,84 @@ pub fn evaluate(
     order.sort_by_key(|u| {
         (rank(&model_order, &u.key.model), rank(&datasets, &u.key.dataset), u.key.split, u.key.strategy)
     });
+    Layout { predicted_by, models, datasets, order }
+}
 
-    // The paired sample order of each dataset split: the first unit's.
-    let mut canonical: HashMap<(&str, Split), &Unit> = HashMap::new();
-    for u in &order {
-        canonical.entry((u.key.dataset.as_str(), u.key.split)).or_insert(u);
-    }
-    let mut index_sets: HashMap<(&str, Split), Vec<Vec<u32>>> = HashMap::new();
+/// The paired bootstrap's shared state: per dataset split, the sample order every unit is put
+/// in (the first unit's) and the index sets every unit is resampled with.
+#[derive(Default)]
+struct Pairing<'a> {
+    reference: HashMap<(&'a str, Split), &'a Unit>,
+    index_sets: HashMap<(&'a str, Split), Vec<Vec<u32>>>,
+}
 
-    let mut plugins: Vec<(String, MetricPlugin)> =
-        config.metrics.iter().map(|m| Ok((m.clone(), load_metric(host, m)?))).collect::<Result<_, RunError>>()?;
-    let mut metrics: Vec<String> = Vec::new();
-    for (entry, p) in &plugins {
-        for s in &p.info().scores {
-            if metrics.contains(s) {
-                return Err(RunError::Usage(format!(
-                    "two metrics report a score named `{s}` (the second is `{entry}`)"
-                )));
-            }
-            metrics.push(s.clone());
-        }
-    }
-
-    let mut units = Vec::with_capacity(order.len());
-    for (done, unit) in order.iter().enumerate() {
-        let group_key = (unit.key.dataset.as_str(), unit.key.split);
-        let reference = canonical[&group_key];
-        let permutation = align(unit, reference)?;
-        let n = unit.len();
-        let sets: &[Vec<u32>] = match index_sets.entry(group_key) {
+impl<'a> Pairing<'a> {
+    /// The reference unit of `unit`'s dataset split, and that split's index sets.
+    fn of(&mut self, unit: &'a Unit, bootstrap: &BootstrapConfig) -> Result<(&'a Unit, &[Vec<u32>]), RunError> {
+        let group = (unit.key.dataset.as_str(), unit.key.split);
+        let reference = *self.reference.entry(group).or_insert(unit);
+        let sets = match self.index_sets.entry(group) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(
-                resample_indices(n, &bootstrap)
+                resample_indices(reference.len(), bootstrap)
                     .map_err(|error| RunError::Eval { context: format!("bootstrap of {}", unit.key.dataset), error })?,
             ),
         };
-        let predictions: Vec<Prediction> = permutation
-            .iter()
-            .map(|&i| Prediction::ClassScores(unit.scores[i].iter().map(|&v| f64::from(v)).collect()))
-            .collect();
-        let references: Vec<Reference> =
-            permutation.iter().map(|&i| Reference { labels: unit.labels[i].clone(), ..Reference::default() }).collect();
-        let mut scores = Vec::new();
-        for (entry, plugin) in &mut plugins {
-            let context = format!("metric `{entry}` on {}", unit.key);
-            let names = plugin.info().scores.clone();
-            let eval = plugin
-                .prepare(&predictions, &references)
-                .map_err(|error| RunError::Plugin { context: context.clone(), error })?;
-            let point = compute(plugin, &eval, None, &context)?;
-            let mut values: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(sets.len()); names.len()];
-            for idx in sets {
-                let r = compute(plugin, &eval, Some(idx), &context)?;
-                for (name, v) in names.iter().zip(&mut values) {
-                    v.push(
-                        r.as_ref()
-                            .and_then(|r| r.iter().find(|s| &s.name == name))
-                            .map(|s| s.value)
-                            .filter(|x| !x.is_nan()),
-                    );
-                }
-            }
-            plugin.release(eval).map_err(|error| RunError::Plugin { context: context.clone(), error })?;
-            for (name, v) in names.into_iter().zip(values) {
-                let p = point.as_ref().and_then(|p| p.iter().find(|s| s.name == name)).map_or(f64::NAN, |s| s.value);
-                scores.push(MetricScore { name, boot: Bootstrapped::new(p, v) });
-            }
-        }
-        let spec = models.iter().find(|m| m.name == unit.key.model);
-        units.push(UnitResult {
-            key: unit.key.clone(),
-            family: spec.map(|m| m.family.clone()),
-            group: spec.map(|m| m.group),
-            n,
-            scores,
-        });
+        Ok((reference, sets))
+    }
+}
+
+/// Scores one unit, in its reference's sample order, on the full set and the index sets.
+fn score_unit(
+    scorer: &mut Scorer,
+    unit: &Unit,
+    reference: &Unit,
+    index_sets: &[Vec<u32>],
+    models: &[ModelSpec],
+) -> Result<UnitResult, RunError> {
+    let permutation = align(unit, reference)?;
+    let samples = permutation.iter().map(|&i| (unit.scores[i].as_slice(), unit.labels[i].as_slice()));
+    let scores = scorer
+        .score(samples, index_sets)
+        .map_err(|error| RunError::Metric { context: unit.key.to_string(), error: Box::new(error) })?;
+    let spec = models.iter().find(|m| m.name == unit.key.model);
+    Ok(UnitResult {
+        key: unit.key.clone(),
+        family: spec.map(|m| m.family.clone()),
+        group: spec.map(|m| m.group),
+        n: unit.len(),
+        scores,
+    })
+}
+
+/// Scores every complete unit of `contents` with the metric plugins ([`Scorer`]) and computes
+/// the RQ gaps. `bootstrap` overrides the last header's settings; `progress(done, total)` is
+/// called after each unit.
+pub fn evaluate(
+    host: &crate::plugin::PluginHost,
+    contents: &Contents,
+    bootstrap: BootstrapOverride,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Results, RunError> {
+    let header =
+        contents.last_header().ok_or_else(|| RunError::Usage("the predictions file has no run header".into()))?;
+    let config = header.config.clone();
+    let recorded = config.bootstrap_config();
+    let bootstrap = BootstrapConfig {
+        replicates: bootstrap.replicates.unwrap_or(recorded.replicates),
+        seed: bootstrap.seed.unwrap_or(recorded.seed),
+    };
+    let Layout { predicted_by, models, datasets, order } = layout(contents);
+    let mut scorer = Scorer::new(host, &config.metrics)
+        .map_err(|error| RunError::Metric { context: "loading the metrics".into(), error: Box::new(error) })?;
+    let mut pairing = Pairing::default();
+    let mut units = Vec::with_capacity(order.len());
+    for (done, &unit) in order.iter().enumerate() {
+        let (reference, index_sets) = pairing.of(unit, &bootstrap)?;
+        units.push(score_unit(&mut scorer, unit, reference, index_sets, &models)?);
         progress(done + 1, order.len());
     }
-    let metric_info = plugins.iter().map(|(e, p)| (e.clone(), p.info().description.clone())).collect();
+    let metrics = scorer.names().to_vec();
     let primary = metrics.iter().find(|m| *m == "auroc").or_else(|| metrics.first()).cloned();
     let gaps = match &primary {
         Some(metric) => gaps::compute(&models, &datasets, &units, metric)
@@ -290,8 +217,8 @@ pub fn evaluate(
         models,
         datasets,
         bootstrap,
+        metric_info: scorer.descriptions(),
         metrics,
-        metric_info,
         primary,
         units,
         gaps,
@@ -325,16 +252,12 @@ fn align(unit: &Unit, reference: &Unit) -> Result<Vec<usize>, RunError> {
         .collect()
 }
 
-/// `f64` as JSON: NaN as `null`.
-fn json_f64(v: f64) -> Option<f64> {
+/// `f64` in JSON and CSV: NaN as `null` (an empty CSV field).
+fn finite(v: f64) -> Option<f64> {
     (!v.is_nan()).then_some(v)
 }
 
-/// `f64` for CSV and Markdown: shortest round-trip form, NaN as empty.
-pub(crate) fn csv_f64(v: f64) -> String {
-    if v.is_nan() { String::new() } else { format!("{v}") }
-}
-
+/// One row of `results.json`'s `results` and of `results.csv`.
 #[derive(Serialize)]
 struct ResultRow<'a> {
     model: &'a str,
@@ -353,6 +276,24 @@ struct ResultRow<'a> {
     skipped: usize,
 }
 
+/// `results.csv`'s header: [`ResultRow`]'s fields.
+const RESULTS_HEADER: [&str; 14] = [
+    "model",
+    "family",
+    "group",
+    "dataset",
+    "split",
+    "strategy",
+    "metric",
+    "n",
+    "point",
+    "mean",
+    "ci_lo",
+    "ci_hi",
+    "replicates",
+    "skipped",
+];
+
 #[derive(Serialize)]
 struct SystemRow<'a> {
     model: &'a str,
@@ -360,6 +301,7 @@ struct SystemRow<'a> {
     point: Option<f64>,
 }
 
+/// One row of `results.json`'s `gaps`.
 #[derive(Serialize)]
 struct GapRow<'a> {
     rq: &'a str,
@@ -377,6 +319,45 @@ struct GapRow<'a> {
     skipped: usize,
 }
 
+/// One row of `gaps.csv`: [`GapRow`] with the two systems flattened.
+#[derive(Serialize)]
+struct GapCsvRow<'a> {
+    rq: &'a str,
+    family: &'a str,
+    dataset: &'a str,
+    split: Split,
+    metric: &'a str,
+    generalist: &'a str,
+    generalist_strategy: Strategy,
+    specialist: &'a str,
+    specialist_strategy: Strategy,
+    point: Option<f64>,
+    mean: Option<f64>,
+    ci_lo: Option<f64>,
+    ci_hi: Option<f64>,
+    replicates: usize,
+    skipped: usize,
+}
+
+/// `gaps.csv`'s header: [`GapCsvRow`]'s fields.
+const GAPS_HEADER: [&str; 15] = [
+    "rq",
+    "family",
+    "dataset",
+    "split",
+    "metric",
+    "generalist",
+    "generalist_strategy",
+    "specialist",
+    "specialist_strategy",
+    "point",
+    "mean",
+    "ci_lo",
+    "ci_hi",
+    "replicates",
+    "skipped",
+];
+
 #[derive(Serialize)]
 struct ResultsJson<'a> {
     computed_by: &'a str,
@@ -389,65 +370,76 @@ struct ResultsJson<'a> {
     gaps: Vec<GapRow<'a>>,
 }
 
-fn result_rows(results: &Results) -> Vec<(&UnitResult, &MetricScore)> {
-    results.units.iter().flat_map(|u| u.scores.iter().map(move |s| (u, s))).collect()
+/// One row per unit × score, in report order.
+fn result_rows(results: &Results) -> Vec<ResultRow<'_>> {
+    results.units.iter().flat_map(|u| u.scores.iter().map(move |s| result_row(u, &s.name, &s.boot.estimate))).collect()
+}
+
+fn result_row<'a>(u: &'a UnitResult, metric: &'a str, e: &Estimate) -> ResultRow<'a> {
+    ResultRow {
+        model: &u.key.model,
+        family: u.family.as_deref(),
+        group: u.group,
+        dataset: &u.key.dataset,
+        split: u.key.split,
+        strategy: u.key.strategy,
+        metric,
+        n: u.n,
+        point: finite(e.point),
+        mean: finite(e.mean),
+        ci_lo: finite(e.lo),
+        ci_hi: finite(e.hi),
+        replicates: e.replicates,
+        skipped: e.skipped,
+    }
+}
+
+fn system_row(s: &gaps::System) -> SystemRow<'_> {
+    SystemRow { model: &s.model, strategy: s.strategy, point: finite(s.point) }
+}
+
+fn gap_row(g: &Gap) -> GapRow<'_> {
+    let e = &g.estimate;
+    GapRow {
+        rq: g.rq.as_str(),
+        family: &g.family,
+        dataset: &g.dataset,
+        split: g.split,
+        metric: &g.metric,
+        generalist: system_row(&g.generalist),
+        specialist: system_row(&g.specialist),
+        point: finite(e.point),
+        mean: finite(e.mean),
+        ci_lo: finite(e.lo),
+        ci_hi: finite(e.hi),
+        replicates: e.replicates,
+        skipped: e.skipped,
+    }
+}
+
+fn gap_csv_row(g: &Gap) -> GapCsvRow<'_> {
+    let r = gap_row(g);
+    GapCsvRow {
+        rq: r.rq,
+        family: r.family,
+        dataset: r.dataset,
+        split: r.split,
+        metric: r.metric,
+        generalist: r.generalist.model,
+        generalist_strategy: r.generalist.strategy,
+        specialist: r.specialist.model,
+        specialist_strategy: r.specialist.strategy,
+        point: r.point,
+        mean: r.mean,
+        ci_lo: r.ci_lo,
+        ci_hi: r.ci_hi,
+        replicates: r.replicates,
+        skipped: r.skipped,
+    }
 }
 
 /// `results.json`'s text.
 pub fn results_json(results: &Results) -> Result<String, RunError> {
-    let est = |e: &Estimate| (json_f64(e.point), json_f64(e.mean), json_f64(e.lo), json_f64(e.hi));
-    let rows = result_rows(results)
-        .into_iter()
-        .map(|(u, s)| {
-            let (point, mean, ci_lo, ci_hi) = est(&s.boot.estimate);
-            ResultRow {
-                model: &u.key.model,
-                family: u.family.as_deref(),
-                group: u.group,
-                dataset: &u.key.dataset,
-                split: u.key.split,
-                strategy: u.key.strategy,
-                metric: &s.name,
-                n: u.n,
-                point,
-                mean,
-                ci_lo,
-                ci_hi,
-                replicates: s.boot.estimate.replicates,
-                skipped: s.boot.estimate.skipped,
-            }
-        })
-        .collect();
-    let gaps = results
-        .gaps
-        .iter()
-        .map(|g| {
-            let (point, mean, ci_lo, ci_hi) = est(&g.estimate);
-            GapRow {
-                rq: g.rq.as_str(),
-                family: &g.family,
-                dataset: &g.dataset,
-                split: g.split,
-                metric: &g.metric,
-                generalist: SystemRow {
-                    model: &g.generalist.model,
-                    strategy: g.generalist.strategy,
-                    point: json_f64(g.generalist.point),
-                },
-                specialist: SystemRow {
-                    model: &g.specialist.model,
-                    strategy: g.specialist.strategy,
-                    point: json_f64(g.specialist.point),
-                },
-                point,
-                mean,
-                ci_lo,
-                ci_hi,
-                replicates: g.estimate.replicates,
-                skipped: g.estimate.skipped,
-            }
-        })
-        .collect();
     let doc = ResultsJson {
         computed_by: &results.computed_by,
         predicted_by: &results.predicted_by,
@@ -455,8 +447,8 @@ pub fn results_json(results: &Results) -> Result<String, RunError> {
         metrics: &results.metrics,
         gap_metric: results.primary.as_deref(),
         config: &results.config,
-        results: rows,
-        gaps,
+        results: result_rows(results),
+        gaps: results.gaps.iter().map(gap_row).collect(),
     };
     let mut text =
         serde_json::to_string_pretty(&doc).map_err(|e| RunError::Usage(format!("cannot encode results: {e}")))?;
@@ -464,72 +456,98 @@ pub fn results_json(results: &Results) -> Result<String, RunError> {
     Ok(text)
 }
 
-/// A CSV field, quoted when needed.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+/// A CSV file of `header` and one line per row (floats in their shortest round-trip form,
+/// `None` empty), written with the `csv` crate.
+fn csv_text<R: Serialize>(file: &str, header: &[&str], rows: impl IntoIterator<Item = R>) -> Result<String, RunError> {
+    let fail = |e: csv::Error| RunError::Usage(format!("cannot encode {file}: {e}"));
+    let mut w =
+        csv::WriterBuilder::new().has_headers(false).terminator(csv::Terminator::Any(b'\n')).from_writer(vec![]);
+    w.write_record(header).map_err(fail)?;
+    for row in rows {
+        w.serialize(row).map_err(fail)?;
+    }
+    let bytes = w.into_inner().map_err(|e| RunError::Usage(format!("cannot encode {file}: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| RunError::Usage(format!("cannot encode {file}: {e}")))
 }
 
 /// `results.csv`'s text: one row per model × dataset × strategy × metric.
-pub fn results_csv(results: &Results) -> String {
-    let mut out =
-        String::from("model,family,group,dataset,split,strategy,metric,n,point,mean,ci_lo,ci_hi,replicates,skipped\n");
-    for (u, s) in result_rows(results) {
-        let e = &s.boot.estimate;
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            csv_field(&u.key.model),
-            csv_field(u.family.as_deref().unwrap_or("")),
-            u.group.map_or("", Group::as_str),
-            csv_field(&u.key.dataset),
-            u.key.split,
-            u.key.strategy,
-            csv_field(&s.name),
-            u.n,
-            csv_f64(e.point),
-            csv_f64(e.mean),
-            csv_f64(e.lo),
-            csv_f64(e.hi),
-            e.replicates,
-            e.skipped
-        );
-    }
-    out
+pub fn results_csv(results: &Results) -> Result<String, RunError> {
+    csv_text(RESULTS_CSV, &RESULTS_HEADER, result_rows(results))
 }
 
 /// `gaps.csv`'s text: one row per RQ gap.
-pub fn gaps_csv(results: &Results) -> String {
-    let mut out = String::from(
-        "rq,family,dataset,split,metric,generalist,generalist_strategy,specialist,specialist_strategy,point,mean,ci_lo,ci_hi,replicates,skipped\n",
-    );
-    for g in &results.gaps {
-        let e = &g.estimate;
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            g.rq.as_str(),
-            csv_field(&g.family),
-            csv_field(&g.dataset),
-            g.split,
-            csv_field(&g.metric),
-            csv_field(&g.generalist.model),
-            g.generalist.strategy,
-            csv_field(&g.specialist.model),
-            g.specialist.strategy,
-            csv_f64(e.point),
-            csv_f64(e.mean),
-            csv_f64(e.lo),
-            csv_f64(e.hi),
-            e.replicates,
-            e.skipped
-        );
-    }
-    out
+pub fn gaps_csv(results: &Results) -> Result<String, RunError> {
+    csv_text(GAPS_CSV, &GAPS_HEADER, results.gaps.iter().map(gap_csv_row))
 }
 
 /// Writes `results.json`, `results.csv` and `gaps.csv` into `dir`.
 pub fn write(dir: &Path, results: &Results) -> Result<(), RunError> {
     write_file(&dir.join(RESULTS_JSON), &results_json(results)?)?;
-    write_file(&dir.join(RESULTS_CSV), &results_csv(results))?;
-    write_file(&dir.join(GAPS_CSV), &gaps_csv(results))
+    write_file(&dir.join(RESULTS_CSV), &results_csv(results)?)?;
+    write_file(&dir.join(GAPS_CSV), &gaps_csv(results)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::bootstrap::Bootstrapped;
+    use crate::eval::run::predictions::UnitKey;
+    use crate::eval::run::scores::MetricScore;
+
+    /// The header constants are the row structs' field names (what `csv` writes as a header).
+    #[test]
+    fn csv_headers_are_the_row_fields() {
+        let key = UnitKey { model: "m,1".into(), dataset: "d".into(), split: Split::Test, strategy: Strategy::Zs };
+        let unit = UnitResult {
+            key,
+            family: None,
+            group: Some(Group::Specialist),
+            n: 3,
+            scores: vec![MetricScore { name: "auroc".into(), boot: Bootstrapped::new(0.5, vec![Some(0.25), None]) }],
+        };
+        let gap = Gap {
+            rq: gaps::Rq::Rq3,
+            family: "clip".into(),
+            dataset: "d".into(),
+            split: Split::Test,
+            metric: "auroc".into(),
+            generalist: gaps::System { model: "g".into(), strategy: Strategy::Lp, point: 0.75 },
+            specialist: gaps::System { model: "s".into(), strategy: Strategy::Lp, point: f64::NAN },
+            estimate: Bootstrapped::new(0.25, vec![Some(0.25)]).estimate,
+        };
+        let results = results_with(vec![unit], vec![gap]);
+        let rows = result_rows(&results);
+        assert_eq!(header(&rows[0]), RESULTS_HEADER.join(","));
+        assert_eq!(header(&gap_csv_row(&results.gaps[0])), GAPS_HEADER.join(","));
+        let csv = results_csv(&results).unwrap();
+        assert_eq!(csv.lines().nth(1), Some("\"m,1\",,specialist,d,test,zs,auroc,3,0.5,0.25,0.25,0.25,1,1"));
+        let gaps = gaps_csv(&results).unwrap();
+        assert_eq!(gaps.lines().nth(1), Some("RQ3,clip,d,test,auroc,g,lp,s,lp,0.25,0.25,0.25,0.25,1,0"));
+        let empty = results_with(Vec::new(), Vec::new());
+        assert_eq!(gaps_csv(&empty).unwrap(), GAPS_HEADER.join(",") + "\n");
+    }
+
+    fn results_with(units: Vec<UnitResult>, gaps: Vec<Gap>) -> Results {
+        Results {
+            computed_by: String::new(),
+            predicted_by: Vec::new(),
+            config: RunConfig::default_config().unwrap(),
+            models: Vec::new(),
+            datasets: Vec::new(),
+            bootstrap: BootstrapConfig::default(),
+            metrics: Vec::new(),
+            metric_info: Vec::new(),
+            primary: None,
+            units,
+            gaps,
+        }
+    }
+
+    /// The header line `csv` derives from a row's field names.
+    fn header<T: Serialize>(row: &T) -> String {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.serialize(row).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        text.lines().next().unwrap().to_owned()
+    }
 }

@@ -1,0 +1,166 @@
+//! The image-feature cache of `mvb run`: `<out>/cache/<model>--<dataset>--<split>.safetensors`,
+//! the features of one split with its sample ids and labels, keyed by a fingerprint of the
+//! checkpoint files, the plugin, the data folder, the split, the limit and the mvb version. A
+//! stale or unreadable file is recomputed; a failed write costs only a recompute next time.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::config::DatasetSpec;
+use super::error::RunError;
+use crate::data::Split;
+use crate::eval::zeroshot::{self, Encoded};
+use crate::model::ContrastiveModel;
+use crate::plugin::Dataset;
+use crate::tensor::Tensor;
+use crate::util::{hex, write_atomic};
+
+/// The folder of the feature cache inside the output folder.
+pub const CACHE_DIR: &str = "cache";
+
+/// Which features: a model's name, a dataset, one of its splits and a limit.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Request<'a> {
+    /// The model's name in the configuration.
+    pub model: &'a str,
+    /// The dataset.
+    pub dataset: &'a DatasetSpec,
+    /// The split.
+    pub split: Split,
+    /// At most this many samples.
+    pub limit: Option<u64>,
+}
+
+/// The features of `request`, from the cache in `dir` when its fingerprint matches, else
+/// encoded (calling `status` with the images encoded so far) and cached.
+pub(super) fn features(
+    dir: &Path,
+    model: &ContrastiveModel,
+    dataset: &mut Dataset,
+    request: Request<'_>,
+    status: &mut dyn FnMut(String),
+) -> Result<Encoded, RunError> {
+    let Request { model: name, dataset: spec, split, limit } = request;
+    let file = dir.join(format!("{}--{}--{split}.safetensors", file_safe(name), file_safe(&spec.name)));
+    let fp = fingerprint(model, dataset, spec, split, limit);
+    if let Some(encoded) = read(&file, &fp) {
+        return Ok(encoded);
+    }
+    let context = format!("{name} on {} {split}", spec.name);
+    let encoded = zeroshot::encode_split(model, dataset, split, limit, |done, total| {
+        status(format!("{context}: encoding {done}/{total} images"));
+    })
+    .map_err(|error| RunError::ZeroShot { context: context.clone(), error })?;
+    if encoded.ids.is_empty() {
+        return Err(RunError::Usage(format!("{context}: the split is empty")));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| RunError::io(dir, e))?;
+    if let Err(e) = write(&file, &fp, &encoded) {
+        tracing::warn!("cannot cache features: {e}");
+    }
+    Ok(encoded)
+}
+
+/// A file-name-safe form of `name`.
+fn file_safe(name: &str) -> String {
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    if safe == name { safe } else { format!("{safe}-{}", &hex(&Sha256::digest(name.as_bytes()))[..8]) }
+}
+
+/// Name, size and modification time of each entry of `dir` (not recursive), sorted.
+fn listing(dir: &Path) -> String {
+    let mut entries: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let meta = e.metadata().ok();
+            let mtime = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{}:{}:{mtime}", e.file_name().to_string_lossy(), meta.map_or(0, |m| m.len()))
+        })
+        .collect();
+    entries.sort();
+    entries.join("|")
+}
+
+/// What the features of one split depend on.
+fn fingerprint(
+    model: &ContrastiveModel,
+    dataset: &Dataset,
+    spec: &DatasetSpec,
+    split: Split,
+    limit: Option<u64>,
+) -> String {
+    let mut h = Sha256::new();
+    let mut part = |s: &str| {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    part("mvb image features v1");
+    part(env!("CARGO_PKG_VERSION"));
+    part(&model.dir().display().to_string());
+    part(&listing(model.dir()));
+    part(dataset.plugin());
+    part(&dataset.info().name);
+    if let Some(file) = &spec.plugin_file {
+        part(&file.display().to_string());
+        part(&std::fs::metadata(file).map(|m| m.len()).unwrap_or(0).to_string());
+    }
+    let data = dataset.data_dir().map(Path::to_path_buf).unwrap_or_default();
+    part(&data.display().to_string());
+    part(&listing(&data));
+    part(split.as_str());
+    part(&limit.map_or("all".to_owned(), |l| l.to_string()));
+    if model.compute_tag() != "cpu" {
+        part(&model.compute_tag());
+    }
+    hex(&h.finalize())
+}
+
+/// Reads cached features; `None` when absent, stale or unreadable.
+fn read(file: &Path, fingerprint: &str) -> Option<Encoded> {
+    let bytes = std::fs::read(file).ok()?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).ok()?;
+    let meta = meta.metadata().as_ref()?;
+    if meta.get("fingerprint").map(String::as_str) != Some(fingerprint) {
+        return None;
+    }
+    let ids: Vec<String> = serde_json::from_str(meta.get("ids")?).ok()?;
+    let labels: Vec<Vec<u32>> = serde_json::from_str(meta.get("labels")?).ok()?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).ok()?;
+    let view = st.tensor("features").ok()?;
+    let shape = view.shape().to_vec();
+    if view.dtype() != safetensors::Dtype::F32 || shape.len() != 2 || shape[0] != ids.len() || labels.len() != ids.len()
+    {
+        return None;
+    }
+    let data: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Some(Encoded { ids, labels, features: Tensor::new(shape, data) })
+}
+
+/// Writes features with their fingerprint, ids and labels (atomically).
+fn write(file: &Path, fingerprint: &str, encoded: &Encoded) -> Result<(), RunError> {
+    let fail = |e: &dyn std::fmt::Display| RunError::Usage(format!("{}: {e}", file.display()));
+    let bytes: Vec<u8> = encoded.features.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shape = encoded.features.shape().to_vec();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes).map_err(|e| fail(&e))?;
+    let metadata = HashMap::from([
+        ("fingerprint".to_owned(), fingerprint.to_owned()),
+        ("ids".to_owned(), serde_json::to_string(&encoded.ids).map_err(|e| fail(&e))?),
+        ("labels".to_owned(), serde_json::to_string(&encoded.labels).map_err(|e| fail(&e))?),
+    ]);
+    let out = safetensors::serialize(vec![("features", view)], Some(metadata)).map_err(|e| fail(&e))?;
+    write_atomic(file, &out).map_err(|e| RunError::io(file, e))
+}
+
+/// Where features are cached for a run writing into `out`.
+pub(super) fn cache_dir(out: &Path) -> PathBuf {
+    out.join(CACHE_DIR)
+}
