@@ -191,10 +191,7 @@ impl Checkpoint for GgufCheckpoint<'_> {
 
     fn matrix(&self, dev: &Device, name: &str, rows: usize, cols: usize) -> Result<Matrix, ModelError> {
         if self.dequantize {
-            return self.table(dev, name, rows, cols).and_then(|m| match dev.is_cuda() {
-                true => Ok(m),
-                false => self.dense(dev, name, rows, cols),
-            });
+            return self.dense(dev, name, rows, cols);
         }
         let q = self.file.hf_matrix(name, self.params)?;
         check_shape(self.file, name, &[q.rows(), q.cols()], &[rows, cols])?;
