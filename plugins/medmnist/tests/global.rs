@@ -1,6 +1,6 @@
-//! The call arena as a program's global allocator, used the way the plugin uses it: a batch of
-//! samples (ids, pixel copies, label lists) built inside a batch scope and freed after it, as
-//! the canonical ABI's post-return does. Runs under Miri:
+//! The call arena as a program's global allocator, used the way a dataset plugin uses it: a
+//! batch of samples (ids, byte buffers, label lists) built inside a batch scope and freed after
+//! it, as the canonical ABI's post-return does. Runs under Miri:
 //! `cargo +nightly miri test -p mvb-plugin-medmnist` in `plugins/`.
 //!
 //! `harness = false`: this program runs on its main thread only, as `SingleThreaded` requires.
