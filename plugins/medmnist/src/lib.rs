@@ -3,10 +3,12 @@
 //! Every `NAME.npz` in the data folder is one dataset. A file is a zip of `.npy` arrays
 //! `{train,val,test}_images` (uint8, `N×H×W` or `N×H×W×C`) and `{train,val,test}_labels`
 //! (uint8, `N×1`, or `N×K` 0/1 columns for multi-label sets). Arrays are decompressed once in
-//! `open`; `samples` then lends slices of them to the host (see `arena`).
+//! `open`; `samples` then lends each sample's pixels from them to the host without a copy
+//! (see `lend`), and builds the rest of the batch in a bump arena (see `arena`).
 
 mod arena;
 mod catalog;
+mod lend;
 
 use std::io::{Cursor, Read};
 
@@ -16,8 +18,25 @@ use mvb::plugin::types::{DatasetInfo, Error, ErrorKind, Image, Pixels, Sample, S
 
 wit_bindgen::generate!({ world: "dataset", path: "../../wit" });
 
+/// The plugin's global allocator: the call arena, on wasm only (host builds, for tests, keep
+/// the system allocator).
+#[cfg(target_family = "wasm")]
 #[global_allocator]
-static ARENA: arena::CallArena = arena::CallArena::new();
+// SAFETY: wasm32 without the atomics feature (checked below) has no way to start a thread.
+static ARENA: arena::SingleThreaded = unsafe { arena::SingleThreaded::new() };
+
+#[cfg(all(target_family = "wasm", target_feature = "atomics"))]
+compile_error!("the call arena assumes a single-threaded target");
+
+/// Serves the allocations of one batch from the arena until the guard drops (`None` where
+/// the arena is not the global allocator). The `samples` export holds one while it builds and
+/// lowers a batch (see `lend::api`).
+fn batch_scope() -> Option<arena::BatchScope<'static>> {
+    #[cfg(target_family = "wasm")]
+    return Some(ARENA.batch());
+    #[cfg(not(target_family = "wasm"))]
+    return None;
+}
 
 /// The folder the host preopens for this plugin.
 const ROOT: &str = "/data";
@@ -62,26 +81,10 @@ impl Guest for Component {
 /// One split's arrays, decompressed.
 #[derive(Default)]
 struct SplitData {
-    /// The loan of `pixels` to the allocator (declared first: it must end before `pixels` is
-    /// freed), or `None` when samples copy their pixels.
-    lent: Option<arena::Lent>,
     /// `len × height × width × channels` bytes.
     pixels: Vec<u8>,
     /// Label indices per sample.
     labels: Vec<Vec<u32>>,
-}
-
-impl SplitData {
-    /// Image `i`'s bytes, lent without a copy where the array is lent.
-    fn image(&self, i: usize, len: usize) -> Vec<u8> {
-        let bytes = &self.pixels[i * len..(i + 1) * len];
-        match self.lent {
-            // SAFETY: `bytes` lies in `pixels`, lent while `self.lent` lives (as long as `self`);
-            // the `Vec` goes straight to the canonical ABI in `samples`.
-            Some(_) => unsafe { ARENA.alias(bytes) },
-            None => bytes.to_vec(),
-        }
-    }
 }
 
 /// An opened MedMNIST file.
@@ -146,7 +149,7 @@ impl MedMnist {
                 ));
             }
             let labels = decode_labels(&raw_labels, columns, known, file, &labels)?;
-            splits[slot] = SplitData { lent: ARENA.lend(&pixels), pixels, labels };
+            splits[slot] = SplitData { pixels, labels };
         }
         let Some((height, width, channels)) = shape else {
             return Err(error(ErrorKind::CorruptData, format!("`{file}` holds no `*_images.npy` array")));
@@ -179,24 +182,35 @@ impl GuestDataset for MedMnist {
                 format!("start {start} is past the end of the {} split ({len} samples)", split_name(split)),
             ));
         }
-        let end = (start + u64::from(count)).min(len);
-        let _batch = ARENA.batch();
+        let (start, end) = (start as usize, (start + u64::from(count)).min(len) as usize);
         let image_len = self.width as usize * self.height as usize * usize::from(self.channels);
+        let pixels = &data.pixels[start * image_len..end * image_len];
+        let loan = lend::Loan::new(pixels, self.width, self.height, self.channels);
         let prefix = split_name(split);
-        let samples = (start as usize..end as usize)
+        let samples = (start..end)
             .map(|i| Sample {
                 id: sample_id(prefix, i),
                 image: Some(Image::Raw(Pixels {
                     width: self.width,
                     height: self.height,
                     channels: self.channels,
-                    data: data.image(i, image_len),
+                    // Lent below, when there is a loan: filled in by the export (see `lend`).
+                    data: match loan {
+                        Some(_) => Vec::new(),
+                        None => data.pixels[i * image_len..(i + 1) * image_len].to_vec(),
+                    },
                 })),
                 labels: data.labels[i].clone(),
                 qa: None,
                 attributes: Vec::new(),
             })
             .collect();
+        if let Some(loan) = loan {
+            // SAFETY: the images are the batch's, in order, each an empty `raw`; the array
+            // belongs to this dataset, which the host cannot drop before the batch's
+            // post-return, and nothing writes it after `open`.
+            unsafe { lend::lend(loan) };
+        }
         Ok(samples)
     }
 }
@@ -311,4 +325,7 @@ fn io_error(what: &str, e: &std::io::Error) -> Error {
     error(ErrorKind::Io, format!("cannot read `{what}`: {e}"))
 }
 
-export!(Component);
+// The exports of `export!(Component)`, with `samples` wrapped to lend its pixels (see `lend`).
+exports::mvb::plugin::dataset_api::__export_mvb_plugin_dataset_api_0_1_0_cabi!(
+    Component with_types_in crate::lend::api
+);
