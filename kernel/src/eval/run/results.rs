@@ -257,9 +257,36 @@ fn finite(v: f64) -> Option<f64> {
     (!v.is_nan()).then_some(v)
 }
 
-/// One row of `results.json`'s `results` and of `results.csv`.
+/// What every row of the results and gaps ends with: an estimate, NaN as `null`.
 #[derive(Serialize)]
-struct ResultRow<'a> {
+struct EstimateRow {
+    point: Option<f64>,
+    mean: Option<f64>,
+    ci_lo: Option<f64>,
+    ci_hi: Option<f64>,
+    replicates: usize,
+    skipped: usize,
+}
+
+impl From<&Estimate> for EstimateRow {
+    fn from(e: &Estimate) -> Self {
+        EstimateRow {
+            point: finite(e.point),
+            mean: finite(e.mean),
+            ci_lo: finite(e.lo),
+            ci_hi: finite(e.hi),
+            replicates: e.replicates,
+            skipped: e.skipped,
+        }
+    }
+}
+
+/// The columns of [`EstimateRow`].
+const ESTIMATE_COLUMNS: [&str; 6] = ["point", "mean", "ci_lo", "ci_hi", "replicates", "skipped"];
+
+/// Which unit and score a row of the results is.
+#[derive(Serialize)]
+struct ResultKey<'a> {
     model: &'a str,
     family: Option<&'a str>,
     group: Option<Group>,
@@ -268,32 +295,28 @@ struct ResultRow<'a> {
     strategy: Strategy,
     metric: &'a str,
     n: usize,
-    point: Option<f64>,
-    mean: Option<f64>,
-    ci_lo: Option<f64>,
-    ci_hi: Option<f64>,
-    replicates: usize,
-    skipped: usize,
 }
 
-/// `results.csv`'s header: [`ResultRow`]'s fields.
-const RESULTS_HEADER: [&str; 14] = [
-    "model",
-    "family",
-    "group",
-    "dataset",
-    "split",
-    "strategy",
-    "metric",
-    "n",
-    "point",
-    "mean",
-    "ci_lo",
-    "ci_hi",
-    "replicates",
-    "skipped",
-];
+/// A row of the results or of the gaps: what it is, then its estimate. Flat in JSON; `csv`
+/// cannot write flattened structs, so CSV rows are written as the pair `(key, estimate)`.
+#[derive(Serialize)]
+struct Row<K> {
+    #[serde(flatten)]
+    key: K,
+    #[serde(flatten)]
+    estimate: EstimateRow,
+}
 
+/// One row of `results.json`'s `results` and of `results.csv`.
+type ResultRow<'a> = Row<ResultKey<'a>>;
+
+/// `results.csv`'s header: [`ResultRow`]'s fields.
+fn results_header() -> Vec<&'static str> {
+    let key = ["model", "family", "group", "dataset", "split", "strategy", "metric", "n"];
+    [&key[..], &ESTIMATE_COLUMNS].concat()
+}
+
+/// One side of a gap.
 #[derive(Serialize)]
 struct SystemRow<'a> {
     model: &'a str,
@@ -301,9 +324,9 @@ struct SystemRow<'a> {
     point: Option<f64>,
 }
 
-/// One row of `results.json`'s `gaps`.
+/// Which gap a row of the gaps is.
 #[derive(Serialize)]
-struct GapRow<'a> {
+struct GapKey<'a> {
     rq: &'a str,
     family: &'a str,
     dataset: &'a str,
@@ -311,52 +334,28 @@ struct GapRow<'a> {
     metric: &'a str,
     generalist: SystemRow<'a>,
     specialist: SystemRow<'a>,
-    point: Option<f64>,
-    mean: Option<f64>,
-    ci_lo: Option<f64>,
-    ci_hi: Option<f64>,
-    replicates: usize,
-    skipped: usize,
 }
 
-/// One row of `gaps.csv`: [`GapRow`] with the two systems flattened.
-#[derive(Serialize)]
-struct GapCsvRow<'a> {
-    rq: &'a str,
-    family: &'a str,
-    dataset: &'a str,
-    split: Split,
-    metric: &'a str,
-    generalist: &'a str,
-    generalist_strategy: Strategy,
-    specialist: &'a str,
-    specialist_strategy: Strategy,
-    point: Option<f64>,
-    mean: Option<f64>,
-    ci_lo: Option<f64>,
-    ci_hi: Option<f64>,
-    replicates: usize,
-    skipped: usize,
-}
+/// One row of `results.json`'s `gaps` (the systems nested) and of `gaps.csv` (spelled out).
+type GapRow<'a> = Row<GapKey<'a>>;
 
-/// `gaps.csv`'s header: [`GapCsvRow`]'s fields.
-const GAPS_HEADER: [&str; 15] = [
-    "rq",
-    "family",
-    "dataset",
-    "split",
-    "metric",
-    "generalist",
-    "generalist_strategy",
-    "specialist",
-    "specialist_strategy",
-    "point",
-    "mean",
-    "ci_lo",
-    "ci_hi",
-    "replicates",
-    "skipped",
-];
+/// `gaps.csv`'s header: [`GapRow`]'s fields, each system's three spelled out.
+fn gaps_header() -> Vec<&'static str> {
+    let key = [
+        "rq",
+        "family",
+        "dataset",
+        "split",
+        "metric",
+        "generalist",
+        "generalist_strategy",
+        "generalist_point",
+        "specialist",
+        "specialist_strategy",
+        "specialist_point",
+    ];
+    [&key[..], &ESTIMATE_COLUMNS].concat()
+}
 
 #[derive(Serialize)]
 struct ResultsJson<'a> {
@@ -376,7 +375,7 @@ fn result_rows(results: &Results) -> Vec<ResultRow<'_>> {
 }
 
 fn result_row<'a>(u: &'a UnitResult, metric: &'a str, e: &Estimate) -> ResultRow<'a> {
-    ResultRow {
+    let key = ResultKey {
         model: &u.key.model,
         family: u.family.as_deref(),
         group: u.group,
@@ -385,13 +384,8 @@ fn result_row<'a>(u: &'a UnitResult, metric: &'a str, e: &Estimate) -> ResultRow
         strategy: u.key.strategy,
         metric,
         n: u.n,
-        point: finite(e.point),
-        mean: finite(e.mean),
-        ci_lo: finite(e.lo),
-        ci_hi: finite(e.hi),
-        replicates: e.replicates,
-        skipped: e.skipped,
-    }
+    };
+    ResultRow { key, estimate: e.into() }
 }
 
 fn system_row(s: &gaps::System) -> SystemRow<'_> {
@@ -399,8 +393,7 @@ fn system_row(s: &gaps::System) -> SystemRow<'_> {
 }
 
 fn gap_row(g: &Gap) -> GapRow<'_> {
-    let e = &g.estimate;
-    GapRow {
+    let key = GapKey {
         rq: g.rq.as_str(),
         family: &g.family,
         dataset: &g.dataset,
@@ -408,34 +401,8 @@ fn gap_row(g: &Gap) -> GapRow<'_> {
         metric: &g.metric,
         generalist: system_row(&g.generalist),
         specialist: system_row(&g.specialist),
-        point: finite(e.point),
-        mean: finite(e.mean),
-        ci_lo: finite(e.lo),
-        ci_hi: finite(e.hi),
-        replicates: e.replicates,
-        skipped: e.skipped,
-    }
-}
-
-fn gap_csv_row(g: &Gap) -> GapCsvRow<'_> {
-    let r = gap_row(g);
-    GapCsvRow {
-        rq: r.rq,
-        family: r.family,
-        dataset: r.dataset,
-        split: r.split,
-        metric: r.metric,
-        generalist: r.generalist.model,
-        generalist_strategy: r.generalist.strategy,
-        specialist: r.specialist.model,
-        specialist_strategy: r.specialist.strategy,
-        point: r.point,
-        mean: r.mean,
-        ci_lo: r.ci_lo,
-        ci_hi: r.ci_hi,
-        replicates: r.replicates,
-        skipped: r.skipped,
-    }
+    };
+    GapRow { key, estimate: (&g.estimate).into() }
 }
 
 /// `results.json`'s text.
@@ -457,14 +424,18 @@ pub fn results_json(results: &Results) -> Result<String, RunError> {
 }
 
 /// A CSV file of `header` and one line per row (floats in their shortest round-trip form,
-/// `None` empty), written with the `csv` crate.
-fn csv_text<R: Serialize>(file: &str, header: &[&str], rows: impl IntoIterator<Item = R>) -> Result<String, RunError> {
+/// `None` empty, a nested struct's fields in order), written with the `csv` crate.
+fn csv_text<K: Serialize>(
+    file: &str,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Row<K>>,
+) -> Result<String, RunError> {
     let fail = |e: csv::Error| RunError::Usage(format!("cannot encode {file}: {e}"));
     let mut w =
         csv::WriterBuilder::new().has_headers(false).terminator(csv::Terminator::Any(b'\n')).from_writer(vec![]);
     w.write_record(header).map_err(fail)?;
     for row in rows {
-        w.serialize(row).map_err(fail)?;
+        w.serialize((row.key, row.estimate)).map_err(fail)?;
     }
     let bytes = w.into_inner().map_err(|e| RunError::Usage(format!("cannot encode {file}: {e}")))?;
     String::from_utf8(bytes).map_err(|e| RunError::Usage(format!("cannot encode {file}: {e}")))
@@ -472,12 +443,12 @@ fn csv_text<R: Serialize>(file: &str, header: &[&str], rows: impl IntoIterator<I
 
 /// `results.csv`'s text: one row per model × dataset × strategy × metric.
 pub fn results_csv(results: &Results) -> Result<String, RunError> {
-    csv_text(RESULTS_CSV, &RESULTS_HEADER, result_rows(results))
+    csv_text(RESULTS_CSV, &results_header(), result_rows(results))
 }
 
 /// `gaps.csv`'s text: one row per RQ gap.
 pub fn gaps_csv(results: &Results) -> Result<String, RunError> {
-    csv_text(GAPS_CSV, &GAPS_HEADER, results.gaps.iter().map(gap_csv_row))
+    csv_text(GAPS_CSV, &gaps_header(), results.gaps.iter().map(gap_row))
 }
 
 /// Writes `results.json`, `results.csv` and `gaps.csv` into `dir`.
@@ -494,7 +465,8 @@ mod tests {
     use crate::eval::run::predictions::UnitKey;
     use crate::eval::run::scores::MetricScore;
 
-    /// The header constants are the row structs' field names (what `csv` writes as a header).
+    /// The headers are the row structs' field names (what `csv` writes as a header), and the
+    /// rows are written as the tables promise.
     #[test]
     fn csv_headers_are_the_row_fields() {
         let key = UnitKey { model: "m,1".into(), dataset: "d".into(), split: Split::Test, strategy: Strategy::Zs };
@@ -517,14 +489,14 @@ mod tests {
         };
         let results = results_with(vec![unit], vec![gap]);
         let rows = result_rows(&results);
-        assert_eq!(header(&rows[0]), RESULTS_HEADER.join(","));
-        assert_eq!(header(&gap_csv_row(&results.gaps[0])), GAPS_HEADER.join(","));
+        assert_eq!(header(&rows[0].key) + "," + &header(&rows[0].estimate), results_header().join(","));
         let csv = results_csv(&results).unwrap();
         assert_eq!(csv.lines().nth(1), Some("\"m,1\",,specialist,d,test,zs,auroc,3,0.5,0.25,0.25,0.25,1,1"));
         let gaps = gaps_csv(&results).unwrap();
-        assert_eq!(gaps.lines().nth(1), Some("RQ3,clip,d,test,auroc,g,lp,s,lp,0.25,0.25,0.25,0.25,1,0"));
+        assert_eq!(gaps.lines().next(), Some(gaps_header().join(",").as_str()));
+        assert_eq!(gaps.lines().nth(1), Some("RQ3,clip,d,test,auroc,g,lp,0.75,s,lp,,0.25,0.25,0.25,0.25,1,0"));
         let empty = results_with(Vec::new(), Vec::new());
-        assert_eq!(gaps_csv(&empty).unwrap(), GAPS_HEADER.join(",") + "\n");
+        assert_eq!(gaps_csv(&empty).unwrap(), gaps_header().join(",") + "\n");
     }
 
     fn results_with(units: Vec<UnitResult>, gaps: Vec<Gap>) -> Results {
