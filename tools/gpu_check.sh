@@ -9,12 +9,16 @@
 #                                # carried: every CUDA path in one run of under 10 minutes:
 #                                # the tests/it filters `cuda::` (kernels, safe-API checks,
 #                                # models), `ops::` (each compute-layer op) and `decoder` (the
-#                                # decoder's parity tests), then `mvb bench kernels` with the
-#                                # ViT-B/16 throughput; everything lands in $OUT (default ./gpu-out)
+#                                # decoders against transformers, f32 and bf16, on the GPU) and
+#                                # `llava` (LLaVA-1.5 against transformers), then
+#                                # `mvb bench kernels` (attention, LoRA SGMV, ViT-B/16), then
+#                                # tools/gpu_vs_torch.py (mvb and PyTorch on the same card in the
+#                                # same run: ViT-B/16 and two decoder shapes); everything lands in
+#                                # $OUT (default ./gpu-out)
 #
 # With the device tool: run(command="bash tools/gpu_check.sh run", carry=[".gpu"], timeout_s=540).
-# `run` writes $OUT/gpu_check.md (card, date, commit, test summary, the benchmark table) to be
-# copied into docs/CUDA.md, and $OUT/tests.log and $OUT/bench.log. Set QUICK=1 for a smoke run.
+# `run` writes $OUT/gpu_check.md (card, date, commit, test summary, the benchmark tables) to be
+# copied into docs/CUDA.md, and $OUT/tests.log, $OUT/bench.log and $OUT/vs_torch.log. Set QUICK=1 for a smoke run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -22,7 +26,8 @@ root=$PWD
 prepare() {
     set -e
     local target=${CARGO_TARGET_DIR:-$root/target}
-    nice -n 19 cargo build --release --bin mvb
+    # One build: the test build also builds the `mvb` binary, with the same features (a separate
+    # `cargo build --bin mvb` unifies features differently and rebuilds half the dependencies).
     nice -n 19 cargo test --release --test it --no-run 2>&1 | tee /tmp/gpu_check_build.log
     local it
     it=$(grep -o '(target[^)]*/it-[0-9a-f]*)\|([^)]*/deps/it-[0-9a-f]*)' /tmp/gpu_check_build.log | tail -1 | tr -d '()')
@@ -85,9 +90,10 @@ run() {
     local t0=$SECONDS
     # Parity tests: every CUDA check, on the GPU (a skip here is a failure: there is a GPU): the
     # kernels and the safe API (cuda::), each compute-layer op (ops::), the decoder (decoder; a
-    # filter that matches nothing runs nothing). Time limits: tests 200 s + bench 280 s + set-up
+    # filter that matches nothing runs nothing). Time limits: tests 150 s + kernels 100 s +
+    # against PyTorch 220 s + set-up
     # stay under the device tool's 540 s.
-    MVB_REQUIRE_NVRTC=1 timeout 200 "$bin/it" cuda:: ops:: decoder --nocapture --test-threads 1 > "$out/tests.log" 2>&1
+    MVB_REQUIRE_NVRTC=1 timeout 150 "$bin/it" cuda:: ops:: decoder llava --nocapture --test-threads 1 > "$out/tests.log" 2>&1
     local tests_rc=$?
     local skipped
     skipped=$(grep -o 'SKIP cuda [a-z]*' "$out/tests.log" | wc -l)
@@ -96,9 +102,17 @@ run() {
     t0=$SECONDS
     local quick=""
     [ "${QUICK:-0}" = 1 ] && quick=--quick
-    timeout 280 "$bin/mvb" bench kernels $quick --out "$out/kernels.md" > "$out/bench.log" 2>&1
+    timeout 100 "$bin/mvb" bench kernels $quick --out "$out/kernels.md" > "$out/bench.log" 2>&1
     local bench_rc=$?
     echo "bench rc=$bench_rc ($((SECONDS - t0)) s)"
+
+    t0=$SECONDS
+    local iters=3
+    [ "${QUICK:-0}" = 1 ] && iters=1
+    PYTHONUNBUFFERED=1 timeout 220 python3 tools/gpu_vs_torch.py --mvb "$bin/mvb" --iters $iters \
+        --out "$out/vs_torch.md" > "$out/vs_torch.log" 2>&1
+    local torch_rc=$?
+    echo "against PyTorch rc=$torch_rc ($((SECONDS - t0)) s)"
 
     {
         echo "## Measured: $(cut -d, -f1 "$out/card.txt" | head -1), $(date -u +%Y-%m-%d)"
@@ -108,9 +122,13 @@ run() {
         echo "- parity tests (tests/it filters cuda::, ops::, decoder on the GPU): $(grep '^test result' "$out/tests.log" | tail -1) (exit $tests_rc, $skipped skipped)"
         echo
         if [ -s "$out/kernels.md" ]; then cat "$out/kernels.md"; else echo '```'; tail -20 "$out/bench.log"; echo '```'; fi
+        echo
+        echo "### Against PyTorch on the same card, same run (tools/gpu_vs_torch.py)"
+        echo
+        if [ -s "$out/vs_torch.md" ]; then cat "$out/vs_torch.md"; else echo '```'; tail -20 "$out/vs_torch.log"; echo '```'; fi
     } > "$out/gpu_check.md"
     cat "$out/gpu_check.md"
-    grep -E 'FAILED|panicked|relative error' "$out/tests.log" | head -20
+    grep -E 'FAILED|panicked|relative error|^decoder cuda' "$out/tests.log" | head -40
     [ "$tests_rc" = 0 ] && [ "$skipped" = 0 ] && [ "$bench_rc" = 0 ]
 }
 

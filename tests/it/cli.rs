@@ -70,3 +70,19 @@ fn a_truncated_npz_is_one_line() {
     let out = mvb(&["dataset", "show", "medmnist/broken", "--data", dir.path().to_str().expect("utf-8")]);
     assert_one_line_error(&out, "broken.npz");
 }
+
+#[test]
+fn generate_answers_about_an_image_with_llava() {
+    let root = crate::common::root();
+    let model = root.join("tests/fixtures/decoder/tiny-llava");
+    let image = root.join("tests/fixtures/decoder/images/test-40x30.png");
+    let (model, image) = (model.to_str().expect("utf-8"), image.to_str().expect("utf-8"));
+    let out = mvb(&["generate", "--model", model, "--image", image, "--prompt", "What is shown?", "--max-tokens", "8"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).trim().is_empty(), "no text generated");
+    let out = mvb(&["generate", "--model", model, "--prompt", "What is shown?"]);
+    assert_one_line_error(&out, "--image");
+    let tiny_llama = root.join("tests/fixtures/decoder/tiny-llama");
+    let out = mvb(&["generate", "--model", tiny_llama.to_str().expect("utf-8"), "--image", image, "--prompt", "x"]);
+    assert_one_line_error(&out, "text-only");
+}

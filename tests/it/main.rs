@@ -9,6 +9,7 @@ mod cli;
 mod cuda;
 mod decoder;
 mod gguf;
+mod llava;
 mod medmnist;
 mod metrics;
 mod ops;

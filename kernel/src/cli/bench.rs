@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mvb::backend::{Device, Precision};
+use mvb::backend::{DeviceRequest, Precision};
 use mvb::model::synthetic::{VitShape, write_random_clip};
 use mvb::model::{Config, Weights, clip::Clip};
 
@@ -35,6 +35,9 @@ pub(crate) struct EncoderArgs {
     /// accumulation; AVX-512 BF16 where the CPU has it).
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    /// Where it runs: `cpu` or `cuda` (the GPU is synchronised before each clock stops).
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    device: DeviceRequest,
 }
 
 pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
@@ -45,7 +48,7 @@ pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("mvb-bench-{:?}-{}-{}", args.arch, args.bf16, std::process::id()));
     write_random_clip(&dir, shape, args.bf16).context("writing the random checkpoint")?;
     let precision = args.precision;
-    let device = Device::cpu_with(precision)?;
+    let device = args.device.resolve(Some(precision))?;
     let model = Weights::open(&dir).and_then(|w| Clip::load(&w, &device, &Config::open(&dir)?));
     let _ = std::fs::remove_dir_all(&dir);
     let model = model?;
@@ -55,6 +58,7 @@ pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
     for i in 0..=args.iters {
         let t = Instant::now();
         std::hint::black_box(model.image_features(&device, &pixels, args.batch)?);
+        device.synchronize()?;
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());
         }
@@ -63,8 +67,9 @@ pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
     let median = times[times.len() / 2];
     let ips = args.batch as f64 / median;
     println!(
-        "mvb {:?} {} batch {} threads {}: median {:.3} s/batch, {:.2} img/s, {:.1} GFLOP/s",
+        "mvb {:?} {} {} batch {} threads {}: median {:.3} s/batch, {:.2} img/s, {:.1} GFLOP/s",
         args.arch,
+        device.tag(),
         precision.name(),
         args.batch,
         rayon::current_num_threads(),
@@ -92,13 +97,23 @@ pub(crate) struct DecoderArgs {
     /// Run a GGUF's weights dequantised to f32.
     #[arg(long)]
     dequantize: bool,
+    /// Timed runs of each measurement (after one warm-up when more than one); medians reported.
+    #[arg(long, default_value_t = 1)]
+    iters: usize,
+    /// Where it runs: `cpu` or `cuda`.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    device: DeviceRequest,
+    /// Arithmetic on the GPU: f32, bf16 or f16.
+    #[arg(long, value_name = "TYPE")]
+    precision: Option<Precision>,
 }
 
-/// `mvb bench decoder`: prefill and decode tokens/s at each batch size, greedy, on the CPU.
+/// `mvb bench decoder`: prefill and decode tokens/s at each batch size, greedy, on the CPU or
+/// the GPU (each step reads its logits back, so every clock stops after the device finished).
 pub(crate) fn decoder(args: &DecoderArgs) -> anyhow::Result<()> {
     use mvb::model::causal::CausalLm;
     use mvb::model::generate::{Continue, GenerateOptions, Prompt, generate};
-    let device = Device::cpu();
+    let device = args.device.resolve(args.precision)?;
     let lm = CausalLm::load(&args.model, &device, args.dequantize)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let vocab = lm.model.config().vocab as u32;
@@ -109,16 +124,26 @@ pub(crate) fn decoder(args: &DecoderArgs) -> anyhow::Result<()> {
             })
             .collect();
         let prefill_only = GenerateOptions { max_new_tokens: 1, eos: vec![u32::MAX], ..GenerateOptions::default() };
-        let t = Instant::now();
-        generate(&lm.model, &device, &prompts, &prefill_only, |_, _| Continue::Yes)?;
-        let prefill = t.elapsed().as_secs_f64();
-        let opts = GenerateOptions { max_new_tokens: args.new + 1, ..prefill_only };
-        let t = Instant::now();
-        generate(&lm.model, &device, &prompts, &opts, |_, _| Continue::Yes)?;
-        let decode = (t.elapsed().as_secs_f64() - prefill).max(1e-9);
+        let opts = GenerateOptions { max_new_tokens: args.new + 1, ..prefill_only.clone() };
+        let time = |opts: &GenerateOptions| -> anyhow::Result<f64> {
+            let t = Instant::now();
+            generate(&lm.model, &device, &prompts, opts, |_, _| Continue::Yes)?;
+            Ok(t.elapsed().as_secs_f64())
+        };
+        if args.iters > 1 {
+            time(&opts)?;
+        }
+        let (mut prefills, mut decodes) = (Vec::new(), Vec::new());
+        for _ in 0..args.iters.max(1) {
+            let prefill = time(&prefill_only)?;
+            decodes.push((time(&opts)? - prefill).max(1e-9));
+            prefills.push(prefill);
+        }
+        let (prefill, decode) = (median(&mut prefills), median(&mut decodes));
         println!(
-            "mvb decoder {} batch {batch} threads {}: prefill {:.1} tok/s ({} tokens in {:.3} s), decode {:.1} tok/s ({} steps in {:.3} s)",
+            "mvb decoder {} {} batch {batch} threads {}: prefill {:.1} tok/s ({} tokens in {:.3} s), decode {:.1} tok/s ({} steps in {:.3} s)",
             args.model.display(),
+            device.tag(),
             rayon::current_num_threads(),
             (batch * args.prompt) as f64 / prefill,
             batch * args.prompt,
@@ -129,4 +154,9 @@ pub(crate) fn decoder(args: &DecoderArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }

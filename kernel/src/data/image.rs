@@ -64,6 +64,12 @@ pub fn load_image(image: &ImageRef, root: &Path) -> Result<Pixels, DataError> {
     }
 }
 
+/// Loads an image file named by the user (no root to stay inside).
+pub fn load_file(path: &Path) -> Result<Pixels, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_owned(), source })?;
+    decode(&bytes, &path.display().to_string())
+}
+
 fn decode(bytes: &[u8], what: &str) -> Result<Pixels, DataError> {
     let err = |message: String| DataError::Decode { what: what.to_owned(), message };
     let reader =

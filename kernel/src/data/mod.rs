@@ -4,5 +4,5 @@
 mod image;
 mod types;
 
-pub use image::{DataError, load_image, resolve_in_root};
+pub use image::{DataError, load_file, load_image, resolve_in_root};
 pub use types::{AnswerKind, Attribute, DatasetInfo, ImageRef, Modality, Pixels, Qa, Sample, Split, SplitSizes, Task};

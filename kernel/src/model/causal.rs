@@ -79,6 +79,18 @@ impl CausalLm {
         })
     }
 
+    /// Assembles a model from loaded parts (a multimodal model's language half).
+    pub(crate) fn from_parts(
+        model: Llama,
+        tokenizer: Tokenizer,
+        chat: Option<ChatTemplate>,
+        eos: Vec<u32>,
+        dir: &Path,
+        dev: &Device,
+    ) -> Result<Self, ModelError> {
+        Ok(CausalLm { model, tokenizer, chat, eos, path: dir.to_owned(), device: dev.clone() })
+    }
+
     /// The device it runs on.
     pub fn device(&self) -> &Device {
         &self.device
@@ -109,14 +121,25 @@ impl CausalLm {
         &self,
         prompts: &[String],
         opts: &GenerateOptions,
-        mut on_text: impl FnMut(usize, &str),
+        on_text: impl FnMut(usize, &str),
     ) -> Result<Vec<(String, Generated)>, ModelError> {
         let ids = prompts.iter().map(|p| self.encode(p).map(Prompt::text)).collect::<Result<Vec<_>, _>>()?;
+        self.generate_prompts(ids, opts, on_text)
+    }
+
+    /// Generates from prompts already tokenized (with image features spliced in, say),
+    /// streaming each row's text as [`CausalLm::generate`] does.
+    pub fn generate_prompts(
+        &self,
+        ids: Vec<Prompt>,
+        opts: &GenerateOptions,
+        mut on_text: impl FnMut(usize, &str),
+    ) -> Result<Vec<(String, Generated)>, ModelError> {
         let mut opts = opts.clone();
         if opts.eos.is_empty() {
             opts.eos.clone_from(&self.eos);
         }
-        let mut streams: Vec<TextStream> = prompts.iter().map(|_| TextStream::default()).collect();
+        let mut streams: Vec<TextStream> = ids.iter().map(|_| TextStream::default()).collect();
         let mut failure = None;
         let out = generate::generate(&self.model, &self.device, &ids, &opts, |row, id| {
             let s = &mut streams[row];

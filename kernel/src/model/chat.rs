@@ -88,10 +88,24 @@ impl ChatTemplate {
 
     /// The conversation rendered as the model's prompt.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, ModelError> {
+        self.render_value(Serde(messages), add_generation_prompt)
+    }
+
+    /// A conversation given as JSON (content as a list of typed parts, as multimodal
+    /// processors' templates take it: `[{"type": "image"}, {"type": "text", "text": ...}]`).
+    pub fn render_json(&self, messages: &Value, add_generation_prompt: bool) -> Result<String, ModelError> {
+        self.render_value(Serde(messages), add_generation_prompt)
+    }
+
+    fn render_value<T: Serialize>(
+        &self,
+        messages: Serde<T>,
+        add_generation_prompt: bool,
+    ) -> Result<String, ModelError> {
         let template = self.env.get_template("chat").map_err(|e| ModelError::Input(e.to_string()))?;
         template
             .render(context! {
-                messages => Serde(messages),
+                messages => messages,
                 add_generation_prompt => add_generation_prompt,
                 bos_token => self.bos.as_str(),
                 eos_token => self.eos.as_str(),

@@ -16,7 +16,7 @@ pub struct Config {
     pub path: PathBuf,
     /// `model_type`: `clip` or `siglip`.
     pub model_type: String,
-    json: Value,
+    pub(crate) json: Value,
 }
 
 /// One tower's settings.

@@ -1,7 +1,7 @@
 //! Models, loaded natively from Hugging Face checkpoints (a folder, or an id in the local HF
 //! cache): configuration, safetensors weights, tokenizer, preprocessing, and one module per
 //! family. Contrastive families (`clip`, `siglip`) give image and text features and zero-shot
-//! logits.
+//! logits; generative ones (`llama`, `llava`) generate text.
 
 pub mod causal;
 pub mod chat;
@@ -12,6 +12,7 @@ pub mod generate;
 pub mod gguf;
 mod hub;
 pub mod llama;
+pub mod llava;
 pub(crate) mod nn;
 mod patch;
 pub mod preprocess;
