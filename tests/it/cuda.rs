@@ -561,10 +561,13 @@ fn check_models(dev: &Dev) {
             };
             let model = ContrastiveModel::load_dir(&dir, &device).expect("loads on the device");
             let tag = device.tag();
+            // A whole tower in bf16 rounds every activation between ops (as transformers in bf16
+            // does): 3e-2, the bound of the CPU's bf16 path; one op alone is held to 1e-2.
+            let tol = if precision == Precision::F32 { precision.tolerance() } else { 3e-2 };
             let img = model.image_features_from_pixels(&pixels, batch).expect("image features");
-            assert_close(&format!("{tag} {fixture} image"), img.data(), img_want.data(), precision.tolerance(), seed);
+            assert_close(&format!("{tag} {fixture} image"), img.data(), img_want.data(), tol, seed);
             let txt = model.text_features(&texts).expect("text features");
-            assert_close(&format!("{tag} {fixture} text"), txt.data(), txt_want.data(), precision.tolerance(), seed);
+            assert_close(&format!("{tag} {fixture} text"), txt.data(), txt_want.data(), tol, seed);
         }
     }
 }

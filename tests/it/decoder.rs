@@ -101,7 +101,7 @@ fn check_model_on(device: &Device, dir: &str, reference_name: &str, bound: f64, 
 }
 
 /// The same checks on the GPU, in f32 (the CPU's bounds and identical tokens) and bf16 (logits
-/// within 3e-2; tokens may part where two logits are close, so their agreement is printed).
+/// within 5e-2; tokens may part where two logits are close, so their agreement is printed).
 #[test]
 fn decoders_match_transformers_on_cuda() {
     if let Err(e) = Device::cuda(Precision::F32) {
@@ -112,7 +112,7 @@ fn decoders_match_transformers_on_cuda() {
         let f32 = Device::cuda(Precision::F32).expect("the GPU started once");
         check_model_on(&f32, dir, dir, bound, true);
         let bf16 = Device::cuda(Precision::Bf16).expect("the GPU started once");
-        check_model_on(&bf16, dir, dir, 3e-2, false);
+        check_model_on(&bf16, dir, dir, 5e-2, false);
     }
 }
 

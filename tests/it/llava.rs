@@ -3,7 +3,7 @@
 //! `tools/make_decoder_fixtures.py`): the processor's pixels, the projected image features, the
 //! chat prompt and its expanded ids, logits at every position within 1e-4 (f32), 32 greedy
 //! tokens, and the left-padded batch; on the CPU, and on the GPU when one starts (f32 at the same
-//! bounds, bf16 logits within 3e-2).
+//! bounds, bf16 logits within 5e-2, as the CPU's bf16 path is held to).
 
 use mvb::backend::{Device, Precision};
 use mvb::data::load_file;
@@ -72,7 +72,7 @@ fn llava_matches_transformers() {
 fn llava_matches_transformers_on_cuda() {
     let Ok(f32) = Device::cuda(Precision::F32).map_err(|e| eprintln!("SKIP cuda llava: {e}")) else { return };
     check_on(&f32, 1e-4, true);
-    check_on(&Device::cuda(Precision::Bf16).expect("the GPU started once"), 3e-2, false);
+    check_on(&Device::cuda(Precision::Bf16).expect("the GPU started once"), 5e-2, false);
 }
 
 #[test]

@@ -56,7 +56,7 @@ pub(crate) struct GenerateArgs {
 }
 
 pub(crate) fn run(args: &GenerateArgs) -> anyhow::Result<()> {
-    if !(args.temperature >= 0.0 && args.temperature.is_finite()) || !(args.top_p > 0.0 && args.top_p <= 1.0) {
+    if !(args.temperature >= 0.0 && args.temperature.is_finite() && args.top_p > 0.0 && args.top_p <= 1.0) {
         anyhow::bail!("--temperature must be >= 0 and --top-p in (0, 1]");
     }
     let device = args.device.resolve(args.precision)?;

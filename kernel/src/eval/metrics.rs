@@ -1,4 +1,4 @@
-//! Scoring class predictions with metric plugins: the one path by which `mvb run` (point
+//! Scoring predictions (class scores, or VQA answers) with metric plugins: the one path by which `mvb run` (point
 //! estimates and the paired bootstrap's replicates) and `mvb zeroshot` (point estimates)
 //! compute accuracy, AUROC and every other metric, so the two commands cannot disagree. The
 //! definitions are the plugins' (`plugins/auroc`, `plugins/accuracy`, ...; for AUROC,
@@ -15,6 +15,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::bootstrap::Bootstrapped;
+use crate::data::{Qa, Task};
 use crate::plugin::{
     BUILTINS, Builtin, ErrorKind, Evaluation, MetricPlugin, PluginError, PluginHost, PluginSource, Prediction,
     Reference, Score, World,
@@ -167,10 +168,15 @@ impl Scorer {
         self.metrics.iter().map(|(m, p)| (m.to_string(), p.info().description.clone())).collect()
     }
 
-    /// Scores one set of samples (class scores, labels) on the full set and on each index set of
-    /// `index_sets` (none: point estimates only). Where a metric is undefined (the plugin says
-    /// `undefined`, such as AUROC with a class absent), its point is NaN and its replicate
-    /// `None`.
+    /// The score names of the metrics of `task`, in metric order.
+    pub fn names_for(&self, task: Task) -> Vec<String> {
+        self.metrics.iter().filter(|(_, p)| p.info().task == task).flat_map(|(_, p)| p.info().scores.clone()).collect()
+    }
+
+    /// Scores one set of diagnosis samples (class scores, labels) with the diagnosis metrics, on
+    /// the full set and on each index set of `index_sets` (none: point estimates only). Where a
+    /// metric is undefined (the plugin says `undefined`, such as AUROC with a class absent), its
+    /// point is NaN and its replicate `None`.
     pub fn score<'a>(
         &mut self,
         samples: impl IntoIterator<Item = (&'a [f32], &'a [u32])>,
@@ -183,10 +189,37 @@ impl Scorer {
                 (prediction, Reference { labels: labels.to_vec(), ..Reference::default() })
             })
             .unzip();
+        self.score_task(Task::Diagnosis, &predictions, &references, index_sets)
+    }
+
+    /// Scores one set of VQA samples (generated text, question) with the VQA metrics, as
+    /// [`Scorer::score`] does.
+    pub fn score_answers<'a>(
+        &mut self,
+        samples: impl IntoIterator<Item = (&'a str, &'a Qa)>,
+        index_sets: &[Vec<u32>],
+    ) -> Result<Vec<MetricScore>, MetricError> {
+        let (predictions, references): (Vec<Prediction>, Vec<Reference>) = samples
+            .into_iter()
+            .map(|(text, qa)| {
+                let reference = Reference { labels: Vec::new(), answer: Some(qa.answer.clone()), kind: Some(qa.kind) };
+                (Prediction::Text(text.to_owned()), reference)
+            })
+            .unzip();
+        self.score_task(Task::Vqa, &predictions, &references, index_sets)
+    }
+
+    fn score_task(
+        &mut self,
+        task: Task,
+        predictions: &[Prediction],
+        references: &[Reference],
+        index_sets: &[Vec<u32>],
+    ) -> Result<Vec<MetricScore>, MetricError> {
         let mut out = Vec::with_capacity(self.names.len());
-        for (metric, plugin) in &mut self.metrics {
+        for (metric, plugin) in self.metrics.iter_mut().filter(|(_, p)| p.info().task == task) {
             let fail = |error| MetricError::Plugin { metric: metric.to_string(), error };
-            let eval = plugin.prepare(&predictions, &references).map_err(fail)?;
+            let eval = plugin.prepare(predictions, references).map_err(fail)?;
             out.extend(bootstrap(plugin, &eval, index_sets).map_err(fail)?);
             plugin.release(eval).map_err(fail)?;
         }

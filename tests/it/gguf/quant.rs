@@ -39,7 +39,7 @@ fn random_matrix(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> QMatr
             bytes[start + 208..start + 210].copy_from_slice(&d);
         }
     }
-    QMatrix::from_bytes(ty, rows, cols, bytes).unwrap()
+    QMatrix::from_bytes(ty, rows, cols, bytes).expect("a quantised matrix")
 }
 
 fn check_bound(ty: GgmlType, w: &[f32], x: &[f32], cols: usize, got: f32, what: &str) {
@@ -70,7 +70,7 @@ fn linear_matches_dequantised_product_within_the_activation_bound() {
                 for m in [1usize, 3, 16, 19] {
                     let x: Vec<f32> = (0..m * cols).map(|_| rng.normal()).collect();
                     let mut reference = vec![0f32; m * rows];
-                    linear_with(Kernel::Scalar, &x, m, &w, &mut reference).unwrap();
+                    linear_with(Kernel::Scalar, &x, m, &w, &mut reference).expect("test input");
                     for r in 0..m {
                         for i in 0..rows {
                             let what = format!("{ty:?} {rows}x{cols} m={m} out[{r},{i}]");
@@ -80,7 +80,7 @@ fn linear_matches_dequantised_product_within_the_activation_bound() {
                     }
                     for kernel in Kernel::available() {
                         let mut out = vec![f32::NAN; m * rows];
-                        linear_with(kernel, &x, m, &w, &mut out).unwrap();
+                        linear_with(kernel, &x, m, &w, &mut out).expect("test input");
                         let same = out.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits());
                         assert!(same, "{ty:?} {rows}x{cols} m={m}: {kernel:?} differs from scalar");
                     }
@@ -96,10 +96,10 @@ fn shared_activations_and_shape_errors() {
     let mut rng = Rng(7);
     let w = random_matrix(GgmlType::Q4_1, 5, 64, &mut rng);
     let x: Vec<f32> = (0..2 * 64).map(|_| rng.normal()).collect();
-    let acts = QActs::quantize(&x, 2, 64).unwrap();
+    let acts = QActs::quantize(&x, 2, 64).expect("test input");
     let (mut a, mut b) = (vec![0f32; 10], vec![0f32; 10]);
-    linear_q(&acts, &w, &mut a).unwrap();
-    linear_with(Kernel::detect(), &x, 2, &w, &mut b).unwrap();
+    linear_q(&acts, &w, &mut a).expect("test input");
+    linear_with(Kernel::detect(), &x, 2, &w, &mut b).expect("test input");
     assert_eq!(a, b);
     assert!(linear_with(Kernel::detect(), &x[1..], 2, &w, &mut b).is_err());
     assert!(linear_with(Kernel::detect(), &x, 2, &w, &mut b[1..]).is_err());

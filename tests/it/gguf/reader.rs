@@ -5,12 +5,12 @@ use super::{expected, fixture, smollm2};
 use mvb::model::gguf::{GgufError, GgufFile, LlamaParams, Value, gguf_to_hf_name, hf_to_gguf_name, qk_unpermute_rows};
 
 fn bits_of(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u32).collect()
+    v.as_array().expect("test input").iter().map(|b| b.as_u64().expect("test input") as u32).collect()
 }
 
 #[test]
 fn synthetic_metadata_every_type() {
-    let f = GgufFile::open(fixture("synthetic.gguf")).unwrap();
+    let f = GgufFile::open(fixture("synthetic.gguf")).expect("test input");
     assert_eq!(f.version(), 3);
     assert_eq!(f.alignment(), 64);
     assert_eq!(f.data_offset() % 64, 0);
@@ -18,17 +18,17 @@ fn synthetic_metadata_every_type() {
     assert_eq!(f.metadata("test.i8"), Some(&Value::I8(-100)));
     assert_eq!(f.metadata("test.u16"), Some(&Value::U16(60000)));
     assert_eq!(f.metadata("test.i16"), Some(&Value::I16(-30000)));
-    assert_eq!(f.get_u32("test.u32").unwrap(), 4_000_000_000);
+    assert_eq!(f.get_u32("test.u32").expect("test input"), 4_000_000_000);
     assert_eq!(f.metadata("test.i32"), Some(&Value::I32(-2_000_000_000)));
-    assert_eq!(f.get_f32("test.f32").unwrap(), 1.5);
-    assert_eq!(f.get_usize("test.u64").unwrap(), 1 << 60);
+    assert_eq!(f.get_f32("test.f32").expect("test input"), 1.5);
+    assert_eq!(f.get_usize("test.u64").expect("test input"), 1 << 60);
     assert_eq!(f.metadata("test.i64"), Some(&Value::I64(-(1 << 60))));
-    assert_eq!(f.get_f32("test.f64").unwrap(), 2.25);
-    assert!(f.get_bool("test.bool").unwrap());
-    assert_eq!(f.get_str("test.str").unwrap(), "héllo");
-    assert_eq!(f.get_str_array("test.arr_str").unwrap(), ["a", "", "<|im_start|>"]);
-    assert_eq!(f.get_i32_array("test.arr_i32").unwrap(), [1, -2, 3]);
-    assert_eq!(f.get_str("general.architecture").unwrap(), "llama");
+    assert_eq!(f.get_f32("test.f64").expect("test input"), 2.25);
+    assert!(f.get_bool("test.bool").expect("test input"));
+    assert_eq!(f.get_str("test.str").expect("test input"), "héllo");
+    assert_eq!(f.get_str_array("test.arr_str").expect("test input"), ["a", "", "<|im_start|>"]);
+    assert_eq!(f.get_i32_array("test.arr_i32").expect("test input"), [1, -2, 3]);
+    assert_eq!(f.get_str("general.architecture").expect("test input"), "llama");
     // Typed getters name the key and the mismatch.
     let e = f.get_u32("test.i32").unwrap_err().to_string();
     assert!(e.contains("test.i32") && e.contains("expected u32"), "{e}");
@@ -38,21 +38,26 @@ fn synthetic_metadata_every_type() {
 #[test]
 fn synthetic_dequantisation_matches_python_gguf_to_the_bit() {
     let exp = expected();
-    let f = GgufFile::open(fixture("synthetic.gguf")).unwrap();
-    let synth = exp["synthetic"].as_object().unwrap();
+    let f = GgufFile::open(fixture("synthetic.gguf")).expect("test input");
+    let synth = exp["synthetic"].as_object().expect("test input");
     assert_eq!(synth.len(), 9);
     for (name, e) in synth {
         let t = f.tensor(name).unwrap_or_else(|| panic!("{name} listed"));
-        let ty = t.ty().unwrap();
-        assert_eq!(format!("{ty:?}"), e["type"].as_str().unwrap(), "{name}");
-        let shape: Vec<usize> = e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let ty = t.ty().expect("test input");
+        assert_eq!(format!("{ty:?}"), e["type"].as_str().expect("test input"), "{name}");
+        let shape: Vec<usize> = e["shape"]
+            .as_array()
+            .expect("test input")
+            .iter()
+            .map(|d| d.as_u64().expect("test input") as usize)
+            .collect();
         assert_eq!(t.shape, shape, "{name}: shape in PyTorch order");
-        let (s, values) = f.tensor_f32(name).unwrap();
+        let (s, values) = f.tensor_f32(name).expect("test input");
         assert_eq!(s, shape);
         let got: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
         assert_eq!(got, bits_of(&e["bits"]), "{name}: dequantised values differ from gguf-py");
         if shape.len() == 2 {
-            let m = f.matrix(name).unwrap();
+            let m = f.matrix(name).expect("test input");
             assert_eq!((m.rows(), m.cols(), m.ty()), (shape[0], shape[1], ty));
             assert_eq!(m.dequantize().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), got, "{name}");
         }
@@ -63,23 +68,36 @@ fn synthetic_dequantisation_matches_python_gguf_to_the_bit() {
 #[test]
 fn real_smollm2_dequantisation_and_params() {
     let Some(path) = smollm2("real_smollm2_dequantisation_and_params") else { return };
-    let f = GgufFile::open(&path).unwrap();
+    let f = GgufFile::open(&path).expect("test input");
     assert_eq!(f.tensors().len(), 272);
-    for (name, e) in expected()["real"].as_object().unwrap() {
-        let (shape, v) = f.tensor_f32(name).unwrap();
-        let want: Vec<usize> = e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    for (name, e) in expected()["real"].as_object().expect("test input") {
+        let (shape, v) = f.tensor_f32(name).expect("test input");
+        let want: Vec<usize> = e["shape"]
+            .as_array()
+            .expect("test input")
+            .iter()
+            .map(|d| d.as_u64().expect("test input") as usize)
+            .collect();
         assert_eq!(shape, want, "{name}");
-        assert_eq!(format!("{:?}", f.tensor(name).unwrap().ty().unwrap()), e["type"].as_str().unwrap());
+        assert_eq!(
+            format!("{:?}", f.tensor(name).expect("test input").ty().expect("test input")),
+            e["type"].as_str().expect("test input")
+        );
         let sum = v
             .iter()
             .enumerate()
             .fold(0u64, |a, (i, x)| a.wrapping_add((x.to_bits() as u64).wrapping_mul(i as u64 + 1)));
-        assert_eq!(sum.to_string(), e["checksum"].as_str().unwrap(), "{name}: checksum of dequantised bits");
-        let idx = e["sample_index"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as usize);
+        assert_eq!(
+            sum.to_string(),
+            e["checksum"].as_str().expect("test input"),
+            "{name}: checksum of dequantised bits"
+        );
+        let idx =
+            e["sample_index"].as_array().expect("test input").iter().map(|i| i.as_u64().expect("test input") as usize);
         let got: Vec<u32> = idx.map(|i| v[i].to_bits()).collect();
         assert_eq!(got, bits_of(&e["sample_bits"]), "{name}");
     }
-    let p = LlamaParams::from_gguf(&f).unwrap();
+    let p = LlamaParams::from_gguf(&f).expect("test input");
     assert_eq!(p.arch, "llama");
     assert_eq!((p.vocab_size, p.hidden_size, p.num_layers), (49152, 576, 30));
     assert_eq!((p.num_heads, p.num_kv_heads, p.head_dim, p.intermediate_size), (9, 3, 64, 1536));
@@ -89,33 +107,36 @@ fn real_smollm2_dequantisation_and_params() {
         (p.bos_token_id, p.eos_token_id, p.pad_token_id, p.add_bos_token),
         (Some(1), Some(2), Some(2), Some(false))
     );
-    assert!(p.chat_template.as_deref().unwrap().contains("<|im_start|>"));
+    assert!(p.chat_template.as_deref().expect("test input").contains("<|im_start|>"));
     // Every tensor maps to a Hugging Face name and back.
     for t in f.tensors() {
         let hf = gguf_to_hf_name(&t.name).unwrap_or_else(|| panic!("{} has no HF name", t.name));
         assert_eq!(hf_to_gguf_name(&hf).as_deref(), Some(t.name.as_str()));
     }
-    assert_eq!(gguf_to_hf_name("blk.7.attn_q.weight").unwrap(), "model.layers.7.self_attn.q_proj.weight");
-    assert_eq!(gguf_to_hf_name("token_embd.weight").unwrap(), "model.embed_tokens.weight");
+    assert_eq!(gguf_to_hf_name("blk.7.attn_q.weight").expect("test input"), "model.layers.7.self_attn.q_proj.weight");
+    assert_eq!(gguf_to_hf_name("token_embd.weight").expect("test input"), "model.embed_tokens.weight");
     // Un-permuting K moves whole quantised rows: row k of the result is row perm[k].
-    let k = f.matrix("blk.0.attn_k.weight").unwrap();
-    let perm = qk_unpermute_rows(k.rows(), p.num_kv_heads).unwrap();
-    let (dk, dp) = (k.dequantize(), k.permute_rows(&perm).unwrap().dequantize());
+    let k = f.matrix("blk.0.attn_k.weight").expect("test input");
+    let perm = qk_unpermute_rows(k.rows(), p.num_kv_heads).expect("test input");
+    let (dk, dp) = (k.dequantize(), k.permute_rows(&perm).expect("test input").dequantize());
     for (i, &src) in perm.iter().enumerate() {
         assert_eq!(dp[i * 576..(i + 1) * 576], dk[src * 576..(src + 1) * 576]);
     }
     // The HF-named accessors apply it (q with 9 heads, k with 3) and leave other tensors alone.
     for (hf, heads) in [("model.layers.0.self_attn.q_proj.weight", 9), ("model.layers.0.self_attn.k_proj.weight", 3)] {
-        let g = f.tensor_f32(&hf_to_gguf_name(hf).unwrap()).unwrap().1;
-        let (shape, h) = f.hf_tensor_f32(hf, &p).unwrap();
-        let perm = qk_unpermute_rows(shape[0], heads).unwrap();
+        let g = f.tensor_f32(&hf_to_gguf_name(hf).expect("test input")).expect("test input").1;
+        let (shape, h) = f.hf_tensor_f32(hf, &p).expect("test input");
+        let perm = qk_unpermute_rows(shape[0], heads).expect("test input");
         for (i, &src) in perm.iter().enumerate() {
             assert_eq!(h[i * 576..(i + 1) * 576], g[src * 576..(src + 1) * 576], "{hf}");
         }
-        assert_eq!(f.hf_matrix(hf, &p).unwrap().dequantize(), h, "{hf}");
+        assert_eq!(f.hf_matrix(hf, &p).expect("test input").dequantize(), h, "{hf}");
     }
     let v = "model.layers.0.self_attn.v_proj.weight";
-    assert_eq!(f.hf_tensor_f32(v, &p).unwrap().1, f.tensor_f32("blk.0.attn_v.weight").unwrap().1);
+    assert_eq!(
+        f.hf_tensor_f32(v, &p).expect("test input").1,
+        f.tensor_f32("blk.0.attn_v.weight").expect("test input").1
+    );
     assert!(f.hf_matrix("lm_head.weight", &p).unwrap_err().to_string().contains("output.weight"), "tied");
 }
 
@@ -132,7 +153,7 @@ fn qk_unpermute_inverts_the_converter_permutation() {
             }
         }
     }
-    let perm = qk_unpermute_rows(rows, heads).unwrap();
+    let perm = qk_unpermute_rows(rows, heads).expect("test input");
     for (hf_row, &gguf_row) in perm.iter().enumerate() {
         assert_eq!(forward[gguf_row], hf_row);
     }
@@ -163,17 +184,17 @@ fn tiny_gguf(ne: &[u64], type_id: u32, offset: u64, data_len: usize) -> Vec<u8> 
 
 fn open_bytes(bytes: &[u8], tag: &str) -> Result<GgufFile, GgufError> {
     let dir = std::env::temp_dir().join(format!("mvb-gguf-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("test input");
     let p = dir.join(format!("{tag}.gguf"));
-    std::fs::write(&p, bytes).unwrap();
+    std::fs::write(&p, bytes).expect("test input");
     GgufFile::open(&p)
 }
 
 #[test]
 fn hostile_inputs_give_one_clear_error_each() {
     let ok = tiny_gguf(&[4, 2], 0, 0, 32);
-    let f = open_bytes(&ok, "ok").unwrap();
-    assert_eq!(f.tensor_f32("w").unwrap().0, [2, 4]);
+    let f = open_bytes(&ok, "ok").expect("test input");
+    assert_eq!(f.tensor_f32("w").expect("test input").0, [2, 4]);
 
     let e = open_bytes(b"GGML\x03\0\0\0", "magic").unwrap_err();
     assert!(matches!(e, GgufError::BadMagic { .. }), "{e}");
@@ -193,16 +214,16 @@ fn hostile_inputs_give_one_clear_error_each() {
     assert!(e.to_string().contains("dimensions"), "{e}");
 
     // An unknown / unsupported type: listed, but refused with the tensor's name on access.
-    let f = open_bytes(&tiny_gguf(&[32, 2], 99, 0, 64), "type").unwrap();
+    let f = open_bytes(&tiny_gguf(&[32, 2], 99, 0, 64), "type").expect("test input");
     let e = f.matrix("w").unwrap_err().to_string();
     assert!(e.contains("tensor w") && e.contains("type 99"), "{e}");
-    let f = open_bytes(&tiny_gguf(&[32, 2], 13, 0, 64), "q5k").unwrap();
+    let f = open_bytes(&tiny_gguf(&[32, 2], 13, 0, 64), "q5k").expect("test input");
     assert!(f.tensor_f32("w").unwrap_err().to_string().contains("Q5_K"));
 
     // Every truncation of a valid file is an error, never a panic.
-    let full = std::fs::read(fixture("synthetic.gguf")).unwrap();
-    let f = GgufFile::open(fixture("synthetic.gguf")).unwrap();
-    let data_end = f.tensors().iter().map(|t| t.range.clone().unwrap().end).max().unwrap();
+    let full = std::fs::read(fixture("synthetic.gguf")).expect("test input");
+    let f = GgufFile::open(fixture("synthetic.gguf")).expect("test input");
+    let data_end = f.tensors().iter().map(|t| t.range.clone().expect("test input").end).max().expect("test input");
     for cut in (0..data_end).step_by(97).chain([data_end - 1]) {
         let r = open_bytes(&full[..cut], "cut");
         assert!(r.is_err(), "truncated at {cut} bytes opened");

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::error::RunError;
 use crate::backend::DeviceRequest;
 use crate::backend::Precision;
-use crate::data::Split;
+use crate::data::{Split, Task};
 use crate::eval::bootstrap::{BootstrapConfig, DEFAULT_REPLICATES, DEFAULT_SEED};
 use crate::eval::metrics::Metric;
 use crate::eval::probe::ProbeConfig;
@@ -80,6 +80,8 @@ pub enum Strategy {
     Zs,
     /// FT-LP: a linear probe on frozen image features.
     Lp,
+    /// Off the shelf (VQA): a generative model answers each question as it is, greedy.
+    Ots,
 }
 
 impl Strategy {
@@ -88,6 +90,7 @@ impl Strategy {
         match self {
             Strategy::Zs => "zs",
             Strategy::Lp => "lp",
+            Strategy::Ots => "ots",
         }
     }
 
@@ -96,12 +99,23 @@ impl Strategy {
         match self {
             Strategy::Zs => "ZS",
             Strategy::Lp => "FT-LP",
+            Strategy::Ots => "OTS",
         }
     }
 
     /// Whether the strategy trains on the dataset (counts as "fine-tuned" in the RQ gaps).
     pub fn is_fine_tuned(self) -> bool {
         matches!(self, Strategy::Lp)
+    }
+
+    /// Whether the strategy applies to a `task` dataset with a generative (else contrastive)
+    /// model: ZS and FT-LP score diagnosis sets with contrastive models, OTS answers VQA sets
+    /// with generative ones. Other pairs are not units of a run.
+    pub fn applies(self, task: Task, generative: bool) -> bool {
+        match self {
+            Strategy::Zs | Strategy::Lp => task == Task::Diagnosis && !generative,
+            Strategy::Ots => task == Task::Vqa && generative,
+        }
     }
 }
 
@@ -226,6 +240,22 @@ impl From<BootstrapSettings> for BootstrapConfig {
     }
 }
 
+/// How generative models answer (MedVLMBench: greedy decoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerationSettings {
+    /// New tokens per answer at most.
+    pub max_new_tokens: usize,
+    /// Questions answered together (left-padded; greedy results equal one at a time).
+    pub batch_size: usize,
+}
+
+impl Default for GenerationSettings {
+    fn default() -> Self {
+        GenerationSettings { max_new_tokens: 64, batch_size: 16 }
+    }
+}
+
 /// Linear-probe settings; the defaults are MedVLMBench's FT-LP.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -262,7 +292,7 @@ impl From<ProbeSettings> for ProbeConfig {
 }
 
 fn default_strategies() -> Vec<Strategy> {
-    vec![Strategy::Zs, Strategy::Lp]
+    vec![Strategy::Zs, Strategy::Lp, Strategy::Ots]
 }
 
 fn default_metrics() -> Vec<Metric> {
@@ -281,7 +311,8 @@ pub struct RunConfig {
     pub models: Vec<ModelSpec>,
     /// The datasets, in report order.
     pub datasets: Vec<DatasetSpec>,
-    /// The strategies (default `["zs", "lp"]`).
+    /// The strategies (default `["zs", "lp", "ots"]`); each applies where it can
+    /// ([`Strategy::applies`]).
     #[serde(default = "default_strategies")]
     pub strategies: Vec<Strategy>,
     /// Metric plugins: built-in names or `.wasm` files (default `["auroc"]`). The first score
@@ -297,6 +328,9 @@ pub struct RunConfig {
     /// Linear-probe settings.
     #[serde(default)]
     pub probe: ProbeSettings,
+    /// Generation settings of VQA units.
+    #[serde(default)]
+    pub generation: GenerationSettings,
     /// The output folder (default `mvb-out`; the command line's `--out` wins). Not recorded in
     /// the predictions file, so that results do not depend on where they were written.
     #[serde(default, skip_serializing)]
@@ -449,6 +483,13 @@ impl RunConfig {
         let p = &self.probe;
         if p.batch_size == 0 {
             return Err(at.err(Some("batch_size"), 0, "probe `batch_size` must be at least 1".into()));
+        }
+        let g = &self.generation;
+        if g.max_new_tokens == 0 {
+            return Err(at.err(Some("max_new_tokens"), 0, "generation `max_new_tokens` must be at least 1".into()));
+        }
+        if g.batch_size == 0 {
+            return Err(at.err(Some("[generation]"), 0, "generation `batch_size` must be at least 1".into()));
         }
         if !(p.lr.is_finite() && p.lr >= 0.0) {
             return Err(at.err(Some("lr"), 0, format!("probe `lr` must be finite and >= 0, got {}", p.lr)));

@@ -2,10 +2,12 @@
 //! appended unit by unit to `predictions.jsonl`, then results, RQ gaps, report and figures
 //! computed from that file alone.
 //!
-//! For each model (loaded once) and dataset (opened through its plugin): the evaluation split's
-//! image features are computed (or read from `<out>/cache/`); **ZS** scores them against the
-//! class-name prompts ([`crate::eval::zeroshot`]); **LP** encodes the training split the same
-//! way, trains the linear probe ([`crate::eval::probe`]) and predicts the evaluation split.
+//! For each model (loaded once) and dataset (opened through its plugin), the strategies that
+//! apply ([`Strategy::applies`]): for a contrastive model on a diagnosis set, the evaluation
+//! split's image features are computed (or read from `<out>/cache/`); **ZS** scores them against
+//! the class-name prompts ([`crate::eval::zeroshot`]); **LP** encodes the training split the same
+//! way, trains the linear probe ([`crate::eval::probe`]) and predicts the evaluation split. For a
+//! generative model on a VQA set, **OTS** answers every question ([`vqa`]).
 //! Each unit's predictions are written and flushed as soon as it is computed, with a completion
 //! marker, so a killed run loses at most the unit in progress and `--resume` skips what is done.
 //!
@@ -26,6 +28,7 @@ pub mod predictions;
 pub mod report;
 pub mod results;
 pub mod scores;
+pub mod vqa;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -33,7 +36,7 @@ use std::path::{Path, PathBuf};
 pub use config::{DatasetSpec, Group, ModelSpec, RunConfig, Strategy};
 pub use error::RunError;
 pub use features::CACHE_DIR;
-pub use predictions::{PREDICTIONS_FILE, RunHeader, Unit, UnitKey};
+pub use predictions::{Answer, PREDICTIONS_FILE, RunHeader, Unit, UnitKey};
 pub use results::{BootstrapOverride, Results};
 pub use scores::{MetricScore, UnitResult};
 
@@ -108,7 +111,10 @@ pub fn run(
     let out = &options.out;
     std::fs::create_dir_all(out).map_err(|e| RunError::io(out, e))?;
     let (writer, done) = open_predictions(config, options)?;
-    let plan = Plan::new(config, &done);
+    let tasks =
+        config.datasets.iter().map(|d| open(host, d).map(|ds| ds.info().task)).collect::<Result<Vec<_>, _>>()?;
+    let generative: Vec<bool> = config.models.iter().map(|m| vqa::is_generative(&m.path)).collect();
+    let plan = Plan::new(config, &done, &tasks, &generative);
     if plan.reused > 0 {
         tracing::info!("resuming: {} units already complete, {} to compute", plan.reused, plan.total);
     }
@@ -122,9 +128,14 @@ pub fn run(
             continue;
         }
         (predictor.progress)(Progress::Status(format!("loading {}", m.name)));
-        let model = load_model(&m.path, config).map_err(|error| RunError::Model { model: m.name.clone(), error })?;
+        let model = load_model(&m.path, config, generative[mi])
+            .map_err(|error| RunError::Model { model: m.name.clone(), error })?;
         for (di, strategies) in datasets {
-            predictor.dataset_units(&model, m, &config.datasets[di], strategies)?;
+            let d = &config.datasets[di];
+            match &model {
+                Loaded::Contrastive(model) => predictor.dataset_units(model, m, d, strategies)?,
+                Loaded::Generative(model) => predictor.vqa_units(model, m, d, strategies)?,
+            }
         }
     }
     let computed = predictor.computed;
@@ -187,11 +198,13 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(config: &RunConfig, done: &HashSet<UnitKey>) -> Plan {
+    /// The units of `config` that apply (`tasks` of the datasets, `generative` per model) and
+    /// are not `done`.
+    fn new(config: &RunConfig, done: &HashSet<UnitKey>, tasks: &[Task], generative: &[bool]) -> Plan {
         let mut plan = Plan { todo: HashMap::new(), total: 0, reused: 0 };
         for (mi, m) in config.models.iter().enumerate() {
             for (di, d) in config.datasets.iter().enumerate() {
-                for &s in &config.strategies {
+                for &s in config.strategies.iter().filter(|s| s.applies(tasks[di], generative[mi])) {
                     if done.contains(&unit_key(m, d, s)) {
                         plan.reused += 1;
                     } else {
@@ -250,13 +263,39 @@ impl Predictor<'_> {
                         train.as_ref().ok_or_else(|| RunError::Usage(format!("{context}: no training features")))?;
                     linear_probe(t, &eval, classes.len(), &self.config.probe_config(), &context)?
                 }
+                Strategy::Ots => return Err(RunError::Usage(format!("{k}: OTS needs a generative model"))),
             };
             self.writer.unit(&Unit {
                 key: k,
                 ids: eval.ids.clone(),
                 labels: eval.labels.clone(),
                 scores: rows(&probs),
+                answers: Vec::new(),
             })?;
+            self.computed += 1;
+            (self.progress)(Progress::Done(self.computed as u64));
+        }
+        Ok(())
+    }
+
+    /// Computes and writes the VQA units (OTS) of generative model `m` on dataset `d`.
+    fn vqa_units(
+        &mut self,
+        model: &vqa::Generator,
+        m: &ModelSpec,
+        d: &DatasetSpec,
+        strategies: &[Strategy],
+    ) -> Result<(), RunError> {
+        let mut dataset = open(self.host, d)?;
+        for &s in strategies {
+            let k = unit_key(m, d, s);
+            let progress = &mut *self.progress;
+            progress(Progress::Status(k.to_string()));
+            let (ids, answers) =
+                vqa::answers(model, &mut dataset, (d.split, d.limit), &self.config.generation, &mut |done, total| {
+                    progress(Progress::Status(format!("{k}: {done}/{total} questions answered")));
+                })?;
+            self.writer.unit(&Unit { key: k, ids, labels: Vec::new(), scores: Vec::new(), answers })?;
             self.computed += 1;
             (self.progress)(Progress::Done(self.computed as u64));
         }
@@ -387,9 +426,21 @@ fn rows(t: &Tensor) -> Vec<Vec<f32>> {
     (0..t.rows()).map(|i| t.row(i).to_vec()).collect()
 }
 
+/// A model of a run, loaded.
+enum Loaded {
+    /// CLIP, SigLIP: diagnosis by ZS and FT-LP.
+    Contrastive(Box<ContrastiveModel>),
+    /// LLaVA or a decoder: VQA by OTS.
+    Generative(Box<vqa::Generator>),
+}
+
 /// Loads a model on the configured device and precision (the CPU, after a one-line notice,
 /// when CUDA cannot start).
-fn load_model(path: &str, config: &RunConfig) -> Result<ContrastiveModel, ModelError> {
+fn load_model(path: &str, config: &RunConfig, generative: bool) -> Result<Loaded, ModelError> {
     let device = config.device.resolve(config.precision()).map_err(ModelError::from)?;
-    ContrastiveModel::load_on(path, &device)
+    Ok(if generative {
+        Loaded::Generative(Box::new(vqa::Generator::load(path, &device)?))
+    } else {
+        Loaded::Contrastive(Box::new(ContrastiveModel::load_on(path, &device)?))
+    })
 }

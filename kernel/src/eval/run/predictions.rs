@@ -6,7 +6,10 @@
 //!   and again when a resumed run's configuration differs; the last one describes the models
 //!   (family, group, ID datasets), metrics and bootstrap the report uses.
 //! - `{"model", "dataset", "split", "strategy", "id", "labels", "scores"}`: one sample's class
-//!   probabilities.
+//!   probabilities (diagnosis);
+//! - `{"model", "dataset", "split", "strategy", "id", "qa": {"question", "answer", "kind"},
+//!   "prompt", "text"}`: one VQA sample's question, reference answer and kind, the prompt the
+//!   model was given and the text it generated. A unit holds one kind of line only.
 //! - `{"done": {"model", "dataset", "split", "strategy", "n"}}`: the unit above it is complete
 //!   with `n` samples. Prediction lines without their marker belong to a unit that was
 //!   interrupted; readers ignore them (and `--resume` cuts them off and recomputes the unit).
@@ -23,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{RunConfig, Strategy};
 use super::error::RunError;
-use crate::data::Split;
+use crate::data::{Qa, Split};
 
 /// The file name inside the output folder.
 pub const PREDICTIONS_FILE: &str = "predictions.jsonl";
@@ -65,17 +68,31 @@ impl RunHeader {
     }
 }
 
-/// One unit's predictions, in sample order.
+/// One VQA sample's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    /// The question, the reference answer and its kind, as the dataset gave them.
+    pub qa: Qa,
+    /// The prompt the model answered (before its chat template).
+    pub prompt: String,
+    /// The generated text.
+    pub text: String,
+}
+
+/// One unit's predictions, in sample order: class probabilities (diagnosis) or answers (VQA).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unit {
     /// Which unit.
     pub key: UnitKey,
     /// Sample ids.
     pub ids: Vec<String>,
-    /// Their labels.
+    /// Diagnosis: their labels (empty for VQA).
     pub labels: Vec<Vec<u32>>,
-    /// Class probabilities, one row per sample.
+    /// Diagnosis: class probabilities, one row per sample (empty for VQA).
     pub scores: Vec<Vec<f32>>,
+    /// VQA: one answer per sample (empty for diagnosis).
+    pub answers: Vec<Answer>,
 }
 
 impl Unit {
@@ -88,6 +105,16 @@ impl Unit {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+
+    /// Whether it holds VQA answers.
+    pub fn is_vqa(&self) -> bool {
+        !self.answers.is_empty()
+    }
+
+    /// An empty unit.
+    fn new(key: UnitKey) -> Unit {
+        Unit { key, ids: Vec::new(), labels: Vec::new(), scores: Vec::new(), answers: Vec::new() }
+    }
 }
 
 /// A prediction line as written.
@@ -98,8 +125,16 @@ struct PredictionOut<'a> {
     split: Split,
     strategy: Strategy,
     id: &'a str,
-    labels: &'a [u32],
-    scores: &'a [f32],
+    #[serde(flatten)]
+    output: OutputOut<'a>,
+}
+
+/// What a prediction line holds, as written.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutputOut<'a> {
+    Classes { labels: &'a [u32], scores: &'a [f32] },
+    Answer(&'a Answer),
 }
 
 /// A prediction line as read.
@@ -111,8 +146,39 @@ struct PredictionIn {
     split: Split,
     strategy: Strategy,
     id: String,
-    labels: Vec<u32>,
-    scores: Vec<f32>,
+    labels: Option<Vec<u32>>,
+    scores: Option<Vec<f32>>,
+    qa: Option<Qa>,
+    prompt: Option<String>,
+    text: Option<String>,
+}
+
+/// What a prediction line holds, as read.
+enum OutputIn {
+    Classes(Vec<u32>, Vec<f32>),
+    Answer(Answer),
+}
+
+impl PredictionIn {
+    /// Class scores or an answer, never a mix of the two.
+    fn output(&mut self) -> Result<OutputIn, String> {
+        let id = &self.id;
+        match (self.labels.take(), self.scores.take(), self.qa.take(), self.prompt.take(), self.text.take()) {
+            (Some(labels), Some(scores), None, None, None) => {
+                if scores.is_empty() {
+                    return Err(format!("sample `{id}` has no scores"));
+                }
+                if let Some(l) = labels.iter().find(|&&l| l as usize >= scores.len()) {
+                    return Err(format!("sample `{id}`: label {l} but {} class scores", scores.len()));
+                }
+                Ok(OutputIn::Classes(labels, scores))
+            }
+            (None, None, Some(qa), Some(prompt), Some(text)) => Ok(OutputIn::Answer(Answer { qa, prompt, text })),
+            _ => Err(format!(
+                "sample `{id}` must hold either `labels` and `scores` (diagnosis) or `qa`, `prompt` and `text` (VQA)"
+            )),
+        }
+    }
 }
 
 /// The completion marker's content.
@@ -279,7 +345,7 @@ impl Parser<'_> {
                 return Err(self.err(number, message));
             }
             Some((unit, _)) => unit,
-            None => Unit { key: key.clone(), ids: Vec::new(), labels: Vec::new(), scores: Vec::new() },
+            None => Unit::new(key.clone()),
         };
         if unit.len() != done.n {
             let message = format!("unit {key} is marked complete with {} samples, but has {}", done.n, unit.len());
@@ -296,23 +362,16 @@ impl Parser<'_> {
     }
 
     fn prediction(&mut self, value: serde_json::Value, number: usize) -> Result<(), RunError> {
-        let p: PredictionIn =
+        let mut p: PredictionIn =
             serde_json::from_value(value).map_err(|e| self.err(number, format!("bad prediction: {e}")))?;
-        if p.scores.is_empty() {
-            return Err(self.err(number, format!("sample `{}` has no scores", p.id)));
-        }
-        if let Some(l) = p.labels.iter().find(|&&l| l as usize >= p.scores.len()) {
-            return Err(self.err(number, format!("sample `{}`: label {l} but {} class scores", p.id, p.scores.len())));
-        }
+        let output = p.output().map_err(|m| self.err(number, m))?;
         let key = UnitKey { model: p.model, dataset: p.dataset, split: p.split, strategy: p.strategy };
         if self.completed.contains_key(&key) {
             return Err(self.err(number, format!("a prediction of {key}, which is already complete")));
         }
         let path = self.path;
         let err = |message: String| RunError::Predictions { file: path.to_owned(), line: number, message };
-        let (unit, first) = self.pending.get_or_insert_with(|| {
-            (Unit { key: key.clone(), ids: Vec::new(), labels: Vec::new(), scores: Vec::new() }, number)
-        });
+        let (unit, first) = self.pending.get_or_insert_with(|| (Unit::new(key.clone()), number));
         if unit.key != key {
             let message = format!(
                 "a prediction of {key} inside unit {} (begun at line {first}, never marked complete)",
@@ -320,14 +379,31 @@ impl Parser<'_> {
             );
             return Err(err(message));
         }
-        if let Some(width) = unit.scores.first().map(Vec::len)
-            && width != p.scores.len()
-        {
-            return Err(err(format!("sample `{}` has {} class scores, earlier samples {width}", p.id, p.scores.len())));
+        match output {
+            OutputIn::Classes(labels, scores) => {
+                if unit.is_vqa() {
+                    return Err(err(format!("sample `{}` has class scores inside a unit of answers", p.id)));
+                }
+                if let Some(width) = unit.scores.first().map(Vec::len)
+                    && width != scores.len()
+                {
+                    return Err(err(format!(
+                        "sample `{}` has {} class scores, earlier samples {width}",
+                        p.id,
+                        scores.len()
+                    )));
+                }
+                unit.labels.push(labels);
+                unit.scores.push(scores);
+            }
+            OutputIn::Answer(answer) => {
+                if !unit.scores.is_empty() {
+                    return Err(err(format!("sample `{}` has an answer inside a unit of class scores", p.id)));
+                }
+                unit.answers.push(answer);
+            }
         }
         unit.ids.push(p.id);
-        unit.labels.push(p.labels);
-        unit.scores.push(p.scores);
         Ok(())
     }
 }
@@ -375,15 +451,22 @@ impl Writer {
     /// Writes a unit's prediction lines and its completion marker, and flushes.
     pub fn unit(&mut self, unit: &Unit) -> Result<(), RunError> {
         let k = &unit.key;
-        for ((id, labels), scores) in unit.ids.iter().zip(&unit.labels).zip(&unit.scores) {
+        let outputs: Vec<OutputOut<'_>> = if unit.is_vqa() {
+            unit.answers.iter().map(OutputOut::Answer).collect()
+        } else {
+            unit.labels.iter().zip(&unit.scores).map(|(labels, scores)| OutputOut::Classes { labels, scores }).collect()
+        };
+        if outputs.len() != unit.ids.len() {
+            return Err(RunError::Usage(format!("unit {k}: {} ids but {} predictions", unit.ids.len(), outputs.len())));
+        }
+        for (id, output) in unit.ids.iter().zip(outputs) {
             self.line(&PredictionOut {
                 model: &k.model,
                 dataset: &k.dataset,
                 split: k.split,
                 strategy: k.strategy,
                 id,
-                labels,
-                scores,
+                output,
             })?;
         }
         let done = Done {
@@ -408,7 +491,52 @@ mod tests {
             ids: (0..n).map(|i| format!("s{i}")).collect(),
             labels: (0..n).map(|i| vec![(i % 2) as u32]).collect(),
             scores: (0..n).map(|i| vec![0.25 + i as f32 / 100.0, 0.75 - i as f32 / 100.0]).collect(),
+            answers: Vec::new(),
         }
+    }
+
+    fn vqa_unit(model: &str, n: usize) -> Unit {
+        let kind = |i: usize| {
+            if i.is_multiple_of(2) { crate::data::AnswerKind::Closed } else { crate::data::AnswerKind::Open }
+        };
+        Unit {
+            key: UnitKey { model: model.into(), dataset: "v".into(), split: Split::Test, strategy: Strategy::Ots },
+            ids: (0..n).map(|i| format!("q{i}")).collect(),
+            labels: Vec::new(),
+            scores: Vec::new(),
+            answers: (0..n)
+                .map(|i| Answer {
+                    qa: Qa { question: format!("question {i}?"), answer: "yes".into(), kind: kind(i) },
+                    prompt: format!("prompt {i}"),
+                    text: format!("answer \"{i}\"\n"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn vqa_units_round_trip_and_do_not_mix() {
+        let units = [vqa_unit("a", 3), unit("b", 2)];
+        let bytes = written(&units);
+        let c = parse(&bytes, Path::new("p")).unwrap();
+        assert_eq!(c.units, units);
+        let text = String::from_utf8(bytes).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines[2] = lines[2].replace("\"text\"", "\"labels\":[0],\"scores\":[1.0],\"x\"");
+        let bad = lines.join("\n") + "\n";
+        let e = parse(bad.as_bytes(), Path::new("p.jsonl")).unwrap_err().to_string();
+        assert!(e.starts_with("p.jsonl, line 3: bad prediction"), "{e}");
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines[2] = text
+            .lines()
+            .nth(6)
+            .unwrap()
+            .replace("\"b\"", "\"a\"")
+            .replace("\"d\"", "\"v\"")
+            .replace("\"zs\"", "\"ots\"");
+        let bad = lines.join("\n") + "\n";
+        let e = parse(bad.as_bytes(), Path::new("p.jsonl")).unwrap_err().to_string();
+        assert!(e.contains("line 3: sample `s1` has class scores inside a unit of answers"), "{e}");
     }
 
     fn written(units: &[Unit]) -> Vec<u8> {

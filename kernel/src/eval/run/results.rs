@@ -24,7 +24,7 @@ use super::error::{RunError, write_file};
 use super::gaps::{self, Gap};
 use super::predictions::{Contents, Unit};
 use super::scores::UnitResult;
-use crate::data::Split;
+use crate::data::{Split, Task};
 use crate::eval::bootstrap::{BootstrapConfig, Estimate, resample_indices};
 use crate::eval::metrics::Scorer;
 
@@ -54,8 +54,11 @@ pub struct Results {
     pub metrics: Vec<String>,
     /// Each metric entry of the configuration with its plugin's one-line definition.
     pub metric_info: Vec<(String, String)>,
-    /// The score the RQ gaps, the heatmap and the console table use (`auroc` when present).
+    /// The diagnosis score the RQ gaps, the heatmap and the console table use (`auroc` when
+    /// present).
     pub primary: Option<String>,
+    /// The VQA score they use (`gpt_score_overall` when a judge ran, else `f1`).
+    pub vqa_primary: Option<String>,
     /// Per unit, in report order.
     pub units: Vec<UnitResult>,
     /// The RQ gaps of the primary score.
@@ -162,10 +165,14 @@ fn score_unit(
     models: &[ModelSpec],
 ) -> Result<UnitResult, RunError> {
     let permutation = align(unit, reference)?;
-    let samples = permutation.iter().map(|&i| (unit.scores[i].as_slice(), unit.labels[i].as_slice()));
-    let scores = scorer
-        .score(samples, index_sets)
-        .map_err(|error| RunError::Metric { context: unit.key.to_string(), error: Box::new(error) })?;
+    let scores = if unit.is_vqa() {
+        let samples = permutation.iter().map(|&i| (unit.answers[i].text.as_str(), &unit.answers[i].qa));
+        scorer.score_answers(samples, index_sets)
+    } else {
+        let samples = permutation.iter().map(|&i| (unit.scores[i].as_slice(), unit.labels[i].as_slice()));
+        scorer.score(samples, index_sets)
+    }
+    .map_err(|error| RunError::Metric { context: unit.key.to_string(), error: Box::new(error) })?;
     let spec = models.iter().find(|m| m.name == unit.key.model);
     Ok(UnitResult {
         key: unit.key.clone(),
@@ -204,12 +211,18 @@ pub fn evaluate(
         progress(done + 1, order.len());
     }
     let metrics = scorer.names().to_vec();
-    let primary = metrics.iter().find(|m| *m == "auroc").or_else(|| metrics.first()).cloned();
-    let gaps = match &primary {
-        Some(metric) => gaps::compute(&models, &datasets, &units, metric)
-            .map_err(|error| RunError::Eval { context: "RQ gaps".into(), error })?,
-        None => Vec::new(),
-    };
+    let diagnosis = scorer.names_for(Task::Diagnosis);
+    let primary = diagnosis.iter().find(|m| *m == "auroc").or_else(|| diagnosis.first()).cloned();
+    let vqa = scorer.names_for(Task::Vqa);
+    let vqa_primary =
+        ["gpt_score_overall", "f1"].iter().find_map(|p| vqa.iter().find(|m| m == p)).or_else(|| vqa.first()).cloned();
+    let mut gaps = Vec::new();
+    for metric in primary.iter().chain(&vqa_primary) {
+        gaps.extend(
+            gaps::compute(&models, &datasets, &units, metric)
+                .map_err(|error| RunError::Eval { context: "RQ gaps".into(), error })?,
+        );
+    }
     Ok(Results {
         computed_by: env!("CARGO_PKG_VERSION").to_owned(),
         predicted_by,
@@ -220,6 +233,7 @@ pub fn evaluate(
         metric_info: scorer.descriptions(),
         metrics,
         primary,
+        vqa_primary,
         units,
         gaps,
     })
@@ -510,6 +524,7 @@ mod tests {
             metrics: Vec::new(),
             metric_info: Vec::new(),
             primary: None,
+            vqa_primary: None,
             units,
             gaps,
         }
