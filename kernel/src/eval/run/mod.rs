@@ -403,7 +403,7 @@ fn finish(
         results::GAPS_CSV.to_owned(),
         report::REPORT_MD.to_owned(),
     ];
-    if let Some(metric) = results.primary.as_deref() {
+    for metric in results.primary.iter().chain(&results.vqa_primary) {
         files.push(report::heatmap_file(metric));
     }
     files.push(report::FOREST_SVG.to_owned());

@@ -14,6 +14,7 @@ use super::config::Strategy;
 use super::error::{RunError, write_file};
 use super::gaps::{Gap, Rq};
 use super::results::Results;
+use super::scores::UnitResult;
 use crate::eval::bootstrap::Estimate;
 
 /// `report.md`.
@@ -33,6 +34,10 @@ pub fn metric_label(metric: &str) -> String {
         "auroc" => "AUROC".to_owned(),
         "accuracy" => "Accuracy".to_owned(),
         "balanced-accuracy" => "Balanced accuracy".to_owned(),
+        "f1" => "F1".to_owned(),
+        "closed-accuracy" => "Closed accuracy".to_owned(),
+        "open-accuracy" => "Open accuracy".to_owned(),
+        "gpt_score_overall" => "GPT score".to_owned(),
         other => other.to_owned(),
     }
 }
@@ -50,18 +55,29 @@ pub fn format_estimate(e: &Estimate) -> String {
     }
 }
 
-/// The strategies present, in order.
-fn strategies(results: &Results) -> Vec<Strategy> {
-    let mut s: Vec<Strategy> = results.units.iter().map(|u| u.key.strategy).collect();
+/// The units that report `metric` (diagnosis units report the diagnosis scores, VQA units the
+/// VQA scores).
+fn scored<'a>(results: &'a Results, metric: &'a str) -> impl Iterator<Item = &'a UnitResult> {
+    results.units.iter().filter(move |u| u.score(metric).is_some())
+}
+
+/// The primary scores: the diagnosis one, then the VQA one.
+fn primaries(results: &Results) -> Vec<&str> {
+    results.primary.iter().chain(&results.vqa_primary).map(String::as_str).collect()
+}
+
+/// The strategies with a `metric` score, in order.
+fn strategies(results: &Results, metric: &str) -> Vec<Strategy> {
+    let mut s: Vec<Strategy> = scored(results, metric).map(|u| u.key.strategy).collect();
     s.sort();
     s.dedup();
     s
 }
 
-/// The models present, in report order.
-fn models(results: &Results) -> Vec<&str> {
+/// The models with a `metric` score, in report order.
+fn models<'a>(results: &'a Results, metric: &str) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
-    for u in &results.units {
+    for u in results.units.iter().filter(|u| u.score(metric).is_some()) {
         if !out.contains(&u.key.model.as_str()) {
             out.push(&u.key.model);
         }
@@ -69,9 +85,14 @@ fn models(results: &Results) -> Vec<&str> {
     out
 }
 
-/// The datasets present, in report order.
-fn datasets(results: &Results) -> Vec<&str> {
-    results.datasets.iter().map(String::as_str).filter(|d| results.units.iter().any(|u| u.key.dataset == *d)).collect()
+/// The datasets with a `metric` score, in report order.
+fn datasets<'a>(results: &'a Results, metric: &str) -> Vec<&'a str> {
+    results
+        .datasets
+        .iter()
+        .map(String::as_str)
+        .filter(|d| results.units.iter().any(|u| u.key.dataset == *d && u.score(metric).is_some()))
+        .collect()
 }
 
 fn any_skipped(results: &Results, metric: &str) -> bool {
@@ -102,21 +123,56 @@ fn gap_systems(g: &Gap) -> String {
     )
 }
 
-/// The console summary: the primary score's table with CIs, and the RQ gaps.
+/// The console summary: each primary score's table with CIs (diagnosis, then VQA), and the RQ
+/// gaps.
 pub fn summary(results: &Results) -> String {
     let mut out = String::new();
-    let Some(metric) = results.primary.as_deref() else {
+    let metrics = primaries(results);
+    if metrics.is_empty() {
         return "no scores".to_owned();
-    };
+    }
+    for metric in metrics {
+        summary_table(&mut out, results, metric);
+    }
+    if results.gaps.is_empty() {
+        let _ =
+            writeln!(out, "RQ gaps: none (each family needs generalists and specialists with the strategies compared)");
+        return out;
+    }
+    let _ = writeln!(out, "RQ gaps (generalist - specialist) [95% CI]");
+    let mut rows = vec![vec![
+        "rq".to_owned(),
+        "family".into(),
+        "dataset".into(),
+        "score".into(),
+        "gap [95% CI]".into(),
+        "systems".into(),
+    ]];
+    for g in &results.gaps {
+        rows.push(vec![
+            g.rq.as_str().to_owned(),
+            g.family.clone(),
+            g.dataset.clone(),
+            metric_label(&g.metric),
+            format_gap(&g.estimate),
+            gap_systems(g),
+        ]);
+    }
+    out.push_str(&columns(&rows));
+    out
+}
+
+/// One primary score's console table: a row per model and strategy, a column per dataset.
+fn summary_table(out: &mut String, results: &Results, metric: &str) {
     let label = metric_label(metric);
     let b = &results.bootstrap;
     let _ =
         writeln!(out, "{label} [95% CI], {} bootstrap replicates (seed {}), paired per dataset", b.replicates, b.seed);
-    let ds = datasets(results);
+    let ds = datasets(results, metric);
     let mut rows =
         vec![[vec!["model".to_owned(), "strategy".to_owned()], ds.iter().map(|d| (*d).to_owned()).collect()].concat()];
-    for m in models(results) {
-        for s in strategies(results) {
+    for m in models(results, metric) {
+        for s in strategies(results, metric) {
             if !results.units.iter().any(|u| u.key.model == m && u.key.strategy == s) {
                 continue;
             }
@@ -137,25 +193,6 @@ pub fn summary(results: &Results) -> String {
         let _ = writeln!(out, "* some replicates were skipped ({label} undefined on them); see results.csv");
     }
     out.push('\n');
-    if results.gaps.is_empty() {
-        let _ =
-            writeln!(out, "RQ gaps: none (each family needs generalists and specialists with the strategies compared)");
-        return out;
-    }
-    let _ = writeln!(out, "RQ gaps ({label}, generalist - specialist) [95% CI]");
-    let mut rows =
-        vec![vec!["rq".to_owned(), "family".into(), "dataset".into(), "gap [95% CI]".into(), "systems".into()]];
-    for g in &results.gaps {
-        rows.push(vec![
-            g.rq.as_str().to_owned(),
-            g.family.clone(),
-            g.dataset.clone(),
-            format_gap(&g.estimate),
-            gap_systems(g),
-        ]);
-    }
-    out.push_str(&columns(&rows));
-    out
 }
 
 /// `+0.123 [-0.010, +0.250]`.
@@ -186,16 +223,14 @@ pub fn markdown(results: &Results) -> Result<String, RunError> {
          the score is undefined on them (for example a single class); `results.csv` gives the counts.\n",
         b.replicates, b.seed
     );
-    let mut metrics: Vec<&str> = results.metrics.iter().map(String::as_str).collect();
-    if let Some(p) = results.primary.as_deref() {
-        metrics.retain(|m| *m != p);
-        metrics.insert(0, p);
-    }
-    for metric in metrics {
+    let firsts = primaries(results);
+    let mut metrics: Vec<&str> = results.metrics.iter().map(String::as_str).filter(|m| !firsts.contains(m)).collect();
+    metrics.splice(0..0, firsts.iter().copied());
+    for metric in metrics.into_iter().filter(|m| scored(results, m).next().is_some()) {
         score_table(&mut out, results, metric);
     }
-    if let Some(metric) = results.primary.as_deref() {
-        gaps_section(&mut out, results, metric);
+    if !firsts.is_empty() {
+        gaps_section(&mut out, results);
     }
     provenance(&mut out, results)?;
     Ok(out)
@@ -203,7 +238,7 @@ pub fn markdown(results: &Results) -> Result<String, RunError> {
 
 /// One score's table: a row per model and strategy, a column per dataset.
 fn score_table(out: &mut String, results: &Results, metric: &str) {
-    let ds = datasets(results);
+    let ds = datasets(results, metric);
     let _ = writeln!(out, "## {} [95% CI]\n", metric_label(metric));
     let _ = writeln!(
         out,
@@ -211,8 +246,8 @@ fn score_table(out: &mut String, results: &Results, metric: &str) {
         ds.iter().map(|d| md_escape(d)).collect::<Vec<_>>().join(" | ")
     );
     let _ = writeln!(out, "|---|---|---|---|{}", "---|".repeat(ds.len()));
-    for m in models(results) {
-        for s in strategies(results) {
+    for m in models(results, metric) {
+        for s in strategies(results, metric) {
             let Some(any) = results.units.iter().find(|u| u.key.model == m && u.key.strategy == s) else {
                 continue;
             };
@@ -237,14 +272,15 @@ fn score_table(out: &mut String, results: &Results, metric: &str) {
         }
     }
     out.push('\n');
-    if Some(metric) == results.primary.as_deref() {
+    if primaries(results).contains(&metric) {
         let _ = writeln!(out, "![{} by model and dataset]({})\n", metric_label(metric), heatmap_file(metric));
     }
 }
 
-/// The RQ gaps of the primary score: their definitions, a table and the forest plot.
-fn gaps_section(out: &mut String, results: &Results, metric: &str) {
-    let label = metric_label(metric);
+/// The RQ gaps of the primary scores: their definitions, a table and the forest plot.
+fn gaps_section(out: &mut String, results: &Results) {
+    let label = primaries(results).into_iter().map(metric_label).collect::<Vec<_>>().join(" for diagnosis, ");
+    let label = if results.vqa_primary.is_some() && results.primary.is_some() { format!("{label} for VQA") } else { label };
     let _ = writeln!(out, "## RQ gaps ({label})\n");
     for rq in Rq::ALL {
         let _ = writeln!(out, "- {}: {}", rq.as_str(), rq.description());
@@ -259,16 +295,17 @@ fn gaps_section(out: &mut String, results: &Results, metric: &str) {
     } else {
         let _ = writeln!(
             out,
-            "| RQ | family | dataset | best generalist | best specialist | gap [95% CI] | replicates (skipped) |"
+            "| RQ | family | dataset | score | best generalist | best specialist | gap [95% CI] | replicates (skipped) |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
         for g in &results.gaps {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} {} ({:.3}) | {} {} ({:.3}) | {} | {} ({}) |",
+                "| {} | {} | {} | {} | {} {} ({:.3}) | {} {} ({:.3}) | {} | {} ({}) |",
                 g.rq.as_str(),
                 md_escape(&g.family),
                 md_escape(&g.dataset),
+                metric_label(&g.metric),
                 md_escape(&g.generalist.model),
                 g.generalist.strategy.label(),
                 g.generalist.point,
@@ -352,9 +389,9 @@ fn centre_index(v: f64, n: usize) -> Option<usize> {
 
 /// The heatmap of `metric` (models × datasets, one panel per strategy) as SVG text.
 pub fn heatmap_svg(results: &Results, metric: &str) -> Result<String, RunError> {
-    let ms = models(results);
-    let ds = datasets(results);
-    let ss = strategies(results);
+    let ms = models(results, metric);
+    let ds = datasets(results, metric);
+    let ss = strategies(results, metric);
     let label = metric_label(metric);
     let (cell_w, cell_h) = (120u32, 44u32);
     let label_w = 20 + 8 * ms.iter().map(|m| m.len()).max().unwrap_or(4) as u32;
@@ -421,8 +458,11 @@ pub fn heatmap_svg(results: &Results, metric: &str) -> Result<String, RunError> 
 /// The forest plot of the RQ gaps as SVG text.
 pub fn forest_svg(results: &Results) -> Result<String, RunError> {
     let gaps = &results.gaps;
-    let label = results.primary.as_deref().map(metric_label).unwrap_or_default();
-    let names: Vec<String> = gaps.iter().map(|g| format!("{} {} {}", g.rq.as_str(), g.family, g.dataset)).collect();
+    let label = primaries(results).into_iter().map(metric_label).collect::<Vec<_>>().join(" / ");
+    let names: Vec<String> = gaps
+        .iter()
+        .map(|g| format!("{} {} {} ({})", g.rq.as_str(), g.family, g.dataset, metric_label(&g.metric)))
+        .collect();
     let label_w = 30 + 8 * names.iter().map(String::len).max().unwrap_or(10) as u32;
     let size = (label_w + 560, 130 + 36 * gaps.len().max(1) as u32);
     let mut svg = String::new();
@@ -520,10 +560,10 @@ fn draw_forest<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Writes `report.md`, the heatmap of the primary score and the forest plot into `dir`.
+/// Writes `report.md`, the heatmap of each primary score and the forest plot into `dir`.
 pub fn write(dir: &Path, results: &Results) -> Result<(), RunError> {
     write_file(&dir.join(REPORT_MD), &markdown(results)?)?;
-    if let Some(metric) = results.primary.as_deref() {
+    for metric in primaries(results) {
         write_file(&dir.join(heatmap_file(metric)), &heatmap_svg(results, metric)?)?;
     }
     write_file(&dir.join(FOREST_SVG), &forest_svg(results)?)
