@@ -1,10 +1,13 @@
 //! The MedMNIST plugin reports the official split sizes and label names of each vendored
-//! file, reads pixels and labels exactly, and turns corrupt files into clear errors.
+//! file, reads pixels and labels exactly, and turns corrupt files into clear errors; its VQA
+//! views (`NAME-vqa`) ask each image one closed and one open question with the answers that
+//! the documented rule gives (data/medmnist/README.md), under unique ids.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
 
-use mvb::data::{ImageRef, Modality, Split};
+use mvb::data::{AnswerKind, ImageRef, Modality, Sample, Split, Task};
 use mvb::plugin::{Dataset, PluginError};
 
 use crate::common::{host, medmnist, medmnist_dir};
@@ -25,7 +28,10 @@ const OFFICIAL: &[Official] = &[
 #[test]
 fn catalog_lists_the_vendored_files() {
     let mut plugin = host().dataset(&medmnist(), Some(&medmnist_dir())).expect("starts");
-    assert_eq!(plugin.catalog().expect("catalog"), ["breastmnist", "pneumoniamnist", "retinamnist"]);
+    assert_eq!(
+        plugin.catalog().expect("catalog"),
+        ["breastmnist", "breastmnist-vqa", "pneumoniamnist", "pneumoniamnist-vqa", "retinamnist", "retinamnist-vqa"]
+    );
 }
 
 #[test]
@@ -48,6 +54,106 @@ fn official_split_sizes_label_names_and_class_counts() {
         }
         assert_eq!(counts, *test_counts, "{name} test class counts");
     }
+}
+
+/// A whole split, read in batches of 64.
+fn read_split(ds: &mut Dataset, split: Split, len: u64) -> Vec<Sample> {
+    let mut all = Vec::new();
+    while (all.len() as u64) < len {
+        let batch = ds.samples(split, all.len() as u64, 64).expect("batch");
+        assert!(!batch.is_empty(), "a short split");
+        all.extend(batch);
+    }
+    all
+}
+
+/// (dataset, closed question of even / odd images, labels for which each is answered yes, open
+/// question, closed questions answered yes per split): data/medmnist/README.md's rule.
+type VqaRule = (&'static str, [(&'static str, &'static [u32]); 2], &'static str, [usize; 3]);
+const VQA_RULES: &[VqaRule] = &[
+    (
+        "pneumoniamnist",
+        [("Does this chest X-ray show pneumonia?", &[1]), ("Is this chest X-ray normal?", &[0])],
+        "What does this chest X-ray show?",
+        [2322, 269, 308],
+    ),
+    (
+        "breastmnist",
+        [
+            ("Does this breast ultrasound show a malignant tumour?", &[0]),
+            ("Is this breast ultrasound normal or benign?", &[1]),
+        ],
+        "What does this breast ultrasound show?",
+        [290, 38, 84],
+    ),
+    (
+        "retinamnist",
+        [
+            ("Does this fundus photograph show diabetic retinopathy?", &[1, 2, 3, 4]),
+            ("Is this fundus photograph free of diabetic retinopathy?", &[0]),
+        ],
+        "What is the diabetic retinopathy grade of this fundus photograph?",
+        [576, 56, 190],
+    ),
+];
+
+#[test]
+fn vqa_views_ask_each_image_a_closed_and_an_open_question_with_the_documented_answers() {
+    for (name, closed, open_question, yes_counts) in VQA_RULES {
+        let (_, classes, modality, sizes, _) = OFFICIAL.iter().find(|o| o.0 == *name).expect("official");
+        let mut diag = open(name, &medmnist_dir()).expect("opens");
+        let mut ds = open(&format!("{name}-vqa"), &medmnist_dir()).expect("opens the VQA view");
+        let info = ds.info().clone();
+        assert_eq!((info.task, info.modality, info.license.as_str()), (Task::Vqa, *modality, "CC-BY-4.0"), "{name}");
+        let vqa_sizes = [info.splits.train, info.splits.validation, info.splits.test];
+        assert_eq!(vqa_sizes, sizes.map(|n| 2 * n), "{name}: two samples per image");
+        let mut ids = HashSet::new();
+        for (k, split) in [Split::Train, Split::Validation, Split::Test].into_iter().enumerate() {
+            let images = read_split(&mut diag, split, sizes[k]);
+            let samples = read_split(&mut ds, split, vqa_sizes[k]);
+            let mut yes = 0;
+            for (j, s) in samples.iter().enumerate() {
+                let (i, image) = (j / 2, &images[j / 2]);
+                let qa = s.qa.as_ref().expect("a question");
+                assert!(ids.insert(s.id.clone()), "{name}: id `{}` is repeated", s.id);
+                assert_eq!(s.image, image.image, "{name} {}: the image of its diagnosis sample", s.id);
+                assert_eq!(s.labels, image.labels, "{name} {}", s.id);
+                let label = image.labels[0];
+                if j % 2 == 0 {
+                    let (question, yes_labels) = closed[i % 2];
+                    let want = if yes_labels.contains(&label) { "yes" } else { "no" };
+                    assert_eq!(s.id, format!("{}-closed", image.id));
+                    assert_eq!(
+                        (qa.kind, qa.question.as_str(), qa.answer.as_str()),
+                        (AnswerKind::Closed, question, want)
+                    );
+                    yes += usize::from(want == "yes");
+                } else {
+                    assert_eq!(s.id, format!("{}-open", image.id));
+                    let want = classes[label as usize];
+                    assert_eq!(
+                        (qa.kind, qa.question.as_str(), qa.answer.as_str()),
+                        (AnswerKind::Open, *open_question, want)
+                    );
+                }
+            }
+            assert_eq!(yes, yes_counts[k], "{name} {split:?}: closed questions answered yes");
+        }
+    }
+}
+
+#[test]
+fn a_vqa_view_past_its_end_and_of_an_unofficial_file_are_refused() {
+    let mut ds = open("breastmnist-vqa", &medmnist_dir()).expect("opens");
+    assert_eq!(ds.samples(Split::Test, 310, 10).expect("the last two").len(), 2);
+    let err = ds.samples(Split::Test, 313, 10).expect_err("past the end");
+    assert!(err.to_string().contains("312 samples"), "{err}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(medmnist_dir().join("breastmnist.npz"), dir.path().join("mine.npz")).expect("copy");
+    let mut plugin = host().dataset(&medmnist(), Some(dir.path())).expect("starts");
+    assert_eq!(plugin.catalog().expect("catalog"), ["mine"], "no VQA view without question templates");
+    let err = open("mine-vqa", dir.path()).expect_err("no such view");
+    assert!(err.to_string().contains("mine-vqa.npz"), "{err}");
 }
 
 /// Reads `{split}_images.npy` natively with zip + npyz, as a reference.

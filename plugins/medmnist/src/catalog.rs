@@ -1,9 +1,11 @@
 //! What the plugin knows about the MedMNIST v2 datasets: official label names (from the
-//! MedMNIST `INFO` table), modality and licence. Files with another name are still served,
-//! with their label numbers as class names.
+//! MedMNIST `INFO` table), modality, licence, and the question templates of the VQA view
+//! (`vqa`). Files with another name are still served, with their label numbers as class names,
+//! but have no VQA view.
 
 use crate::SplitData;
 use crate::mvb::plugin::types::{DatasetInfo, Modality, Split, SplitSize, Task};
+use crate::vqa::{Closed, Templates};
 
 /// Facts about one official MedMNIST dataset.
 pub struct Known {
@@ -11,6 +13,8 @@ pub struct Known {
     pub modality: Modality,
     /// Official label names, in label order.
     pub classes: &'static [&'static str],
+    /// The questions of the dataset's VQA view (`NAME-vqa`).
+    pub vqa: Templates,
 }
 
 const CITATION: &str = "Jiancheng Yang, Rui Shi, Donglai Wei, Zequan Liu, Lin Zhao, Bilian Ke, \
@@ -27,6 +31,11 @@ const KNOWN: &[(&str, Known)] = &[
             description: "PneumoniaMNIST: paediatric chest X-rays, normal vs pneumonia (Kermany et al., Cell 2018)",
             modality: Modality::Radiology,
             classes: &["normal", "pneumonia"],
+            vqa: Templates {
+                even: Closed { question: "Does this chest X-ray show pneumonia?", yes: &[1] },
+                odd: Closed { question: "Is this chest X-ray normal?", yes: &[0] },
+                open: "What does this chest X-ray show?",
+            },
         },
     ),
     (
@@ -35,6 +44,11 @@ const KNOWN: &[(&str, Known)] = &[
             description: "BreastMNIST: breast ultrasound, malignant vs normal/benign (Al-Dhabyani et al., Data in Brief 2020)",
             modality: Modality::Radiology,
             classes: &["malignant", "normal, benign"],
+            vqa: Templates {
+                even: Closed { question: "Does this breast ultrasound show a malignant tumour?", yes: &[0] },
+                odd: Closed { question: "Is this breast ultrasound normal or benign?", yes: &[1] },
+                open: "What does this breast ultrasound show?",
+            },
         },
     ),
     (
@@ -43,6 +57,11 @@ const KNOWN: &[(&str, Known)] = &[
             description: "RetinaMNIST: retinal fundus photographs, diabetic-retinopathy grade 0-4 (ordinal; DeepDRiD, Liu et al., Patterns 2022)",
             modality: Modality::Ophthalmology,
             classes: &["0", "1", "2", "3", "4"],
+            vqa: Templates {
+                even: Closed { question: "Does this fundus photograph show diabetic retinopathy?", yes: &[1, 2, 3, 4] },
+                odd: Closed { question: "Is this fundus photograph free of diabetic retinopathy?", yes: &[0] },
+                open: "What is the diabetic retinopathy grade of this fundus photograph?",
+            },
         },
     ),
 ];
@@ -54,6 +73,27 @@ pub fn lookup(name: &str) -> Option<&'static Known> {
         _ => name,
     };
     KNOWN.iter().find(|(n, _)| *n == base).map(|(_, k)| k)
+}
+
+/// The VQA view `{base}-vqa` of an official dataset: its base name and facts.
+pub fn lookup_vqa(name: &str) -> Option<(&str, &'static Known)> {
+    let base = name.strip_suffix(crate::vqa::SUFFIX)?;
+    lookup(base).map(|k| (base, k))
+}
+
+/// The info of the VQA view `name` of a dataset with diagnosis info `diagnosis`: two samples
+/// per image, the same class names (samples keep their image's label).
+pub fn vqa_info(name: &str, diagnosis: DatasetInfo) -> DatasetInfo {
+    DatasetInfo {
+        name: name.to_owned(),
+        description: format!(
+            "{} (VQA view by mvb: per image one closed yes/no and one open question, templated from the official label)",
+            diagnosis.description
+        ),
+        task: Task::Vqa,
+        splits: diagnosis.splits.into_iter().map(|s| SplitSize { split: s.split, count: 2 * s.count }).collect(),
+        ..diagnosis
+    }
 }
 
 /// Builds the dataset's info; `columns` is the label array's width (> 1 means multi-label).

@@ -240,7 +240,7 @@ mod tests {
         let mut splits: [SplitData; 3] = Default::default();
         splits[2] = SplitData { pixels, labels };
         let info = catalog::info("synthetic", None, 1, &splits);
-        MedMnist { info, width: 3, height: 2, channels: 1, splits }
+        MedMnist { info, width: 3, height: 2, channels: 1, splits, vqa: None }
     }
 
     /// Calls the `samples` export and reads the batch as the host does: each image's bytes.

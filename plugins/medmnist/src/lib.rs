@@ -5,16 +5,25 @@
 //! (uint8, `N×1`, or `N×K` 0/1 columns for multi-label sets). Arrays are decompressed once in
 //! `open`; `samples` then lends each sample's pixels from them to the host without a copy
 //! (see `lend`), and builds the rest of the batch in a bump arena (see `arena`).
+//!
+//! Each official dataset also has a VQA view, `NAME-vqa` (see `vqa`): the same images and
+//! splits, each asked one closed yes/no question and one open question templated from its
+//! official label, e.g. for PneumoniaMNIST "Does this chest X-ray show pneumonia?" (even image
+//! indices) or "Is this chest X-ray normal?" (odd ones), and "What does this chest X-ray
+//! show?" (answer `normal` or `pneumonia`). The templates are in `catalog`; the rule is
+//! documented in `data/medmnist/README.md`.
 
 mod arena;
 mod catalog;
 mod lend;
+mod vqa;
 
 use std::io::{Cursor, Read};
 
 use catalog::Known;
 use exports::mvb::plugin::dataset_api::{Dataset, Guest, GuestDataset};
 use mvb::plugin::types::{DatasetInfo, Error, ErrorKind, Image, Pixels, Sample, Split};
+use vqa::Templates;
 
 wit_bindgen::generate!({ world: "dataset", path: "../../wit" });
 
@@ -55,9 +64,13 @@ impl Guest for Component {
             let Some(file_name) = file_name.to_str() else { continue };
             if let Some(stem) = file_name.strip_suffix(".npz") {
                 names.push(stem.to_owned());
+                if catalog::lookup(stem).is_some() {
+                    names.push(format!("{stem}{}", vqa::SUFFIX));
+                }
             }
         }
         names.sort();
+        names.dedup();
         Ok(names)
     }
 
@@ -65,7 +78,8 @@ impl Guest for Component {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
             return Err(error(ErrorKind::InvalidArgument, format!("`{name}` is not a dataset name")));
         }
-        let file = format!("{name}.npz");
+        let view = catalog::lookup_vqa(&name);
+        let file = format!("{}.npz", view.map_or(name.as_str(), |(base, _)| base));
         let path = format!("{ROOT}/{file}");
         let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => error(
@@ -74,7 +88,11 @@ impl Guest for Component {
             ),
             _ => io_error(&file, &e),
         })?;
-        Ok(Dataset::new(MedMnist::parse(&name, &file, bytes)?))
+        let dataset = match view {
+            Some((base, known)) => MedMnist::parse(base, &file, bytes)?.into_vqa(&name, known),
+            None => MedMnist::parse(&name, &file, bytes)?,
+        };
+        Ok(Dataset::new(dataset))
     }
 }
 
@@ -94,6 +112,8 @@ struct MedMnist {
     height: u32,
     channels: u8,
     splits: [SplitData; 3],
+    /// For a VQA view: the questions and the class names that answer the open ones.
+    vqa: Option<(&'static Templates, &'static [&'static str])>,
 }
 
 impl MedMnist {
@@ -156,7 +176,13 @@ impl MedMnist {
         };
         let columns = label_columns.unwrap_or(1);
         let info = catalog::info(name, known, columns, &splits);
-        Ok(MedMnist { info, width, height, channels, splits })
+        Ok(MedMnist { info, width, height, channels, splits, vqa: None })
+    }
+
+    /// The VQA view `name` of this (official, single-label) dataset.
+    fn into_vqa(self, name: &str, known: &'static Known) -> Self {
+        let info = catalog::vqa_info(name, self.info);
+        MedMnist { info, vqa: Some((&known.vqa, known.classes)), ..self }
     }
 
     fn split(&self, split: Split) -> &SplitData {
@@ -175,7 +201,8 @@ impl GuestDataset for MedMnist {
 
     fn samples(&self, split: Split, start: u64, count: u32) -> Result<Vec<Sample>, Error> {
         let data = self.split(split);
-        let len = data.labels.len() as u64;
+        let per_image = if self.vqa.is_some() { 2 } else { 1 };
+        let len = per_image * data.labels.len() as u64;
         if start > len {
             return Err(error(
                 ErrorKind::InvalidArgument,
@@ -183,7 +210,10 @@ impl GuestDataset for MedMnist {
             ));
         }
         let (start, end) = (start as usize, (start + u64::from(count)).min(len) as usize);
-        let image_len = self.width as usize * self.height as usize * usize::from(self.channels);
+        if let Some((templates, classes)) = self.vqa {
+            return Ok(self.vqa_samples(split, start..end, templates, classes));
+        }
+        let image_len = self.image_len();
         let pixels = &data.pixels[start * image_len..end * image_len];
         let loan = lend::Loan::new(pixels, self.width, self.height, self.channels);
         let prefix = split_name(split);
@@ -212,6 +242,43 @@ impl GuestDataset for MedMnist {
             unsafe { lend::lend(loan) };
         }
         Ok(samples)
+    }
+}
+
+impl MedMnist {
+    fn image_len(&self) -> usize {
+        self.width as usize * self.height as usize * usize::from(self.channels)
+    }
+
+    /// VQA samples `range` of `split` (two per image: see `vqa`), their pixels copied.
+    fn vqa_samples(
+        &self,
+        split: Split,
+        range: std::ops::Range<usize>,
+        templates: &Templates,
+        classes: &[&str],
+    ) -> Vec<Sample> {
+        let data = self.split(split);
+        let image_len = self.image_len();
+        let prefix = split_name(split);
+        range
+            .map(|j| {
+                let i = j / 2;
+                let label = data.labels[i].first().copied().unwrap_or(0);
+                Sample {
+                    id: vqa::sample_id(sample_id(prefix, i), j),
+                    image: Some(Image::Raw(Pixels {
+                        width: self.width,
+                        height: self.height,
+                        channels: self.channels,
+                        data: data.pixels[i * image_len..(i + 1) * image_len].to_vec(),
+                    })),
+                    labels: data.labels[i].clone(),
+                    qa: Some(vqa::qa(templates, classes, j, label)),
+                    attributes: Vec::new(),
+                }
+            })
+            .collect()
     }
 }
 
