@@ -18,4 +18,5 @@ mod run;
 mod sandbox;
 mod template;
 mod tokenize;
+mod vqa_run;
 mod zeroshot;

@@ -280,7 +280,8 @@ fn score_table(out: &mut String, results: &Results, metric: &str) {
 /// The RQ gaps of the primary scores: their definitions, a table and the forest plot.
 fn gaps_section(out: &mut String, results: &Results) {
     let label = primaries(results).into_iter().map(metric_label).collect::<Vec<_>>().join(" for diagnosis, ");
-    let label = if results.vqa_primary.is_some() && results.primary.is_some() { format!("{label} for VQA") } else { label };
+    let label =
+        if results.vqa_primary.is_some() && results.primary.is_some() { format!("{label} for VQA") } else { label };
     let _ = writeln!(out, "## RQ gaps ({label})\n");
     for rq in Rq::ALL {
         let _ = writeln!(out, "- {}: {}", rq.as_str(), rq.description());
