@@ -218,15 +218,22 @@ def save_safetensors(state: dict, folder: Path, n_shards: int, dtype: torch.dtyp
 # --------------------------------------------------------------------------------------------
 # tokenizer
 
-def train_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+def byte_level_bpe():
+    """An untrained BPE with SmolLM2's pre-tokenizer (single digits, then GPT-2 byte-level with
+    its regex), byte-level decoder and post-processor (no special tokens added)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     tok = Tokenizer(models.BPE())
-    # SmolLM2's pre-tokenizer: single digits, then GPT-2 byte-level with its regex.
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return tok
+
+
+def train_tokenizer():
+    from tokenizers import pre_tokenizers, trainers
+    tok = byte_level_bpe()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB, special_tokens=SPECIALS, min_frequency=1, show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())

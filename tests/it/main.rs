@@ -8,6 +8,7 @@ mod check;
 mod cli;
 mod cuda;
 mod decoder;
+mod demo_vlm;
 mod gguf;
 mod llava;
 mod medmnist;
