@@ -29,6 +29,24 @@ pub static BUILTINS: &[Builtin] = &[
         data_folder: Some("medmnist"),
     },
     Builtin {
+        name: "vqa-rad",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_vqa_rad.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "slake",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_slake.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "pathvqa",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_pathvqa.wasm")),
+        data_folder: None,
+    },
+    Builtin {
         name: "auroc",
         world: World::Metric,
         bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_auroc.wasm")),

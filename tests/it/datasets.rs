@@ -1,0 +1,164 @@
+//! The dataset plugins of MedVLMBench's datasets read tiny synthetic copies in their publishers'
+//! layouts (`tests/fixtures/datasets/<name>/`, made by `tools/make_dataset_fixtures.py`) with
+//! the right splits, labels, open/closed kinds and attributes; a missing file, a missing column
+//! or field and a bad row each give one error naming the file, the line and the column.
+
+use std::path::{Path, PathBuf};
+
+use mvb::data::{AnswerKind, Sample, Split, load_image};
+use mvb::plugin::{Builtin, Dataset};
+
+use crate::common::{host, root};
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/datasets").join(name)
+}
+
+/// Opens `dataset` with the built-in `plugin` on `dir`.
+fn open(plugin: &str, dir: &Path, dataset: &str) -> Result<Dataset, String> {
+    let source = Builtin::find(plugin).expect("a built-in").source();
+    let plugin = host().dataset(&source, Some(dir)).expect("starts");
+    plugin.into_dataset(dataset).map_err(|e| e.to_string())
+}
+
+/// Every sample of `split`.
+fn all(ds: &mut Dataset, split: Split) -> Vec<Sample> {
+    let n = ds.info().splits.get(split);
+    let samples = ds.samples(split, 0, 4096).expect("samples");
+    assert_eq!(samples.len() as u64, n);
+    samples
+}
+
+/// (id, question, answer, kind) of each sample.
+fn qa(samples: &[Sample]) -> Vec<(String, String, String, AnswerKind)> {
+    samples
+        .iter()
+        .map(|s| {
+            let qa = s.qa.as_ref().expect("a VQA sample");
+            (s.id.clone(), qa.question.clone(), qa.answer.clone(), qa.kind)
+        })
+        .collect()
+}
+
+fn attr<'a>(s: &'a Sample, key: &str) -> Option<&'a str> {
+    s.attributes.iter().find(|a| a.key == key).map(|a| a.value.as_str())
+}
+
+/// A writable copy of a fixture, to break.
+fn copy(name: &str) -> tempfile::TempDir {
+    fn walk(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                walk(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).expect("copy");
+            }
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    walk(&fixture(name), dir.path());
+    dir
+}
+
+/// Edits a text file of a copied fixture.
+fn edit(path: &Path, f: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(path).expect("read");
+    std::fs::write(path, f(text)).expect("write");
+}
+
+fn expect_error(plugin: &str, dir: &Path, dataset: &str, parts: &[&str]) {
+    let err = open(plugin, dir, dataset).expect_err("a broken copy");
+    for part in parts {
+        assert!(err.contains(part), "`{part}` missing from: {err}");
+    }
+}
+
+use AnswerKind::{Closed, Open};
+
+#[test]
+fn vqa_rad_rebuilds_the_hugging_face_splits() {
+    let dir = fixture("vqa-rad");
+    let mut ds = open("vqa-rad", &dir, "vqa-rad").expect("opens");
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), (2, 0, 3));
+    let test = all(&mut ds, Split::Test);
+    let expected = [
+        ("qid-4", "is there a fracture?", "yes", Closed),
+        ("qid-5", "how many lesions are there?", "2", Open),
+        ("qid-6", "is the heart enlarged?", "no", Closed),
+    ];
+    let expected: Vec<_> = expected.iter().map(|&(i, q, a, k)| (i.into(), q.into(), a.into(), k)).collect();
+    assert_eq!(qa(&test), expected);
+    assert_eq!((attr(&test[0], "organ"), attr(&test[0], "question_type")), (Some("CHEST"), Some("PRES")));
+    // qid 1 repeats a test triplet and qid 2 repeats qid 1: both leave train.
+    let train = all(&mut ds, Split::Train);
+    assert_eq!(qa(&train)[1], ("qid-8".into(), "where is the mass?".into(), "left lung".into(), Open));
+    let px = load_image(test[1].image.as_ref().expect("image"), &dir).expect("decodes");
+    assert_eq!((px.width, px.height), (8, 8));
+}
+
+#[test]
+fn slake_keeps_english_and_its_own_answer_type() {
+    let mut ds = open("slake", &fixture("slake"), "slake").expect("opens");
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), (2, 1, 4));
+    let test = all(&mut ds, Split::Test);
+    let kinds: Vec<_> = qa(&test).into_iter().map(|(id, _, a, k)| (id, a, k)).collect();
+    let expected =
+        [("test-5", "Left", Open), ("test-6", "Left", Closed), ("test-7", "No", Closed), ("test-9", "2", Open)];
+    let expected: Vec<_> = expected.iter().map(|&(i, a, k)| (i.into(), a.into(), k)).collect();
+    assert_eq!(kinds, expected);
+    assert_eq!(
+        (attr(&test[0], "modality"), attr(&test[0], "location"), attr(&test[0], "content_type")),
+        (Some("MRI"), Some("Abdomen"), Some("Position"))
+    );
+}
+
+#[test]
+fn pathvqa_reads_the_pickles_of_every_protocol() {
+    let mut ds = open("pathvqa", &fixture("pathvqa"), "pathvqa").expect("opens");
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), (2, 1, 3));
+    let test = all(&mut ds, Split::Test);
+    let expected = [
+        ("test-0", "is this a tumor?", "yes", Closed),
+        ("test-1", "what is present?", "necrosis", Open),
+        ("test-2", "does this show fibrosis?", "no", Closed),
+    ];
+    let expected: Vec<_> = expected.iter().map(|&(i, q, a, k)| (i.into(), q.into(), a.into(), k)).collect();
+    assert_eq!(qa(&test), expected);
+    let val = all(&mut ds, Split::Validation);
+    assert_eq!(qa(&val)[0].2, "yes");
+}
+
+#[test]
+fn vqa_readers_name_the_file_line_and_field_at_fault() {
+    let json = "VQA_RAD Dataset Public.json";
+    let dir = copy("vqa-rad");
+    std::fs::remove_file(dir.path().join("VQA_RAD Image Folder/synpic3.jpg")).expect("rm");
+    expect_error(
+        "vqa-rad",
+        dir.path(),
+        "vqa-rad",
+        &[json, "line 82, column 5 (entry 5)", "`image_name`", "synpic3.jpg"],
+    );
+
+    let dir = copy("vqa-rad");
+    edit(&dir.path().join(json), |t| t.replacen("\"answer\": \"no\",", "", 1));
+    expect_error("vqa-rad", dir.path(), "vqa-rad", &[json, "line 82, column 5", "field `answer`: missing"]);
+
+    let dir = copy("slake");
+    edit(&dir.path().join("test.json"), |t| t.replacen("\"Left\"", "[1]", 1));
+    expect_error("slake", dir.path(), "slake", &["`test.json` line 2, column 2 (entry 0)", "field `answer`"]);
+
+    let dir = copy("slake");
+    std::fs::remove_file(dir.path().join("validate.json")).expect("rm");
+    expect_error("slake", dir.path(), "slake", &["`validate.json` is missing"]);
+
+    let dir = copy("pathvqa");
+    std::fs::write(dir.path().join("pvqa/qas/train/train_qa.pkl"), b"\x80\x04garbage").expect("write");
+    expect_error("pathvqa", dir.path(), "pathvqa", &["`pvqa/qas/train/train_qa.pkl`: byte 2"]);
+}
