@@ -16,6 +16,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("mvb-plugin-vqa-rad", "mvb_plugin_vqa_rad"),
     ("mvb-plugin-slake", "mvb_plugin_slake"),
     ("mvb-plugin-pathvqa", "mvb_plugin_pathvqa"),
+    ("mvb-plugin-imagefolder", "mvb_plugin_imagefolder"),
+    ("mvb-plugin-csv", "mvb_plugin_csv"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

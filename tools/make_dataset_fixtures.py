@@ -124,7 +124,29 @@ def pathvqa() -> None:
             pickle.dump(data, f, protocol=protocols[split])
 
 
+def imagefolder() -> None:
+    d = fresh("imagefolder")
+    files = [("train", "malignant", "a.png"), ("train", "benign", "b.png"), ("train", "benign", "c.jpg"),
+             ("val", "benign", "d.png"), ("test", "malignant", "e.png"), ("test", "benign", "f.png")]
+    for i, (split, cls, name) in enumerate(files):
+        image(d / split / cls / name, 400 + i)
+    (d / "test" / "benign" / "notes.txt").write_text("not an image: skipped\n")
+
+
+def csv_plugin() -> None:
+    d = fresh("csv")
+    (d / "classes.txt").write_text("benign\nmalignant\n")
+    rows = [("images/a.png", "malignant", "train", "F", "63"), ("images/b.png", "0", "train", "M", "40"),
+            ("images/c.png", "benign", "test", "F", ""), ("images/d.png", "1", "test", "M", "71")]
+    for i, (path, *_rest) in enumerate(rows):
+        image(d / path, 500 + i, mode="L")
+    lines = ["path,label,split,sex,age"] + [",".join(r) for r in rows]
+    (d / "lesions.csv").write_text("\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
+    imagefolder()
+    csv_plugin()
     vqa_rad()
     slake()
     pathvqa()

@@ -162,3 +162,68 @@ fn vqa_readers_name_the_file_line_and_field_at_fault() {
     std::fs::write(dir.path().join("pvqa/qas/train/train_qa.pkl"), b"\x80\x04garbage").expect("write");
     expect_error("pathvqa", dir.path(), "pathvqa", &["`pvqa/qas/train/train_qa.pkl`: byte 2"]);
 }
+
+/// (id, label) of each sample.
+fn labels(samples: &[Sample]) -> Vec<(String, u32)> {
+    samples.iter().map(|s| (s.id.clone(), s.labels[0])).collect()
+}
+
+fn pairs(expected: &[(&str, u32)]) -> Vec<(String, u32)> {
+    expected.iter().map(|&(id, l)| (id.to_owned(), l)).collect()
+}
+
+#[test]
+fn imagefolder_takes_classes_from_folder_names() {
+    let mut ds = open("imagefolder", &fixture("imagefolder"), "imagefolder").expect("opens");
+    assert_eq!(ds.info().class_names, ["benign", "malignant"]);
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), (3, 1, 2));
+    let train = all(&mut ds, Split::Train);
+    assert_eq!(
+        labels(&train),
+        pairs(&[("train/benign/b.png", 0), ("train/benign/c.jpg", 0), ("train/malignant/a.png", 1)])
+    );
+    assert_eq!(labels(&all(&mut ds, Split::Test)), pairs(&[("test/benign/f.png", 0), ("test/malignant/e.png", 1)]));
+}
+
+#[test]
+fn csv_reads_labels_splits_and_attributes() {
+    let dir = fixture("csv");
+    let mut ds = open("csv", &dir, "lesions").expect("opens");
+    assert_eq!(ds.info().class_names, ["benign", "malignant"]);
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), (2, 0, 2));
+    let train = all(&mut ds, Split::Train);
+    assert_eq!(labels(&train), pairs(&[("images/a.png", 1), ("images/b.png", 0)]));
+    assert_eq!((attr(&train[0], "sex"), attr(&train[0], "age")), (Some("F"), Some("63")));
+    let test = all(&mut ds, Split::Test);
+    assert_eq!(labels(&test), pairs(&[("images/c.png", 0), ("images/d.png", 1)]));
+    assert_eq!(attr(&test[0], "age"), None, "an empty cell is no attribute");
+
+    // Without classes.txt the classes are the distinct labels, sorted.
+    let dir = copy("csv");
+    std::fs::remove_file(dir.path().join("classes.txt")).expect("rm");
+    let mut ds = open("csv", dir.path(), "lesions").expect("opens");
+    assert_eq!(ds.info().class_names, ["0", "1", "benign", "malignant"]);
+    assert_eq!(labels(&all(&mut ds, Split::Train)), pairs(&[("images/a.png", 3), ("images/b.png", 0)]));
+}
+
+#[test]
+fn csv_errors_name_the_file_line_and_column() {
+    let dir = copy("csv");
+    std::fs::remove_file(dir.path().join("images/d.png")).expect("rm");
+    expect_error("csv", dir.path(), "lesions", &["`lesions.csv` line 5, column `path`", "images/d.png"]);
+
+    let dir = copy("csv");
+    edit(&dir.path().join("lesions.csv"), |t| t.replace("images/c.png,benign,test", "images/c.png,cyst,test"));
+    expect_error("csv", dir.path(), "lesions", &["`lesions.csv` line 4, column `label`", "`cyst` is not a class"]);
+
+    let dir = copy("csv");
+    edit(&dir.path().join("lesions.csv"), |t| t.replace("split,", "fold,"));
+    let ds = open("csv", dir.path(), "lesions").expect("no split column: all rows are test");
+    assert_eq!(ds.info().splits.test, 4);
+
+    let dir = copy("csv");
+    edit(&dir.path().join("lesions.csv"), |t| t.replace("images/b.png,0,train,M,40", "images/b.png,0,train"));
+    expect_error("csv", dir.path(), "lesions", &["`lesions.csv` line 3: 3 fields, but the header has 5"]);
+}

@@ -47,6 +47,18 @@ pub static BUILTINS: &[Builtin] = &[
         data_folder: None,
     },
     Builtin {
+        name: "imagefolder",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_imagefolder.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "csv",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_csv.wasm")),
+        data_folder: None,
+    },
+    Builtin {
         name: "auroc",
         world: World::Metric,
         bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_auroc.wasm")),
