@@ -18,6 +18,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("mvb-plugin-pathvqa", "mvb_plugin_pathvqa"),
     ("mvb-plugin-imagefolder", "mvb_plugin_imagefolder"),
     ("mvb-plugin-csv", "mvb_plugin_csv"),
+    ("mvb-plugin-chexpert", "mvb_plugin_chexpert"),
+    ("mvb-plugin-ham10000", "mvb_plugin_ham10000"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -144,7 +144,45 @@ def csv_plugin() -> None:
     (d / "lesions.csv").write_text("\n".join(lines) + "\n")
 
 
+def chexpert() -> None:
+    d = fresh("chexpert") / "CheXpert-v1.0-small"
+    header = ("Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,"
+              "Lung Opacity,Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,"
+              "Pleural Effusion,Pleural Other,Fracture,Support Devices")
+    rest = ",,,,,,,,,,,,"
+    # No Finding: 1.0, empty, -1.0 (uncertain), 0.0; the last three are class 0.
+    rows = {
+        "train": [("patient00001/study1/view1_frontal.jpg", "Female", "68", "Frontal", "AP", "1.0"),
+                  ("patient00002/study2/view1_frontal.jpg", "Male", "87", "Frontal", "AP", "")],
+        "valid": [("patient64541/study1/view1_frontal.jpg", "Male", "73", "Frontal", "AP", "1.0"),
+                  ("patient64542/study1/view2_lateral.jpg", "Male", "70", "Lateral", "", "-1.0"),
+                  ("patient64543/study1/view1_frontal.jpg", "Female", "85", "Frontal", "PA", "0.0")],
+    }
+    for n, (split, items) in enumerate(rows.items()):
+        lines = [header]
+        for i, (path, sex, age, fl, appa, nf) in enumerate(items):
+            image(d / split / path, 600 + 10 * n + i, mode="L")
+            lines.append(f"CheXpert-v1.0-small/{split}/{path},{sex},{age},{fl},{appa},{nf},1.0{rest}")
+        (d / f"{split}.csv").write_text("\n".join(lines) + "\n")
+
+
+def ham10000() -> None:
+    d = fresh("ham10000")
+    header = "lesion_id,image_id,dx,dx_type,age,sex,localization"
+    rows = [("HAM_0000118", "ISIC_0027419", "bkl", "histo", "80.0", "male", "scalp", 1),
+            ("HAM_0002730", "ISIC_0025030", "mel", "histo", "60.0", "female", "back", 1),
+            ("HAM_0001466", "ISIC_0027850", "akiec", "histo", "", "unknown", "face", 2),
+            ("HAM_0002761", "ISIC_0029176", "nv", "follow_up", "45.0", "male", "trunk", 2)]
+    lines = [header]
+    for i, (lesion, img, dx, dxt, age, sex, loc, part) in enumerate(rows):
+        image(d / f"HAM10000_images_part_{part}" / f"{img}.jpg", 700 + i)
+        lines.append(f"{lesion},{img},{dx},{dxt},{age},{sex},{loc}")
+    (d / "HAM10000_metadata.csv").write_text("\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
+    chexpert()
+    ham10000()
     imagefolder()
     csv_plugin()
     vqa_rad()

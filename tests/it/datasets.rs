@@ -21,6 +21,15 @@ fn open(plugin: &str, dir: &Path, dataset: &str) -> Result<Dataset, String> {
     plugin.into_dataset(dataset).map_err(|e| e.to_string())
 }
 
+/// Opens the fixture of the built-in `plugin`'s dataset `dataset` and checks its split sizes
+/// (train, validation, test).
+fn opened(plugin: &str, dataset: &str, sizes: (u64, u64, u64)) -> Dataset {
+    let ds = open(plugin, &fixture(plugin), dataset).expect("opens");
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), sizes, "{plugin}");
+    ds
+}
+
 /// Every sample of `split`.
 fn all(ds: &mut Dataset, split: Split) -> Vec<Sample> {
     let n = ds.info().splits.get(split);
@@ -38,6 +47,20 @@ fn qa(samples: &[Sample]) -> Vec<(String, String, String, AnswerKind)> {
             (s.id.clone(), qa.question.clone(), qa.answer.clone(), qa.kind)
         })
         .collect()
+}
+
+/// Opens a VQA fixture (named as its plugin and dataset), checks its split sizes and the
+/// (id, question, answer, kind) of each test sample, and returns the dataset and test samples.
+fn vqa_test(
+    plugin: &str,
+    sizes: (u64, u64, u64),
+    expected: &[(&str, &str, &str, AnswerKind)],
+) -> (Dataset, Vec<Sample>) {
+    let mut ds = opened(plugin, plugin, sizes);
+    let test = all(&mut ds, Split::Test);
+    let expected: Vec<_> = expected.iter().map(|&(i, q, a, k)| (i.into(), q.into(), a.into(), k)).collect();
+    assert_eq!(qa(&test), expected);
+    (ds, test)
 }
 
 fn attr<'a>(s: &'a Sample, key: &str) -> Option<&'a str> {
@@ -81,17 +104,15 @@ use AnswerKind::{Closed, Open};
 #[test]
 fn vqa_rad_rebuilds_the_hugging_face_splits() {
     let dir = fixture("vqa-rad");
-    let mut ds = open("vqa-rad", &dir, "vqa-rad").expect("opens");
-    let s = ds.info().splits;
-    assert_eq!((s.train, s.validation, s.test), (2, 0, 3));
-    let test = all(&mut ds, Split::Test);
-    let expected = [
-        ("qid-4", "is there a fracture?", "yes", Closed),
-        ("qid-5", "how many lesions are there?", "2", Open),
-        ("qid-6", "is the heart enlarged?", "no", Closed),
-    ];
-    let expected: Vec<_> = expected.iter().map(|&(i, q, a, k)| (i.into(), q.into(), a.into(), k)).collect();
-    assert_eq!(qa(&test), expected);
+    let (mut ds, test) = vqa_test(
+        "vqa-rad",
+        (2, 0, 3),
+        &[
+            ("qid-4", "is there a fracture?", "yes", Closed),
+            ("qid-5", "how many lesions are there?", "2", Open),
+            ("qid-6", "is the heart enlarged?", "no", Closed),
+        ],
+    );
     assert_eq!((attr(&test[0], "organ"), attr(&test[0], "question_type")), (Some("CHEST"), Some("PRES")));
     // qid 1 repeats a test triplet and qid 2 repeats qid 1: both leave train.
     let train = all(&mut ds, Split::Train);
@@ -102,9 +123,7 @@ fn vqa_rad_rebuilds_the_hugging_face_splits() {
 
 #[test]
 fn slake_keeps_english_and_its_own_answer_type() {
-    let mut ds = open("slake", &fixture("slake"), "slake").expect("opens");
-    let s = ds.info().splits;
-    assert_eq!((s.train, s.validation, s.test), (2, 1, 4));
+    let mut ds = opened("slake", "slake", (2, 1, 4));
     let test = all(&mut ds, Split::Test);
     let kinds: Vec<_> = qa(&test).into_iter().map(|(id, _, a, k)| (id, a, k)).collect();
     let expected =
@@ -117,19 +136,16 @@ fn slake_keeps_english_and_its_own_answer_type() {
     );
 }
 
+/// PathVQA's test split: the repeated triplet dropped, the text cleaned.
+const PATHVQA_TEST: [(&str, &str, &str, AnswerKind); 3] = [
+    ("test-0", "is this a tumor?", "yes", Closed),
+    ("test-1", "what is present?", "necrosis", Open),
+    ("test-2", "does this show fibrosis?", "no", Closed),
+];
+
 #[test]
 fn pathvqa_reads_the_pickles_of_every_protocol() {
-    let mut ds = open("pathvqa", &fixture("pathvqa"), "pathvqa").expect("opens");
-    let s = ds.info().splits;
-    assert_eq!((s.train, s.validation, s.test), (2, 1, 3));
-    let test = all(&mut ds, Split::Test);
-    let expected = [
-        ("test-0", "is this a tumor?", "yes", Closed),
-        ("test-1", "what is present?", "necrosis", Open),
-        ("test-2", "does this show fibrosis?", "no", Closed),
-    ];
-    let expected: Vec<_> = expected.iter().map(|&(i, q, a, k)| (i.into(), q.into(), a.into(), k)).collect();
-    assert_eq!(qa(&test), expected);
+    let (mut ds, _) = vqa_test("pathvqa", (2, 1, 3), &PATHVQA_TEST);
     let val = all(&mut ds, Split::Validation);
     assert_eq!(qa(&val)[0].2, "yes");
 }
@@ -174,10 +190,8 @@ fn pairs(expected: &[(&str, u32)]) -> Vec<(String, u32)> {
 
 #[test]
 fn imagefolder_takes_classes_from_folder_names() {
-    let mut ds = open("imagefolder", &fixture("imagefolder"), "imagefolder").expect("opens");
+    let mut ds = opened("imagefolder", "imagefolder", (3, 1, 2));
     assert_eq!(ds.info().class_names, ["benign", "malignant"]);
-    let s = ds.info().splits;
-    assert_eq!((s.train, s.validation, s.test), (3, 1, 2));
     let train = all(&mut ds, Split::Train);
     assert_eq!(
         labels(&train),
@@ -188,11 +202,8 @@ fn imagefolder_takes_classes_from_folder_names() {
 
 #[test]
 fn csv_reads_labels_splits_and_attributes() {
-    let dir = fixture("csv");
-    let mut ds = open("csv", &dir, "lesions").expect("opens");
+    let mut ds = opened("csv", "lesions", (2, 0, 2));
     assert_eq!(ds.info().class_names, ["benign", "malignant"]);
-    let s = ds.info().splits;
-    assert_eq!((s.train, s.validation, s.test), (2, 0, 2));
     let train = all(&mut ds, Split::Train);
     assert_eq!(labels(&train), pairs(&[("images/a.png", 1), ("images/b.png", 0)]));
     assert_eq!((attr(&train[0], "sex"), attr(&train[0], "age")), (Some("F"), Some("63")));
@@ -226,4 +237,73 @@ fn csv_errors_name_the_file_line_and_column() {
     let dir = copy("csv");
     edit(&dir.path().join("lesions.csv"), |t| t.replace("images/b.png,0,train,M,40", "images/b.png,0,train"));
     expect_error("csv", dir.path(), "lesions", &["`lesions.csv` line 3: 3 fields, but the header has 5"]);
+}
+
+#[test]
+fn chexpert_labels_no_finding_with_uncertain_and_empty_as_zero() {
+    let mut ds = opened("chexpert", "chexpert", (2, 0, 3));
+    assert_eq!(ds.info().class_names, ["diseased xray", "normal xray"]);
+    let test = all(&mut ds, Split::Test);
+    assert_eq!(test.iter().map(|s| s.labels[0]).collect::<Vec<_>>(), [1, 0, 0]);
+    assert_eq!(test[0].id, "CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg");
+    assert_eq!(
+        (attr(&test[1], "sex"), attr(&test[1], "age"), attr(&test[1], "view")),
+        (Some("Male"), Some("70"), Some("Lateral"))
+    );
+    assert_eq!(attr(&test[1], "projection"), None);
+    assert_eq!(all(&mut ds, Split::Train).iter().map(|s| s.labels[0]).collect::<Vec<_>>(), [1, 0]);
+
+    let dir = copy("chexpert");
+    edit(&dir.path().join("CheXpert-v1.0-small/valid.csv"), |t| t.replace(",Lateral,,-1.0,", ",Lateral,,maybe,"));
+    expect_error(
+        "chexpert",
+        dir.path(),
+        "chexpert",
+        &["`CheXpert-v1.0-small/valid.csv` line 3, column `No Finding`", "`maybe`"],
+    );
+    let dir = copy("chexpert");
+    edit(&dir.path().join("CheXpert-v1.0-small/valid.csv"), |t| t.replacen("No Finding", "Finding", 1));
+    expect_error(
+        "chexpert",
+        dir.path(),
+        "chexpert",
+        &["`CheXpert-v1.0-small/valid.csv` line 1: no column `No Finding`"],
+    );
+}
+
+#[test]
+fn ham10000_reads_both_image_folders_and_takes_a_split_file() {
+    let mut ds = opened("ham10000", "ham10000", (4, 0, 0));
+    let train = all(&mut ds, Split::Train);
+    assert_eq!(
+        labels(&train),
+        pairs(&[("ISIC_0027419", 0), ("ISIC_0025030", 1), ("ISIC_0027850", 1), ("ISIC_0029176", 0)])
+    );
+    assert_eq!(
+        (attr(&train[2], "sex"), attr(&train[2], "age"), attr(&train[2], "localization")),
+        (Some("unknown"), None, Some("face"))
+    );
+
+    let dir = copy("ham10000");
+    std::fs::write(
+        dir.path().join("mvb-split.csv"),
+        "id,split\nISIC_0025030,test\nISIC_0029176,test\nISIC_0027419,train\n",
+    )
+    .expect("write");
+    let mut ds = open("ham10000", dir.path(), "ham10000").expect("opens");
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), (1, 0, 2), "only the listed images");
+    assert_eq!(labels(&all(&mut ds, Split::Test)), pairs(&[("ISIC_0025030", 1), ("ISIC_0029176", 0)]));
+
+    std::fs::write(dir.path().join("mvb-split.csv"), "id,split\nISIC_0025030,test\nISIC_9999999,test\n")
+        .expect("write");
+    expect_error("ham10000", dir.path(), "ham10000", &["`mvb-split.csv` line 3, column `id`", "ISIC_9999999"]);
+    std::fs::remove_file(dir.path().join("mvb-split.csv")).expect("rm");
+    std::fs::remove_file(dir.path().join("HAM10000_images_part_2/ISIC_0029176.jpg")).expect("rm");
+    expect_error(
+        "ham10000",
+        dir.path(),
+        "ham10000",
+        &["`HAM10000_metadata.csv` line 5, column `image_id`", "ISIC_0029176.jpg"],
+    );
 }

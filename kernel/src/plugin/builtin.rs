@@ -59,6 +59,18 @@ pub static BUILTINS: &[Builtin] = &[
         data_folder: None,
     },
     Builtin {
+        name: "chexpert",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_chexpert.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "ham10000",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_ham10000.wasm")),
+        data_folder: None,
+    },
+    Builtin {
         name: "auroc",
         world: World::Metric,
         bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_auroc.wasm")),

@@ -135,17 +135,15 @@ fn label_of(row: &Row<'_>, col: usize, classes: &[String]) -> Result<u32, Error>
 }
 
 fn info(name: &str, class_names: Vec<String>) -> DatasetInfo {
-    DatasetInfo {
-        name: name.to_owned(),
-        description: format!("{name}: images listed in `{name}.csv` (path, label, split, attributes)"),
-        task: Task::Diagnosis,
-        modality: Modality::Other,
+    mvb_dataset_common::info(
+        name,
+        format!("{name}: images listed in `{name}.csv` (path, label, split, attributes)"),
+        Task::Diagnosis,
+        Modality::Other,
         class_names,
-        multi_label: false,
-        splits: Vec::new(),
-        license: "unknown".to_owned(),
-        citation: String::new(),
-    }
+        "unknown",
+        "",
+    )
 }
 
 serve!(CsvFamily);

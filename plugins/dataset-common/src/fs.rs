@@ -65,6 +65,11 @@ pub fn list(rel: &str, files: bool) -> Result<Vec<String>, Error> {
     Ok(names)
 }
 
+/// The first of `candidates` (folders relative to the data folder) holding the file `marker`.
+pub fn locate(candidates: &[&'static str], marker: &str) -> Option<&'static str> {
+    candidates.iter().copied().find(|base| is_file(&join(base, marker)))
+}
+
 /// `a/b`, or `b` when `a` is empty.
 pub fn join(a: &str, b: &str) -> String {
     if a.is_empty() { b.to_owned() } else { format!("{a}/{b}") }

@@ -72,6 +72,59 @@ pub trait Family {
     fn open(name: &str) -> Result<Loaded, Error>;
 }
 
+/// A family that serves one dataset, found where [`Single::locate`] says; serve it as
+/// `serve!(SingleOf<MyDataset>)`.
+pub trait Single {
+    /// The dataset's name.
+    const NAME: &'static str;
+    /// The folder (relative to the data folder) holding the dataset's files, if they are there.
+    fn locate() -> Option<&'static str>;
+    /// Reads the dataset from `base`, the folder [`Single::locate`] found.
+    fn read(base: &str) -> Result<Loaded, Error>;
+}
+
+/// The [`Family`] of a [`Single`] dataset.
+#[derive(Debug)]
+pub struct SingleOf<T>(std::marker::PhantomData<T>);
+
+impl<T: Single> Family for SingleOf<T> {
+    fn catalog() -> Result<Vec<String>, Error> {
+        Ok(T::locate().map(|_| vec![T::NAME.to_owned()]).unwrap_or_default())
+    }
+
+    fn open(name: &str) -> Result<Loaded, Error> {
+        if name != T::NAME {
+            let message = format!("unknown dataset `{name}`; this plugin serves only `{}`", T::NAME);
+            return Err(error(ErrorKind::InvalidArgument, message));
+        }
+        T::read(T::locate().unwrap_or(""))
+    }
+}
+
+/// A dataset's info with no split sizes yet ([`Loaded::new`] fills them in); `license` is an
+/// SPDX id where one exists.
+pub fn info(
+    name: &str,
+    description: impl Into<String>,
+    task: Task,
+    modality: Modality,
+    class_names: Vec<String>,
+    license: &str,
+    citation: &str,
+) -> DatasetInfo {
+    DatasetInfo {
+        name: name.to_owned(),
+        description: description.into(),
+        task,
+        modality,
+        class_names,
+        multi_label: false,
+        splits: Vec::new(),
+        license: license.to_owned(),
+        citation: citation.to_owned(),
+    }
+}
+
 /// Turns an image path of a sample into the image the host receives (for files the host cannot
 /// decode itself, such as arrays in `.npz` files).
 pub type Decode = fn(&str) -> Result<Image, Error>;
@@ -160,16 +213,4 @@ macro_rules! serve {
 
         $crate::export_dataset_world!(Component with_types_in $crate);
     };
-}
-
-/// Refuses a name other than `expected` in `open`.
-pub fn expect_name(name: &str, expected: &str) -> Result<(), Error> {
-    if name == expected {
-        Ok(())
-    } else {
-        Err(error(
-            ErrorKind::InvalidArgument,
-            format!("unknown dataset `{name}`; this plugin serves only `{expected}`"),
-        ))
-    }
 }

@@ -14,7 +14,7 @@
 //! The dataset is served as `imagefolder`.
 
 use mvb_dataset_common::{
-    DatasetInfo, Error, Family, Image, Loaded, Modality, Sample, Task, corrupt, expect_name, fs, serve, split_named,
+    DatasetInfo, Error, Image, Loaded, Modality, Sample, Single, SingleOf, Task, corrupt, fs, serve, split_named,
 };
 
 const NAME: &str = "imagefolder";
@@ -41,15 +41,16 @@ fn is_image(name: &str) -> bool {
 
 struct ImageFolder;
 
-impl Family for ImageFolder {
-    fn catalog() -> Result<Vec<String>, Error> {
+impl Single for ImageFolder {
+    const NAME: &'static str = NAME;
+
+    /// The data folder itself, when a split folder holds a class folder.
+    fn locate() -> Option<&'static str> {
         let folders = split_folders().unwrap_or_default();
-        let any_class = folders.iter().any(|(_, f)| fs::list(f, false).is_ok_and(|c| !c.is_empty()));
-        Ok(if any_class { vec![NAME.to_owned()] } else { Vec::new() })
+        folders.iter().any(|(_, f)| fs::list(f, false).is_ok_and(|c| !c.is_empty())).then_some("")
     }
 
-    fn open(name: &str) -> Result<Loaded, Error> {
-        expect_name(name, NAME)?;
+    fn read(_base: &str) -> Result<Loaded, Error> {
         let folders = split_folders()?;
         let mut classes: Vec<String> = Vec::new();
         for (_, folder) in &folders {
@@ -82,18 +83,15 @@ impl Family for ImageFolder {
 }
 
 fn info(class_names: Vec<String>) -> DatasetInfo {
-    DatasetInfo {
-        name: NAME.to_owned(),
-        description: "Images in split/class folders (imagefolder layout); classes are the folder names, sorted"
-            .to_owned(),
-        task: Task::Diagnosis,
-        modality: Modality::Other,
+    mvb_dataset_common::info(
+        NAME,
+        "Images in split/class folders (imagefolder layout); classes are the folder names, sorted",
+        Task::Diagnosis,
+        Modality::Other,
         class_names,
-        multi_label: false,
-        splits: Vec::new(),
-        license: "unknown".to_owned(),
-        citation: String::new(),
-    }
+        "unknown",
+        "",
+    )
 }
 
-serve!(ImageFolder);
+serve!(SingleOf<ImageFolder>);

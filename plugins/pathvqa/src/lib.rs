@@ -18,28 +18,23 @@
 mod pickle;
 
 use mvb_dataset_common::vqa::{self, Triplet};
-use mvb_dataset_common::{DatasetInfo, Error, Family, Loaded, Modality, Sample, Task, corrupt, expect_name, fs, serve};
+use mvb_dataset_common::{DatasetInfo, Error, Loaded, Modality, Sample, Single, SingleOf, Task, corrupt, fs, serve};
 use pickle::Value;
 
 const NAME: &str = "pathvqa";
 /// The publisher's split folders, in the contract's order.
 const SPLITS: [&str; 3] = ["train", "val", "test"];
 
-/// The `pvqa` folder: the data folder or its `pvqa/`.
-fn base() -> Option<&'static str> {
-    ["", "pvqa"].into_iter().find(|b| fs::is_file(&fs::join(b, "qas/test/test_qa.pkl")))
-}
-
 struct PathVqa;
 
-impl Family for PathVqa {
-    fn catalog() -> Result<Vec<String>, Error> {
-        Ok(base().map(|_| vec![NAME.to_owned()]).unwrap_or_default())
+impl Single for PathVqa {
+    const NAME: &'static str = NAME;
+
+    fn locate() -> Option<&'static str> {
+        fs::locate(&["", "pvqa"], "qas/test/test_qa.pkl")
     }
 
-    fn open(name: &str) -> Result<Loaded, Error> {
-        expect_name(name, NAME)?;
-        let base = base().unwrap_or("");
+    fn read(base: &str) -> Result<Loaded, Error> {
         let mut splits: [Vec<Sample>; 3] = Default::default();
         for (split, out) in SPLITS.into_iter().zip(&mut splits) {
             let file = fs::join(base, &format!("qas/{split}/{split}_qa.pkl"));
@@ -97,20 +92,16 @@ fn read_split(base: &str, split: &str, file: &str) -> Result<Vec<Triplet>, Error
 }
 
 fn info() -> DatasetInfo {
-    DatasetInfo {
-        name: NAME.to_owned(),
-        description: "PathVQA: questions on pathology images from textbooks and PEIR; open/closed by a yes/no answer"
-            .to_owned(),
-        task: Task::Vqa,
-        modality: Modality::Pathology,
-        class_names: Vec::new(),
-        multi_label: false,
-        splits: Vec::new(),
-        license: "MIT".to_owned(),
-        citation: "Xuehai He, Yichen Zhang, Luntian Mou, Eric Xing, Pengtao Xie. PathVQA: 30000+ Questions for \
-Medical Visual Question Answering. arXiv:2003.10286 (2020)."
-            .to_owned(),
-    }
+    mvb_dataset_common::info(
+        NAME,
+        "PathVQA: questions on pathology images from textbooks and PEIR; open/closed by a yes/no answer",
+        Task::Vqa,
+        Modality::Pathology,
+        Vec::new(),
+        "MIT",
+        "Xuehai He, Yichen Zhang, Luntian Mou, Eric Xing, Pengtao Xie. PathVQA: 30000+ Questions for \
+Medical Visual Question Answering. arXiv:2003.10286 (2020).",
+    )
 }
 
-serve!(PathVqa);
+serve!(SingleOf<PathVqa>);

@@ -14,28 +14,23 @@
 
 use mvb_dataset_common::json::{self, Entry};
 use mvb_dataset_common::{
-    AnswerKind, DatasetInfo, Error, Family, Image, Loaded, Modality, Qa, Sample, Task, attr, expect_name, fs, serve,
+    AnswerKind, DatasetInfo, Error, Image, Loaded, Modality, Qa, Sample, Single, SingleOf, Task, attr, fs, serve,
 };
 
 const NAME: &str = "slake";
 /// The question files of the train, validation and test splits, with the split's id prefix.
 const FILES: [(&str, &str); 3] = [("train.json", "train"), ("validate.json", "validation"), ("test.json", "test")];
 
-/// The folder holding the question files: the data folder or its `Slake1.0/`.
-fn base() -> Option<&'static str> {
-    ["", "Slake1.0"].into_iter().find(|b| fs::is_file(&fs::join(b, "test.json")) && fs::is_dir(&fs::join(b, "imgs")))
-}
-
 struct Slake;
 
-impl Family for Slake {
-    fn catalog() -> Result<Vec<String>, Error> {
-        Ok(base().map(|_| vec![NAME.to_owned()]).unwrap_or_default())
+impl Single for Slake {
+    const NAME: &'static str = NAME;
+
+    fn locate() -> Option<&'static str> {
+        fs::locate(&["", "Slake1.0"], "test.json").filter(|b| fs::is_dir(&fs::join(b, "imgs")))
     }
 
-    fn open(name: &str) -> Result<Loaded, Error> {
-        expect_name(name, NAME)?;
-        let base = base().unwrap_or("");
+    fn read(base: &str) -> Result<Loaded, Error> {
         let mut splits: [Vec<Sample>; 3] = Default::default();
         for ((file, prefix), out) in FILES.into_iter().zip(&mut splits) {
             let file = fs::join(base, file);
@@ -76,19 +71,16 @@ fn sample(entry: &Entry<'_>, base: &str, prefix: &str) -> Result<Sample, Error> 
 }
 
 fn info() -> DatasetInfo {
-    DatasetInfo {
-        name: NAME.to_owned(),
-        description: "SLAKE (English): radiology VQA on CT, MRI and X-ray; open/closed by answer_type".to_owned(),
-        task: Task::Vqa,
-        modality: Modality::Radiology,
-        class_names: Vec::new(),
-        multi_label: false,
-        splits: Vec::new(),
-        license: "CC-BY-4.0".to_owned(),
-        citation: "Bo Liu, Li-Ming Zhan, Li Xu, Lin Ma, Yan Yang, Xiao-Ming Wu. SLAKE: A Semantically-Labeled \
-Knowledge-Enhanced Dataset for Medical Visual Question Answering. ISBI 2021."
-            .to_owned(),
-    }
+    mvb_dataset_common::info(
+        NAME,
+        "SLAKE (English): radiology VQA on CT, MRI and X-ray; open/closed by answer_type",
+        Task::Vqa,
+        Modality::Radiology,
+        Vec::new(),
+        "CC-BY-4.0",
+        "Bo Liu, Li-Ming Zhan, Li Xu, Lin Ma, Yan Yang, Xiao-Ming Wu. SLAKE: A Semantically-Labeled \
+Knowledge-Enhanced Dataset for Medical Visual Question Answering. ISBI 2021.",
+    )
 }
 
-serve!(Slake);
+serve!(SingleOf<Slake>);

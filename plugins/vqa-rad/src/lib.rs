@@ -19,27 +19,22 @@
 
 use mvb_dataset_common::json::{self, Entry};
 use mvb_dataset_common::vqa::{self, Triplet};
-use mvb_dataset_common::{DatasetInfo, Error, Family, Loaded, Modality, Task, attr, expect_name, fs, serve};
+use mvb_dataset_common::{DatasetInfo, Error, Loaded, Modality, Single, SingleOf, Task, attr, fs, serve};
 
 const NAME: &str = "vqa-rad";
 const JSON: &str = "VQA_RAD Dataset Public.json";
 const IMAGES: &str = "VQA_RAD Image Folder";
 
-/// The folder holding the JSON: the data folder or its `osfstorage-archive/`.
-fn base() -> Option<&'static str> {
-    ["", "osfstorage-archive"].into_iter().find(|b| fs::is_file(&fs::join(b, JSON)))
-}
-
 struct VqaRad;
 
-impl Family for VqaRad {
-    fn catalog() -> Result<Vec<String>, Error> {
-        Ok(base().map(|_| vec![NAME.to_owned()]).unwrap_or_default())
+impl Single for VqaRad {
+    const NAME: &'static str = NAME;
+
+    fn locate() -> Option<&'static str> {
+        fs::locate(&["", "osfstorage-archive"], JSON)
     }
 
-    fn open(name: &str) -> Result<Loaded, Error> {
-        expect_name(name, NAME)?;
-        let base = base().unwrap_or("");
+    fn read(base: &str) -> Result<Loaded, Error> {
         let file = fs::join(base, JSON);
         let text = fs::read_text(&file)?;
         let (mut train, mut test) = (Vec::new(), Vec::new());
@@ -86,21 +81,16 @@ fn triplet(entry: &Entry<'_>, base: &str) -> Result<Triplet, Error> {
 }
 
 fn info() -> DatasetInfo {
-    DatasetInfo {
-        name: NAME.to_owned(),
-        description:
-            "VQA-RAD: clinician-written questions on radiology images (MedPix); open/closed by a yes/no answer"
-                .to_owned(),
-        task: Task::Vqa,
-        modality: Modality::Radiology,
-        class_names: Vec::new(),
-        multi_label: false,
-        splits: Vec::new(),
-        license: "CC0-1.0".to_owned(),
-        citation: "Jason J. Lau, Soumya Gayen, Asma Ben Abacha, Dina Demner-Fushman. A dataset of clinically \
-generated visual questions and answers about radiology images. Scientific Data 5, 180251 (2018)."
-            .to_owned(),
-    }
+    mvb_dataset_common::info(
+        NAME,
+        "VQA-RAD: clinician-written questions on radiology images (MedPix); open/closed by a yes/no answer",
+        Task::Vqa,
+        Modality::Radiology,
+        Vec::new(),
+        "CC0-1.0",
+        "Jason J. Lau, Soumya Gayen, Asma Ben Abacha, Dina Demner-Fushman. A dataset of clinically \
+generated visual questions and answers about radiology images. Scientific Data 5, 180251 (2018).",
+    )
 }
 
-serve!(VqaRad);
+serve!(SingleOf<VqaRad>);
