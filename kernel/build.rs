@@ -13,6 +13,13 @@ const PLUGINS: &[(&str, &str)] = &[
     ("mvb-plugin-accuracy", "mvb_plugin_accuracy"),
     ("mvb-plugin-balanced-accuracy", "mvb_plugin_balanced_accuracy"),
     ("mvb-plugin-vqa", "mvb_plugin_vqa"),
+    ("mvb-plugin-vqa-rad", "mvb_plugin_vqa_rad"),
+    ("mvb-plugin-slake", "mvb_plugin_slake"),
+    ("mvb-plugin-pathvqa", "mvb_plugin_pathvqa"),
+    ("mvb-plugin-imagefolder", "mvb_plugin_imagefolder"),
+    ("mvb-plugin-csv", "mvb_plugin_csv"),
+    ("mvb-plugin-chexpert", "mvb_plugin_chexpert"),
+    ("mvb-plugin-ham10000", "mvb_plugin_ham10000"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -11,8 +11,10 @@ fn every_builtin_loads() {
         let source = builtin.source();
         match builtin.world {
             World::Dataset => {
+                // A folder of another dataset's files is an empty catalog, never an error.
                 let mut plugin = host.dataset(&source, Some(&medmnist_dir())).expect("dataset plugin starts");
-                assert!(!plugin.catalog().expect("catalog").is_empty(), "{} serves nothing", builtin.name);
+                let catalog = plugin.catalog().expect("catalog");
+                assert_eq!(catalog.is_empty(), builtin.name != "medmnist", "{}: {catalog:?}", builtin.name);
             }
             World::Metric => {
                 host.metric(&source).expect("metric plugin starts");

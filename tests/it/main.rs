@@ -7,6 +7,7 @@ mod builtins;
 mod check;
 mod cli;
 mod cuda;
+mod datasets;
 mod decoder;
 mod demo_vlm;
 mod gguf;

@@ -9,7 +9,10 @@ pub(crate) fn run(host: &PluginHost) -> anyhow::Result<()> {
         println!("{} (built-in {} plugin, {} KiB)", builtin.name, builtin.world, builtin.bytes.len() / 1024);
         match builtin.world {
             World::Dataset => {
-                let dir = data_dir(builtin, None)?;
+                let Ok(dir) = data_dir(builtin, None) else {
+                    println!("  data: none vendored; give the dataset's folder with --data");
+                    continue;
+                };
                 println!("  data: {}", dir.display());
                 let mut plugin = host.dataset(&builtin.source(), Some(&dir))?;
                 for name in plugin.catalog()? {

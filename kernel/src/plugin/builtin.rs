@@ -29,6 +29,48 @@ pub static BUILTINS: &[Builtin] = &[
         data_folder: Some("medmnist"),
     },
     Builtin {
+        name: "vqa-rad",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_vqa_rad.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "slake",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_slake.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "pathvqa",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_pathvqa.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "imagefolder",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_imagefolder.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "csv",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_csv.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "chexpert",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_chexpert.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "ham10000",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_ham10000.wasm")),
+        data_folder: None,
+    },
+    Builtin {
         name: "auroc",
         world: World::Metric,
         bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_auroc.wasm")),

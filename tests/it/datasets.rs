@@ -1,0 +1,309 @@
+//! The dataset plugins of MedVLMBench's datasets read tiny synthetic copies in their publishers'
+//! layouts (`tests/fixtures/datasets/<name>/`, made by `tools/make_dataset_fixtures.py`) with
+//! the right splits, labels, open/closed kinds and attributes; a missing file, a missing column
+//! or field and a bad row each give one error naming the file, the line and the column.
+
+use std::path::{Path, PathBuf};
+
+use mvb::data::{AnswerKind, Sample, Split, load_image};
+use mvb::plugin::{Builtin, Dataset};
+
+use crate::common::{host, root};
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/datasets").join(name)
+}
+
+/// Opens `dataset` with the built-in `plugin` on `dir`.
+fn open(plugin: &str, dir: &Path, dataset: &str) -> Result<Dataset, String> {
+    let source = Builtin::find(plugin).expect("a built-in").source();
+    let plugin = host().dataset(&source, Some(dir)).expect("starts");
+    plugin.into_dataset(dataset).map_err(|e| e.to_string())
+}
+
+/// Opens the fixture of the built-in `plugin`'s dataset `dataset` and checks its split sizes
+/// (train, validation, test).
+fn opened(plugin: &str, dataset: &str, sizes: (u64, u64, u64)) -> Dataset {
+    let ds = open(plugin, &fixture(plugin), dataset).expect("opens");
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), sizes, "{plugin}");
+    ds
+}
+
+/// Every sample of `split`.
+fn all(ds: &mut Dataset, split: Split) -> Vec<Sample> {
+    let n = ds.info().splits.get(split);
+    let samples = ds.samples(split, 0, 4096).expect("samples");
+    assert_eq!(samples.len() as u64, n);
+    samples
+}
+
+/// (id, question, answer, kind) of each sample.
+fn qa(samples: &[Sample]) -> Vec<(String, String, String, AnswerKind)> {
+    samples
+        .iter()
+        .map(|s| {
+            let qa = s.qa.as_ref().expect("a VQA sample");
+            (s.id.clone(), qa.question.clone(), qa.answer.clone(), qa.kind)
+        })
+        .collect()
+}
+
+/// Opens a VQA fixture (named as its plugin and dataset), checks its split sizes and the
+/// (id, question, answer, kind) of each test sample, and returns the dataset and test samples.
+fn vqa_test(
+    plugin: &str,
+    sizes: (u64, u64, u64),
+    expected: &[(&str, &str, &str, AnswerKind)],
+) -> (Dataset, Vec<Sample>) {
+    let mut ds = opened(plugin, plugin, sizes);
+    let test = all(&mut ds, Split::Test);
+    let expected: Vec<_> = expected.iter().map(|&(i, q, a, k)| (i.into(), q.into(), a.into(), k)).collect();
+    assert_eq!(qa(&test), expected);
+    (ds, test)
+}
+
+fn attr<'a>(s: &'a Sample, key: &str) -> Option<&'a str> {
+    s.attributes.iter().find(|a| a.key == key).map(|a| a.value.as_str())
+}
+
+/// A writable copy of a fixture, to break.
+fn copy(name: &str) -> tempfile::TempDir {
+    fn walk(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                walk(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).expect("copy");
+            }
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    walk(&fixture(name), dir.path());
+    dir
+}
+
+/// Edits a text file of a copied fixture.
+fn edit(path: &Path, f: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(path).expect("read");
+    std::fs::write(path, f(text)).expect("write");
+}
+
+fn expect_error(plugin: &str, dir: &Path, dataset: &str, parts: &[&str]) {
+    let err = open(plugin, dir, dataset).expect_err("a broken copy");
+    for part in parts {
+        assert!(err.contains(part), "`{part}` missing from: {err}");
+    }
+}
+
+use AnswerKind::{Closed, Open};
+
+#[test]
+fn vqa_rad_rebuilds_the_hugging_face_splits() {
+    let dir = fixture("vqa-rad");
+    let (mut ds, test) = vqa_test(
+        "vqa-rad",
+        (2, 0, 3),
+        &[
+            ("qid-4", "is there a fracture?", "yes", Closed),
+            ("qid-5", "how many lesions are there?", "2", Open),
+            ("qid-6", "is the heart enlarged?", "no", Closed),
+        ],
+    );
+    assert_eq!((attr(&test[0], "organ"), attr(&test[0], "question_type")), (Some("CHEST"), Some("PRES")));
+    // qid 1 repeats a test triplet and qid 2 repeats qid 1: both leave train.
+    let train = all(&mut ds, Split::Train);
+    assert_eq!(qa(&train)[1], ("qid-8".into(), "where is the mass?".into(), "left lung".into(), Open));
+    let px = load_image(test[1].image.as_ref().expect("image"), &dir).expect("decodes");
+    assert_eq!((px.width, px.height), (8, 8));
+}
+
+#[test]
+fn slake_keeps_english_and_its_own_answer_type() {
+    let mut ds = opened("slake", "slake", (2, 1, 4));
+    let test = all(&mut ds, Split::Test);
+    let kinds: Vec<_> = qa(&test).into_iter().map(|(id, _, a, k)| (id, a, k)).collect();
+    let expected =
+        [("test-5", "Left", Open), ("test-6", "Left", Closed), ("test-7", "No", Closed), ("test-9", "2", Open)];
+    let expected: Vec<_> = expected.iter().map(|&(i, a, k)| (i.into(), a.into(), k)).collect();
+    assert_eq!(kinds, expected);
+    assert_eq!(
+        (attr(&test[0], "modality"), attr(&test[0], "location"), attr(&test[0], "content_type")),
+        (Some("MRI"), Some("Abdomen"), Some("Position"))
+    );
+}
+
+/// PathVQA's test split: the repeated triplet dropped, the text cleaned.
+const PATHVQA_TEST: [(&str, &str, &str, AnswerKind); 3] = [
+    ("test-0", "is this a tumor?", "yes", Closed),
+    ("test-1", "what is present?", "necrosis", Open),
+    ("test-2", "does this show fibrosis?", "no", Closed),
+];
+
+#[test]
+fn pathvqa_reads_the_pickles_of_every_protocol() {
+    let (mut ds, _) = vqa_test("pathvqa", (2, 1, 3), &PATHVQA_TEST);
+    let val = all(&mut ds, Split::Validation);
+    assert_eq!(qa(&val)[0].2, "yes");
+}
+
+#[test]
+fn vqa_readers_name_the_file_line_and_field_at_fault() {
+    let json = "VQA_RAD Dataset Public.json";
+    let dir = copy("vqa-rad");
+    std::fs::remove_file(dir.path().join("VQA_RAD Image Folder/synpic3.jpg")).expect("rm");
+    expect_error(
+        "vqa-rad",
+        dir.path(),
+        "vqa-rad",
+        &[json, "line 82, column 5 (entry 5)", "`image_name`", "synpic3.jpg"],
+    );
+
+    let dir = copy("vqa-rad");
+    edit(&dir.path().join(json), |t| t.replacen("\"answer\": \"no\",", "", 1));
+    expect_error("vqa-rad", dir.path(), "vqa-rad", &[json, "line 82, column 5", "field `answer`: missing"]);
+
+    let dir = copy("slake");
+    edit(&dir.path().join("test.json"), |t| t.replacen("\"Left\"", "[1]", 1));
+    expect_error("slake", dir.path(), "slake", &["`test.json` line 2, column 2 (entry 0)", "field `answer`"]);
+
+    let dir = copy("slake");
+    std::fs::remove_file(dir.path().join("validate.json")).expect("rm");
+    expect_error("slake", dir.path(), "slake", &["`validate.json` is missing"]);
+
+    let dir = copy("pathvqa");
+    std::fs::write(dir.path().join("pvqa/qas/train/train_qa.pkl"), b"\x80\x04garbage").expect("write");
+    expect_error("pathvqa", dir.path(), "pathvqa", &["`pvqa/qas/train/train_qa.pkl`: byte 2"]);
+}
+
+/// (id, label) of each sample.
+fn labels(samples: &[Sample]) -> Vec<(String, u32)> {
+    samples.iter().map(|s| (s.id.clone(), s.labels[0])).collect()
+}
+
+fn pairs(expected: &[(&str, u32)]) -> Vec<(String, u32)> {
+    expected.iter().map(|&(id, l)| (id.to_owned(), l)).collect()
+}
+
+#[test]
+fn imagefolder_takes_classes_from_folder_names() {
+    let mut ds = opened("imagefolder", "imagefolder", (3, 1, 2));
+    assert_eq!(ds.info().class_names, ["benign", "malignant"]);
+    let train = all(&mut ds, Split::Train);
+    assert_eq!(
+        labels(&train),
+        pairs(&[("train/benign/b.png", 0), ("train/benign/c.jpg", 0), ("train/malignant/a.png", 1)])
+    );
+    assert_eq!(labels(&all(&mut ds, Split::Test)), pairs(&[("test/benign/f.png", 0), ("test/malignant/e.png", 1)]));
+}
+
+#[test]
+fn csv_reads_labels_splits_and_attributes() {
+    let mut ds = opened("csv", "lesions", (2, 0, 2));
+    assert_eq!(ds.info().class_names, ["benign", "malignant"]);
+    let train = all(&mut ds, Split::Train);
+    assert_eq!(labels(&train), pairs(&[("images/a.png", 1), ("images/b.png", 0)]));
+    assert_eq!((attr(&train[0], "sex"), attr(&train[0], "age")), (Some("F"), Some("63")));
+    let test = all(&mut ds, Split::Test);
+    assert_eq!(labels(&test), pairs(&[("images/c.png", 0), ("images/d.png", 1)]));
+    assert_eq!(attr(&test[0], "age"), None, "an empty cell is no attribute");
+
+    // Without classes.txt the classes are the distinct labels, sorted.
+    let dir = copy("csv");
+    std::fs::remove_file(dir.path().join("classes.txt")).expect("rm");
+    let mut ds = open("csv", dir.path(), "lesions").expect("opens");
+    assert_eq!(ds.info().class_names, ["0", "1", "benign", "malignant"]);
+    assert_eq!(labels(&all(&mut ds, Split::Train)), pairs(&[("images/a.png", 3), ("images/b.png", 0)]));
+}
+
+#[test]
+fn csv_errors_name_the_file_line_and_column() {
+    let dir = copy("csv");
+    std::fs::remove_file(dir.path().join("images/d.png")).expect("rm");
+    expect_error("csv", dir.path(), "lesions", &["`lesions.csv` line 5, column `path`", "images/d.png"]);
+
+    let dir = copy("csv");
+    edit(&dir.path().join("lesions.csv"), |t| t.replace("images/c.png,benign,test", "images/c.png,cyst,test"));
+    expect_error("csv", dir.path(), "lesions", &["`lesions.csv` line 4, column `label`", "`cyst` is not a class"]);
+
+    let dir = copy("csv");
+    edit(&dir.path().join("lesions.csv"), |t| t.replace("split,", "fold,"));
+    let ds = open("csv", dir.path(), "lesions").expect("no split column: all rows are test");
+    assert_eq!(ds.info().splits.test, 4);
+
+    let dir = copy("csv");
+    edit(&dir.path().join("lesions.csv"), |t| t.replace("images/b.png,0,train,M,40", "images/b.png,0,train"));
+    expect_error("csv", dir.path(), "lesions", &["`lesions.csv` line 3: 3 fields, but the header has 5"]);
+}
+
+#[test]
+fn chexpert_labels_no_finding_with_uncertain_and_empty_as_zero() {
+    let mut ds = opened("chexpert", "chexpert", (2, 0, 3));
+    assert_eq!(ds.info().class_names, ["diseased xray", "normal xray"]);
+    let test = all(&mut ds, Split::Test);
+    assert_eq!(test.iter().map(|s| s.labels[0]).collect::<Vec<_>>(), [1, 0, 0]);
+    assert_eq!(test[0].id, "CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg");
+    assert_eq!(
+        (attr(&test[1], "sex"), attr(&test[1], "age"), attr(&test[1], "view")),
+        (Some("Male"), Some("70"), Some("Lateral"))
+    );
+    assert_eq!(attr(&test[1], "projection"), None);
+    assert_eq!(all(&mut ds, Split::Train).iter().map(|s| s.labels[0]).collect::<Vec<_>>(), [1, 0]);
+
+    let dir = copy("chexpert");
+    edit(&dir.path().join("CheXpert-v1.0-small/valid.csv"), |t| t.replace(",Lateral,,-1.0,", ",Lateral,,maybe,"));
+    expect_error(
+        "chexpert",
+        dir.path(),
+        "chexpert",
+        &["`CheXpert-v1.0-small/valid.csv` line 3, column `No Finding`", "`maybe`"],
+    );
+    let dir = copy("chexpert");
+    edit(&dir.path().join("CheXpert-v1.0-small/valid.csv"), |t| t.replacen("No Finding", "Finding", 1));
+    expect_error(
+        "chexpert",
+        dir.path(),
+        "chexpert",
+        &["`CheXpert-v1.0-small/valid.csv` line 1: no column `No Finding`"],
+    );
+}
+
+#[test]
+fn ham10000_reads_both_image_folders_and_takes_a_split_file() {
+    let mut ds = opened("ham10000", "ham10000", (4, 0, 0));
+    let train = all(&mut ds, Split::Train);
+    assert_eq!(
+        labels(&train),
+        pairs(&[("ISIC_0027419", 0), ("ISIC_0025030", 1), ("ISIC_0027850", 1), ("ISIC_0029176", 0)])
+    );
+    assert_eq!(
+        (attr(&train[2], "sex"), attr(&train[2], "age"), attr(&train[2], "localization")),
+        (Some("unknown"), None, Some("face"))
+    );
+
+    let dir = copy("ham10000");
+    std::fs::write(
+        dir.path().join("mvb-split.csv"),
+        "id,split\nISIC_0025030,test\nISIC_0029176,test\nISIC_0027419,train\n",
+    )
+    .expect("write");
+    let mut ds = open("ham10000", dir.path(), "ham10000").expect("opens");
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), (1, 0, 2), "only the listed images");
+    assert_eq!(labels(&all(&mut ds, Split::Test)), pairs(&[("ISIC_0025030", 1), ("ISIC_0029176", 0)]));
+
+    std::fs::write(dir.path().join("mvb-split.csv"), "id,split\nISIC_0025030,test\nISIC_9999999,test\n")
+        .expect("write");
+    expect_error("ham10000", dir.path(), "ham10000", &["`mvb-split.csv` line 3, column `id`", "ISIC_9999999"]);
+    std::fs::remove_file(dir.path().join("mvb-split.csv")).expect("rm");
+    std::fs::remove_file(dir.path().join("HAM10000_images_part_2/ISIC_0029176.jpg")).expect("rm");
+    expect_error(
+        "ham10000",
+        dir.path(),
+        "ham10000",
+        &["`HAM10000_metadata.csv` line 5, column `image_id`", "ISIC_0029176.jpg"],
+    );
+}

@@ -1,0 +1,190 @@
+"""Writes tiny synthetic copies of MedVLMBench's datasets, in their publishers' own layouts,
+under tests/fixtures/datasets/<name>/ (used by tests/it/datasets.rs).
+
+Nothing here comes from the real datasets: images are generated 8x8 pictures, questions,
+answers and table rows are made up, but the file names, folder layout, column and field
+names, value spellings and quirks (duplicated triplets, non-English questions, integer
+answers, pickled lists of dicts) are the publishers'. Needs only numpy and Pillow.
+
+    python tools/make_dataset_fixtures.py
+"""
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "datasets"
+
+
+def image(path: Path, seed: int, mode: str = "RGB", fmt: str | None = None) -> None:
+    """An 8x8 picture, different for each seed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "L": 1}[mode]
+    px = rng.integers(0, 256, size=(8, 8, channels), dtype=np.uint8)
+    img = Image.fromarray(px[:, :, 0] if channels == 1 else px, mode)
+    img.save(path, format=fmt)
+
+
+def fresh(name: str) -> Path:
+    d = ROOT / name
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    return d
+
+
+def vqa_rad() -> None:
+    d = fresh("vqa-rad")
+    folder = d / "VQA_RAD Image Folder"
+    for i in (1, 2, 3):
+        image(folder / f"synpic{i}.jpg", 100 + i)
+
+    def entry(qid, phrase, img, q, a, organ, qtype, atype):
+        return {
+            "qid": qid, "phrase_type": phrase, "qid_linked_id": f"link-{qid}",
+            "image_case_url": f"https://medpix.nlm.nih.gov/case?id={qid}", "image_name": img,
+            "image_organ": organ, "evaluation": "not evaluated", "question": q,
+            "question_rephrase": "NULL", "question_relation": "NULL", "question_frame": "NULL",
+            "question_type": qtype, "answer": a, "answer_type": atype,
+        }
+
+    entries = [
+        # In train and in test: dropped from train.
+        entry(1, "freeform", "synpic1.jpg", "Is there  a fracture ?", "Yes", "CHEST", "PRES", "CLOSED"),
+        entry(2, "para", "synpic1.jpg", "Is there  a fracture ?", "Yes", "CHEST", "PRES", "CLOSED"),
+        entry(3, "freeform", "synpic2.jpg", "What organ is shown?", "Liver", "ABD", "ORGAN", "OPEN"),
+        entry(4, "test_freeform", "synpic1.jpg", "Is there  a fracture ?", "Yes", "CHEST", "PRES", "CLOSED"),
+        # An integer answer, as the real file has.
+        entry(5, "test_para", "synpic2.jpg", "How many lesions are there?", 2, "ABD", "COUNT", "OPEN"),
+        entry(6, "test_freeform", "synpic3.jpg", "Is the heart enlarged?", "no", "CHEST", "SIZE", "CLOSED"),
+        # A repeated test triplet: dropped.
+        entry(7, "test_para", "synpic3.jpg", "Is the heart enlarged?", "no", "CHEST", "SIZE", "CLOSED"),
+        entry(8, "freeform", "synpic3.jpg", "Where is the mass?", "Left  lung ", "CHEST", "POS", "OPEN"),
+    ]
+    (d / "VQA_RAD Dataset Public.json").write_text(json.dumps(entries, indent=4))
+
+
+def slake() -> None:
+    d = fresh("slake")
+    for i in range(3):
+        image(d / "imgs" / f"xmlab{i}" / "source.jpg", 200 + i)
+    qid = iter(range(10_000))
+
+    def entry(img, q, a, lang, atype, modality, location, content):
+        return {
+            "img_id": img, "img_name": f"xmlab{img}/source.jpg", "question": q, "answer": a,
+            "q_lang": lang, "location": location, "modality": modality, "answer_type": atype,
+            "base_type": "vqa", "content_type": content, "triple": ["vhead", "_", "_"], "qid": next(qid),
+        }
+
+    train = [
+        entry(0, "Which organ is abnormal?", "Lung", "en", "OPEN", "X-Ray", "Chest", "Abnormality"),
+        entry(0, "哪个器官不正常?", "肺", "zh", "OPEN", "X-Ray", "Chest", "Abnormality"),
+        entry(1, "Is this a CT image?", "Yes", "en", "CLOSED", "CT", "Abdomen", "Modality"),
+    ]
+    validate = [entry(1, "What modality is used?", "CT", "en", "OPEN", "CT", "Abdomen", "Modality"),
+                entry(1, "这是CT吗?", "是", "zh", "CLOSED", "CT", "Abdomen", "Modality")]
+    test = [
+        entry(2, "Where is the liver?", "Left", "en", "OPEN", "MRI", "Abdomen", "Position"),
+        # CLOSED without a yes/no answer: SLAKE's own label decides, not the answer.
+        entry(2, "Is the liver on the left or right?", "Left", "en", "CLOSED", "MRI", "Abdomen", "Position"),
+        entry(2, "Does the picture contain kidney?", "No", "en", "CLOSED", "MRI", "Abdomen", "Organ"),
+        entry(2, "肝脏在哪里?", "左", "zh", "OPEN", "MRI", "Abdomen", "Position"),
+        entry(0, "How many lungs are there?", "2", "en", "OPEN", "X-Ray", "Chest", "Quantity"),
+    ]
+    for name, rows in [("train.json", train), ("validate.json", validate), ("test.json", test)]:
+        (d / name).write_text(json.dumps(rows, ensure_ascii=False, indent=1))
+
+
+def pathvqa() -> None:
+    d = fresh("pathvqa") / "pvqa"
+    splits = {
+        "train": [("train_0000", "What is shown?", "Granuloma"), ("train_0001", "is this  normal ?", "no")],
+        "val": [("val_0000", "Is there necrosis?", "Yes")],
+        "test": [
+            ("test_0000", "Is this  a tumor ?", "yes"),
+            ("test_0000", "Is this  a tumor ?", "yes"),  # repeated triplet: dropped
+            ("test_0001", "What is present?", "Necrosis"),
+            ("test_0001", "does this show fibrosis?", "No"),
+        ],
+    }
+    # Protocol 4 (Python 3's default), 2 and 0, so that the reader sees each encoding.
+    protocols = {"train": 2, "val": 0, "test": 4}
+    for n, (split, rows) in enumerate(splits.items()):
+        for i, img in enumerate(dict.fromkeys(r[0] for r in rows)):
+            image(d / "images" / split / f"{img}.jpg", 300 + 10 * n + i)
+        qa = d / "qas" / split
+        qa.mkdir(parents=True, exist_ok=True)
+        data = [{"image": i, "question": q, "answer": a} for i, q, a in rows]
+        with open(qa / f"{split}_qa.pkl", "wb") as f:
+            pickle.dump(data, f, protocol=protocols[split])
+
+
+def imagefolder() -> None:
+    d = fresh("imagefolder")
+    files = [("train", "malignant", "a.png"), ("train", "benign", "b.png"), ("train", "benign", "c.jpg"),
+             ("val", "benign", "d.png"), ("test", "malignant", "e.png"), ("test", "benign", "f.png")]
+    for i, (split, cls, name) in enumerate(files):
+        image(d / split / cls / name, 400 + i)
+    (d / "test" / "benign" / "notes.txt").write_text("not an image: skipped\n")
+
+
+def csv_plugin() -> None:
+    d = fresh("csv")
+    (d / "classes.txt").write_text("benign\nmalignant\n")
+    rows = [("images/a.png", "malignant", "train", "F", "63"), ("images/b.png", "0", "train", "M", "40"),
+            ("images/c.png", "benign", "test", "F", ""), ("images/d.png", "1", "test", "M", "71")]
+    for i, (path, *_rest) in enumerate(rows):
+        image(d / path, 500 + i, mode="L")
+    lines = ["path,label,split,sex,age"] + [",".join(r) for r in rows]
+    (d / "lesions.csv").write_text("\n".join(lines) + "\n")
+
+
+def chexpert() -> None:
+    d = fresh("chexpert") / "CheXpert-v1.0-small"
+    header = ("Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,"
+              "Lung Opacity,Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,"
+              "Pleural Effusion,Pleural Other,Fracture,Support Devices")
+    rest = ",,,,,,,,,,,,"
+    # No Finding: 1.0, empty, -1.0 (uncertain), 0.0; the last three are class 0.
+    rows = {
+        "train": [("patient00001/study1/view1_frontal.jpg", "Female", "68", "Frontal", "AP", "1.0"),
+                  ("patient00002/study2/view1_frontal.jpg", "Male", "87", "Frontal", "AP", "")],
+        "valid": [("patient64541/study1/view1_frontal.jpg", "Male", "73", "Frontal", "AP", "1.0"),
+                  ("patient64542/study1/view2_lateral.jpg", "Male", "70", "Lateral", "", "-1.0"),
+                  ("patient64543/study1/view1_frontal.jpg", "Female", "85", "Frontal", "PA", "0.0")],
+    }
+    for n, (split, items) in enumerate(rows.items()):
+        lines = [header]
+        for i, (path, sex, age, fl, appa, nf) in enumerate(items):
+            image(d / split / path, 600 + 10 * n + i, mode="L")
+            lines.append(f"CheXpert-v1.0-small/{split}/{path},{sex},{age},{fl},{appa},{nf},1.0{rest}")
+        (d / f"{split}.csv").write_text("\n".join(lines) + "\n")
+
+
+def ham10000() -> None:
+    d = fresh("ham10000")
+    header = "lesion_id,image_id,dx,dx_type,age,sex,localization"
+    rows = [("HAM_0000118", "ISIC_0027419", "bkl", "histo", "80.0", "male", "scalp", 1),
+            ("HAM_0002730", "ISIC_0025030", "mel", "histo", "60.0", "female", "back", 1),
+            ("HAM_0001466", "ISIC_0027850", "akiec", "histo", "", "unknown", "face", 2),
+            ("HAM_0002761", "ISIC_0029176", "nv", "follow_up", "45.0", "male", "trunk", 2)]
+    lines = [header]
+    for i, (lesion, img, dx, dxt, age, sex, loc, part) in enumerate(rows):
+        image(d / f"HAM10000_images_part_{part}" / f"{img}.jpg", 700 + i)
+        lines.append(f"{lesion},{img},{dx},{dxt},{age},{sex},{loc}")
+    (d / "HAM10000_metadata.csv").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    chexpert()
+    ham10000()
+    imagefolder()
+    csv_plugin()
+    vqa_rad()
+    slake()
+    pathvqa()
