@@ -21,10 +21,12 @@ use crate::eval::metrics::Metric;
 use crate::eval::probe::ProbeConfig;
 
 /// The embedded default configuration of `mvb run` without arguments.
-pub const DEFAULT_CONFIG: &str = r#"# mvb run's embedded default: the demo generalist and specialist CLIP models shipped in
-# data/models, on the vendored MedMNIST test sets, zero-shot and linear-probed.
-strategies = ["zs", "lp"]
-metrics = ["auroc", "accuracy", "balanced-accuracy"]
+pub const DEFAULT_CONFIG: &str = r#"# mvb run's embedded default, both halves of MedVLMBench on the vendored MedMNIST test sets:
+# diagnosis with the demo generalist and specialist CLIP models (zero-shot and linear-probed),
+# and VQA (the sets' VQA views, off the shelf) with the demo generalist and specialist LLaVA
+# models, all shipped in data/models. Each strategy runs where it applies.
+strategies = ["zs", "lp", "ots"]
+metrics = ["auroc", "accuracy", "balanced-accuracy", "vqa"]
 templates = ["a photo of {}"]
 
 [bootstrap]
@@ -54,6 +56,20 @@ family = "clip"
 group = "specialist"
 id_datasets = ["pneumoniamnist", "retinamnist"]
 
+[[models]]
+name = "demo-vlm-generalist"
+path = "data/models/demo-vlm-generalist"
+family = "llava"
+group = "generalist"
+id_datasets = []
+
+[[models]]
+name = "demo-vlm-specialist"
+path = "data/models/demo-vlm-specialist"
+family = "llava"
+group = "specialist"
+id_datasets = ["pneumoniamnist-vqa", "retinamnist-vqa"]
+
 [[datasets]]
 name = "pneumoniamnist"
 plugin = "medmnist"
@@ -64,6 +80,18 @@ plugin = "medmnist"
 
 [[datasets]]
 name = "retinamnist"
+plugin = "medmnist"
+
+[[datasets]]
+name = "pneumoniamnist-vqa"
+plugin = "medmnist"
+
+[[datasets]]
+name = "breastmnist-vqa"
+plugin = "medmnist"
+
+[[datasets]]
+name = "retinamnist-vqa"
 plugin = "medmnist"
 "#;
 
@@ -584,9 +612,9 @@ mod tests {
     #[test]
     fn the_default_parses() {
         let c = RunConfig::default_config().unwrap();
-        assert_eq!(c.models.len(), 2);
-        assert_eq!(c.datasets.len(), 3);
-        assert_eq!(c.strategies, vec![Strategy::Zs, Strategy::Lp]);
+        assert_eq!(c.models.len(), 4);
+        assert_eq!(c.datasets.len(), 6);
+        assert_eq!(c.strategies, vec![Strategy::Zs, Strategy::Lp, Strategy::Ots]);
         assert_eq!(c.probe_config(), ProbeConfig::default());
         assert_eq!(c.bootstrap_config(), BootstrapConfig::default());
         assert!(Path::new(&c.models[0].path).join("config.json").is_file(), "{}", c.models[0].path);
@@ -620,7 +648,7 @@ mod tests {
         let msg = RunConfig::parse(text, "m.toml", Path::new(".")).unwrap_err().to_string();
         assert!(msg.starts_with("config m.toml, line 2: unknown metric `aucroc`: the built-in metrics are"), "{msg}");
         let c = RunConfig::default_config().unwrap();
-        assert_eq!(c.metrics, ["auroc", "accuracy", "balanced-accuracy"].map(Metric::Builtin));
+        assert_eq!(c.metrics, ["auroc", "accuracy", "balanced-accuracy", "vqa"].map(Metric::Builtin));
         let base = "[[models]]\nname = \"m\"\npath = \"p\"\nfamily = \"f\"\ngroup = \"generalist\"\n";
         let text = format!("metrics = [\"x/m.wasm\"]\n{base}[[datasets]]\nname = \"d\"\n");
         let c = RunConfig::parse(&text, "m.toml", Path::new("/base")).unwrap();
