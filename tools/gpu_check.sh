@@ -18,7 +18,11 @@
 #
 # With the device tool: run(command="bash tools/gpu_check.sh run", carry=[".gpu"], timeout_s=540).
 # `run` writes $OUT/gpu_check.md (card, date, commit, test summary, the benchmark tables) to be
-# copied into docs/CUDA.md, and $OUT/tests.log, $OUT/bench.log and $OUT/vs_torch.log. Set QUICK=1 for a smoke run.
+# copied into docs/CUDA.md, and $OUT/tests.log, bench.log, run.log, vs_torch.log, run_results.json and
+# run_predictions.jsonl (at most 8 files come back). Set QUICK=1 for a smoke run; FILTERS, KERNELS,
+# RUN and TORCH (see `run`) choose sections. The tree that travels must stay under 64 MiB with
+# .gpu/ (14 MB): all the test fixtures and all of data/ together do not fit, so a run that needs
+# data/ (RUN=1) leaves tests/fixtures/tiny-* behind and skips `cuda::` (see docs/CUDA.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -83,53 +87,78 @@ run() {
         mkdir -p "$(dirname "$built_root")" && ln -sfn "$root" "$built_root"
     fi
     [ -e "$built_mvb" ] || { mkdir -p "$(dirname "$built_mvb")" && ln -s "$bin/mvb" "$built_mvb"; }
-    setup_libraries 2>&1 | tee "$out/libraries.log"
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/card.txt" 2>/dev/null ||
-        echo "unknown card (no nvidia-smi)" > "$out/card.txt"
+    setup_libraries > "$out/tests.log" 2>&1
+    local card
+    card=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+    [ -n "$card" ] || card="unknown card (no nvidia-smi)"
+    # What to run (the defaults: everything; each section can be left out to fit a second run
+    # or the 64 MiB the device tool carries):
+    #   FILTERS   the tests/it filters run on the GPU (a skip there is a failure)
+    #   KERNELS=0 no `mvb bench kernels`
+    #   TORCH     the gpu_vs_torch.py shapes (comma-separated; empty: none)
+    #   RUN=0     no `mvb run --device cuda --precision f32` on the embedded default (its
+    #             results.json and predictions.jsonl come back, to compare with the CPU's)
+    local filters=${FILTERS:-cuda:: ops:: decoder llava}
+    local torch_models=${TORCH-SmolLM2-135M,Llama-3.2-1B}
+    local quick="" iters=3
+    [ "${QUICK:-0}" = 1 ] && quick=--quick && iters=1
 
-    local t0=$SECONDS
-    # Parity tests: every CUDA check, on the GPU (a skip here is a failure: there is a GPU): the
-    # kernels and the safe API (cuda::), each compute-layer op (ops::), the decoder (decoder; a
-    # filter that matches nothing runs nothing). Time limits: tests 150 s + kernels 100 s +
-    # against PyTorch 220 s + set-up
-    # stay under the device tool's 540 s.
-    MVB_REQUIRE_NVRTC=1 timeout 150 "$bin/it" cuda:: ops:: decoder llava --nocapture --test-threads 1 > "$out/tests.log" 2>&1
-    local tests_rc=$?
-    local skipped
-    skipped=$(grep -o 'SKIP cuda [a-z]*' "$out/tests.log" | wc -l)
-    echo "tests rc=$tests_rc, skipped on cuda: $skipped ($((SECONDS - t0)) s)"
+    local t0=$SECONDS tests_rc=0 skipped=0
+    if [ -n "$filters" ]; then
+        # shellcheck disable=SC2086
+        MVB_REQUIRE_NVRTC=1 timeout 150 "$bin/it" $filters --nocapture --test-threads 1 >> "$out/tests.log" 2>&1
+        tests_rc=$?
+        skipped=$(grep -o 'SKIP cuda [a-z]*' "$out/tests.log" | wc -l)
+    fi
+    echo "tests ($filters) rc=$tests_rc, skipped on cuda: $skipped ($((SECONDS - t0)) s)"
 
     t0=$SECONDS
-    local quick=""
-    [ "${QUICK:-0}" = 1 ] && quick=--quick
-    timeout 100 "$bin/mvb" bench kernels $quick --out "$out/kernels.md" > "$out/bench.log" 2>&1
-    local bench_rc=$?
-    echo "bench rc=$bench_rc ($((SECONDS - t0)) s)"
+    local bench_rc=0
+    if [ "${KERNELS:-1}" = 1 ]; then
+        timeout 100 "$bin/mvb" bench kernels $quick --out "$out/kernels.md" > "$out/bench.log" 2>&1
+        bench_rc=$?
+    fi
+    echo "kernels rc=$bench_rc ($((SECONDS - t0)) s)"
 
     t0=$SECONDS
-    local iters=3
-    [ "${QUICK:-0}" = 1 ] && iters=1
-    PYTHONUNBUFFERED=1 timeout 220 python3 tools/gpu_vs_torch.py --mvb "$bin/mvb" --iters $iters \
-        --out "$out/vs_torch.md" > "$out/vs_torch.log" 2>&1
-    local torch_rc=$?
+    local run_rc=0
+    if [ "${RUN:-1}" = 1 ]; then
+        local run_dir=/tmp/mvb-gpu-run
+        rm -rf "$run_dir"
+        timeout 200 "$bin/mvb" run --device cuda --precision f32 --out "$run_dir" > "$out/run.log" 2>&1
+        run_rc=$?
+        cp "$run_dir/results.json" "$out/run_results.json" 2>/dev/null
+        cp "$run_dir/predictions.jsonl" "$out/run_predictions.jsonl" 2>/dev/null
+    fi
+    echo "mvb run (embedded default, cuda f32) rc=$run_rc ($((SECONDS - t0)) s)"
+
+    t0=$SECONDS
+    local torch_rc=0
+    if [ -n "$torch_models" ]; then
+        PYTHONUNBUFFERED=1 timeout 240 python3 tools/gpu_vs_torch.py --mvb "$bin/mvb" --iters $iters \
+            --models "$torch_models" --out "$out/vs_torch.md" > "$out/vs_torch.log" 2>&1
+        torch_rc=$?
+    fi
     echo "against PyTorch rc=$torch_rc ($((SECONDS - t0)) s)"
 
     {
-        echo "## Measured: $(cut -d, -f1 "$out/card.txt" | head -1), $(date -u +%Y-%m-%d)"
+        echo "## Measured: ${card%%,*}, $(date -u +%Y-%m-%d)"
         echo
-        echo "- card: $(head -1 "$out/card.txt")"
+        echo "- card: $card"
         echo "- commit: $(tr '\n' ' ' < .gpu/commit)"
-        echo "- parity tests (tests/it filters cuda::, ops::, decoder on the GPU): $(grep '^test result' "$out/tests.log" | tail -1) (exit $tests_rc, $skipped skipped)"
+        echo "- parity tests (tests/it filters $filters on the GPU): $(grep '^test result' "$out/tests.log" | tail -1) (exit $tests_rc, $skipped skipped)"
+        echo "- mvb run on the embedded default, cuda f32: exit $run_rc; $(grep -c . "$out/run_predictions.jsonl" 2>/dev/null) prediction lines"
         echo
-        if [ -s "$out/kernels.md" ]; then cat "$out/kernels.md"; else echo '```'; tail -20 "$out/bench.log"; echo '```'; fi
+        if [ -s "$out/kernels.md" ]; then cat "$out/kernels.md"; elif [ -s "$out/bench.log" ]; then echo '```'; tail -20 "$out/bench.log"; echo '```'; fi
         echo
         echo "### Against PyTorch on the same card, same run (tools/gpu_vs_torch.py)"
         echo
-        if [ -s "$out/vs_torch.md" ]; then cat "$out/vs_torch.md"; else echo '```'; tail -20 "$out/vs_torch.log"; echo '```'; fi
+        if [ -s "$out/vs_torch.md" ]; then cat "$out/vs_torch.md"; elif [ -s "$out/vs_torch.log" ]; then echo '```'; tail -20 "$out/vs_torch.log"; echo '```'; fi
     } > "$out/gpu_check.md"
     cat "$out/gpu_check.md"
     grep -E 'FAILED|panicked|relative error|^decoder cuda' "$out/tests.log" | head -40
-    [ "$tests_rc" = 0 ] && [ "$skipped" = 0 ] && [ "$bench_rc" = 0 ]
+    tail -5 "$out/run.log" 2>/dev/null
+    [ "$tests_rc" = 0 ] && [ "$skipped" = 0 ] && [ "$bench_rc" = 0 ] && [ "$run_rc" = 0 ] && [ "$torch_rc" = 0 ]
 }
 
 case ${1:-run} in

@@ -2,7 +2,7 @@
 """mvb against PyTorch + transformers on the same GPU, in the same run (run by gpu_check.sh).
 
 Random-weight checkpoints at real shapes, made here with transformers and read by both:
-- decoders (SmolLM2-135M and Llama-3.2-1B shapes, bf16): prefill and decode tokens/s at batch 1
+- decoders (SmolLM2-135M, Llama-3.2-1B and Llama-2-7B shapes, bf16): prefill and decode tokens/s at batch 1
   and 16, greedy, 128 prompt tokens, 128 new tokens, no early stop. Both sides measure the same
   way: prefill = a generation of one token; decode = (a generation of 1 + new tokens) - prefill.
 - the CLIP ViT-B/16 image tower, bf16, images/s at batch 64.
@@ -30,6 +30,10 @@ DECODERS = {
     "Llama-3.2-1B": dict(
         hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
         num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True, rope_theta=500000.0,
+    ),
+    "Llama-2-7B": dict(
+        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=32, vocab_size=32000, tie_word_embeddings=False, rope_theta=10000.0,
     ),
 }
 
@@ -123,7 +127,8 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--new", type=int, default=128)
-    ap.add_argument("--models", default=",".join(DECODERS))
+    ap.add_argument("--models", default="SmolLM2-135M,Llama-3.2-1B")
+    ap.add_argument("--no-encoder", action="store_true")
     args = ap.parse_args()
     import transformers
 
@@ -136,12 +141,13 @@ def main():
         print("\n".join(rows), flush=True)
 
     try:
-        rows += encoder_rows(args.mvb, 64, args.iters)
+        if not args.no_encoder:
+            rows += encoder_rows(args.mvb, 64, args.iters)
     except Exception as e:  # one failed section must not lose the others
         rows.append(f"| CLIP ViT-B/16 | failed: {type(e).__name__}: {e} | | | |")
     flush()
     with tempfile.TemporaryDirectory() as root:
-        for name in args.models.split(","):
+        for name in filter(None, args.models.split(",")):
             try:
                 model, folder = make_decoder(name, DECODERS[name], root, args.tokenizer)
                 got = mvb_decoder(args.mvb, folder, [1, 16], args.prompt, args.new, args.iters)
