@@ -33,6 +33,11 @@ templates = ["a photo of {}"]
 replicates = 1000
 seed = 42
 
+# Greedy answers; the demo VLMs have a 128-position context and answer in a few tokens.
+[generation]
+max_new_tokens = 32
+batch_size = 16
+
 # MedVLMBench's FT-LP settings. The demo models are tiny: this learning rate moves their
 # heads only a little in 10 epochs; raise lr or epochs to see a fitted probe.
 [probe]
