@@ -40,7 +40,7 @@ name = "demo-specialist"
 path = "{s}"
 family = "clip"
 group = "specialist"
-id_datasets = ["pneumoniamnist", "retinamnist"]
+id_datasets = [] # (trained on PneumoniaMNIST and RetinaMNIST, not in this run)
 
 [[datasets]]
 name = "breastmnist"
@@ -237,4 +237,20 @@ fn cli_errors_are_one_line() {
     assert!(!ok);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("predictions.jsonl, line 3: not a JSON object"), "{stderr}");
+}
+
+#[test]
+fn a_missing_model_fails_before_anything_is_overwritten() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::write(out.join("predictions.jsonl"), "finished work\n").expect("write");
+    let generalist = root().join("data/models/demo-generalist").display().to_string();
+    let text = config_text().replace(&generalist, "/nonexistent/model");
+    let config = RunConfig::parse(&text, "t.toml", &root()).expect("parses");
+    let options = RunOptions { out: out.clone(), resume: false, overwrite: true };
+    let err = run::run(&host(), &config, &options, &mut |_| {}).expect_err("a missing model fails");
+    assert!(err.to_string().starts_with("model `demo-generalist`"), "{err}");
+    let kept = std::fs::read_to_string(out.join("predictions.jsonl")).expect("still there");
+    assert_eq!(kept, "finished work\n", "--overwrite must delete nothing before the checks pass");
 }

@@ -102,6 +102,9 @@ plugin = "medmnist"
 
 /// The built-in dataset plugin used when a dataset names none.
 pub const DEFAULT_DATASET_PLUGIN: &str = "medmnist";
+/// The most bootstrap replicates a run may ask for (the index sets of a dataset are held in
+/// memory: replicates × samples × 4 bytes).
+pub const MAX_REPLICATES: usize = 100_000;
 /// The output folder used when neither the config nor the command line names one.
 pub const DEFAULT_OUT: &str = "mvb-out";
 
@@ -470,6 +473,11 @@ impl RunConfig {
             if m.path.trim().is_empty() {
                 return Err(at.err(Some(&quoted), 0, format!("model `{}` has an empty path", m.name)));
             }
+            if let Some(d) = m.id_datasets.iter().find(|d| !self.datasets.iter().any(|x| &x.name == *d)) {
+                let message =
+                    format!("model `{}`: `id_datasets` names `{d}`, which is not a dataset of this run", m.name);
+                return Err(at.err(Some(&format!("\"{d}\"")), 0, message));
+            }
         }
         Ok(())
     }
@@ -498,6 +506,12 @@ impl RunConfig {
             if d.classes.as_ref().is_some_and(Vec::is_empty) {
                 return Err(err(": `classes` is empty".into()));
             }
+            if self.strategies.contains(&Strategy::Lp) && d.train_split == d.split {
+                return Err(err(format!(
+                    ": `train_split` is `{}`, the split evaluated: the linear probe would train on the test data",
+                    d.split
+                )));
+            }
         }
         Ok(())
     }
@@ -510,12 +524,20 @@ impl RunConfig {
         if let Some(t) = self.templates.iter().find(|t| !t.contains("{}")) {
             return Err(at.err(Some("templates"), 0, format!("template {t:?} has no `{{}}` for the class name")));
         }
-        if self.bootstrap.replicates == 0 {
-            return Err(at.err(Some("replicates"), 0, "bootstrap `replicates` must be at least 1".into()));
+        if self.bootstrap.replicates == 0 || self.bootstrap.replicates > MAX_REPLICATES {
+            let message = format!("bootstrap `replicates` must be between 1 and {MAX_REPLICATES}");
+            return Err(at.err(Some("replicates"), 0, message));
         }
         let p = &self.probe;
         if p.batch_size == 0 {
             return Err(at.err(Some("batch_size"), 0, "probe `batch_size` must be at least 1".into()));
+        }
+        if p.epochs == 0 {
+            return Err(at.err(
+                Some("epochs"),
+                0,
+                "probe `epochs` must be at least 1 (0 would report an untrained head)".into(),
+            ));
         }
         let g = &self.generation;
         if g.max_new_tokens == 0 {
@@ -645,6 +667,25 @@ mod tests {
         let text = format!("{base}{base}[[datasets]]\nname = \"d\"\n");
         let msg = RunConfig::parse(&text, "z.toml", Path::new(".")).unwrap_err().to_string();
         assert_eq!(msg, "config z.toml, line 7: model `m` is listed twice");
+    }
+
+    #[test]
+    fn meaningless_settings_are_refused_with_their_line() {
+        let base = "[[models]]\nname = \"m\"\npath = \"p\"\nfamily = \"f\"\ngroup = \"specialist\"\n";
+        let text = format!("{base}id_datasets = [\"nope\"]\n[[datasets]]\nname = \"d\"\n");
+        let msg = RunConfig::parse(&text, "c.toml", Path::new(".")).unwrap_err().to_string();
+        assert!(msg.starts_with("config c.toml, line 6: model `m`: `id_datasets` names `nope`"), "{msg}");
+        let text = format!("{base}[[datasets]]\nname = \"d\"\ntrain_split = \"test\"\n");
+        let msg = RunConfig::parse(&text, "c.toml", Path::new(".")).unwrap_err().to_string();
+        assert!(msg.contains("line 7: dataset `d`: `train_split` is `test`"), "{msg}");
+        let text = format!("strategies = [\"zs\"]\n{base}[[datasets]]\nname = \"d\"\ntrain_split = \"test\"\n");
+        assert!(RunConfig::parse(&text, "c.toml", Path::new(".")).is_ok(), "no probe, no training split");
+        let text = format!("[probe]\nepochs = 0\n{base}[[datasets]]\nname = \"d\"\n");
+        let msg = RunConfig::parse(&text, "c.toml", Path::new(".")).unwrap_err().to_string();
+        assert!(msg.starts_with("config c.toml, line 2: probe `epochs` must be at least 1"), "{msg}");
+        let text = format!("[bootstrap]\nreplicates = 10000000\n{base}[[datasets]]\nname = \"d\"\n");
+        let msg = RunConfig::parse(&text, "c.toml", Path::new(".")).unwrap_err().to_string();
+        assert!(msg.starts_with("config c.toml, line 2: bootstrap `replicates` must be between 1 and 100000"), "{msg}");
     }
 
     #[test]

@@ -110,10 +110,11 @@ pub fn run(
 ) -> Result<RunOutcome, RunError> {
     let out = &options.out;
     std::fs::create_dir_all(out).map_err(|e| RunError::io(out, e))?;
-    let (writer, done) = open_predictions(config, options)?;
+    check_named(host, config)?;
     let tasks =
         config.datasets.iter().map(|d| open(host, d).map(|ds| ds.info().task)).collect::<Result<Vec<_>, _>>()?;
     let generative: Vec<bool> = config.models.iter().map(|m| vqa::is_generative(&m.path)).collect();
+    let (writer, done) = open_predictions(config, options)?;
     let plan = Plan::new(config, &done, &tasks, &generative);
     if plan.reused > 0 {
         tracing::info!("resuming: {} units already complete, {} to compute", plan.reused, plan.total);
@@ -143,6 +144,28 @@ pub fn run(
     progress(Progress::End);
     let (results, files) = finish(host, out, BootstrapOverride::default(), progress)?;
     Ok(RunOutcome { results, computed, reused: plan.reused, files })
+}
+
+/// Checks before the first prediction that every metric plugin loads and every model path
+/// exists (the datasets are opened when the run is planned), so that a typo does not surface
+/// after hours of predictions.
+fn check_named(host: &PluginHost, config: &RunConfig) -> Result<(), RunError> {
+    crate::eval::metrics::Scorer::new(host, &config.metrics)
+        .map_err(|error| RunError::Metric { context: "loading the metrics".into(), error: Box::new(error) })?;
+    for m in &config.models {
+        let path = Path::new(&m.path);
+        let found = if path.extension().is_some_and(|e| e == "gguf") {
+            if path.is_file() {
+                Ok(())
+            } else {
+                Err(ModelError::Io { path: path.to_owned(), source: std::io::ErrorKind::NotFound.into() })
+            }
+        } else {
+            crate::model::resolve(&m.path).map(drop)
+        };
+        found.map_err(|error| RunError::Model { model: m.name.clone(), error })?;
+    }
+    Ok(())
 }
 
 /// Opens the predictions file of a run: resumed (its complete units returned), created, or
