@@ -18,16 +18,17 @@ What it does
         per sample, on the full set and on resamples. The normaliser and the count-based scores
         are implemented below from MedVLMBench's definitions (docs: /work/shared/MEDVLMBENCH.md,
         "VQA metrics"); BLEU is nltk's sentence_bleu without smoothing; ROUGE is rouge_score's
-        RougeScorer without stemming, given a whitespace tokenizer so that it scores exactly the
-        normalised words (its default tokenizer would drop every character outside [a-z0-9],
-        which the script checks). NaN (no question of a kind in the set) is the string "nan".
+        RougeScorer without stemming and with its default tokenizer (every character outside
+        [a-z0-9] a separator, as torchmetrics' rouge_score that MedVLMBench calls), each value
+        rounded to float32 as torchmetrics returns it. NaN (no question of a kind in the set) is
+        the string "nan".
 
 How to run
-    python3 tools/make_metric_fixtures.py
+    python3 tools/make_metric_fixtures.py [diagnosis.json] [vqa.json]
 
-    Any Python >= 3.9 starts it. The first run creates a virtual environment in
-    tools/.venv-metrics (git-ignored) with pinned packages from PyPI and re-runs itself there;
-    later runs reuse it. Re-running writes identical files.
+    With file names, only those files are written. Any Python >= 3.9 starts it. The first run
+    creates a virtual environment in tools/.venv-metrics (git-ignored) with pinned packages from
+    PyPI and re-runs itself there; later runs reuse it. Re-running writes identical files.
 """
 
 import json
@@ -407,19 +408,18 @@ def bleu(pred, ref):
     return out
 
 
-class WhitespaceTokenizer:
-    """Hands rouge_score the normalised words unchanged."""
-
-    def tokenize(self, text):
-        return text.split()
-
-
 def rouge(pred, ref):
+    """MedVLMBench's ROUGE: torchmetrics' rouge_score on the normalised strings, whose default
+    tokenizer (lower-case, [^a-z0-9]+ -> space, split, no stemming) and F-measure are those of
+    rouge_score's RougeScorer with its default tokenizer; torchmetrics returns float32 tensors,
+    so each value is rounded to float32. tools/make_rouge_fixture.py checks the plugin against
+    torchmetrics itself."""
+    import numpy as np
     from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False, tokenizer=WhitespaceTokenizer())
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
     s = scorer.score(" ".join(ref), " ".join(pred))  # (target, prediction)
-    return [s["rouge1"].fmeasure, s["rouge2"].fmeasure, s["rougeL"].fmeasure]
+    return [float(np.float32(s[k].fmeasure)) for k in ("rouge1", "rouge2", "rougeL")]
 
 
 SCORES = [
@@ -517,10 +517,9 @@ VQA_OPEN_ONLY = [
 def make_vqa():
     from rouge_score import tokenizers
 
-    # rouge_score's own tokenizer alters normalised words; the fixtures therefore pass it a
-    # whitespace tokenizer.
-    default = tokenizers.DefaultTokenizer(use_stemmer=False).tokenize("don't 3.5 größe")
-    assert default != ["don't", "3.5", "größe"], default
+    # rouge_score's default tokenizer is torchmetrics': only ASCII letters and digits survive.
+    default = tokenizers.DefaultTokenizer(use_stemmer=False).tokenize("don't 3.5 größe 肺炎")
+    assert default == ["don", "t", "3", "5", "gr", "e"], default
 
     import random
 
@@ -574,8 +573,11 @@ def main():
     ensure_venv()
     import numpy as np
 
-    write("diagnosis.json", make_diagnosis(np))
-    write("vqa.json", make_vqa())
+    only = sys.argv[1:]  # file names to write (default: all)
+    if not only or "diagnosis.json" in only:
+        write("diagnosis.json", make_diagnosis(np))
+    if not only or "vqa.json" in only:
+        write("vqa.json", make_vqa())
 
 
 if __name__ == "__main__":

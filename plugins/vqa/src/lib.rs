@@ -12,8 +12,15 @@
 //! - `bleu-1`..`bleu-4`: sentence BLEU, one reference, cumulative uniform weights, brevity
 //!   penalty, no smoothing (`nltk.translate.bleu_score.sentence_bleu`); 0 when an order it uses
 //!   has no matching n-gram;
-//! - `rouge-1`, `rouge-2`, `rouge-l`: ROUGE F-measure (`rouge_score`, no stemming) on the
-//!   normalised words (not `rouge_score`'s own tokenizer, which would drop non-ASCII words);
+//! - `rouge-1`, `rouge-2`, `rouge-l`: ROUGE F-measure exactly as MedVLMBench gets it from
+//!   torchmetrics' `rouge_score(prediction, answer)` on the normalised texts: its default
+//!   tokenizer lower-cases, turns every character outside `[a-z0-9]` into a separator and does
+//!   not stem, so `3.5` scores as the two tokens `3`, `5`, `patient's` as `patient`, `s`, and
+//!   `ménière` as `m`, `ni`, `re`. **An answer without ASCII letters or digits (Chinese, Greek,
+//!   ...) has no tokens, and its ROUGE is 0 in the original, whatever the prediction**; mvb keeps
+//!   that quirk. Each value is rounded to `f32`, as the float32 tensor torchmetrics returns
+//!   (MedVLMBench reads it with `.item()`). Checked against torchmetrics 1.9.0 to 1e-9
+//!   (`tests/fixtures/vqa/rouge.json`, made by `tools/make_rouge_fixture.py`);
 //! - `closed-accuracy` (closed questions only): 1 when the normalised answer is a substring of
 //!   the normalised prediction (both as words joined by single spaces), else 0;
 //! - `open-accuracy` (open questions only): 1 when `recall >= 0.75`, else 0.
@@ -24,6 +31,8 @@
 
 mod normalize;
 mod scores;
+#[cfg(test)]
+mod tests;
 
 wit_bindgen::generate!({ world: "metric", path: "../../wit" });
 
@@ -60,7 +69,8 @@ impl Guest for Component {
             name: "vqa".to_string(),
             description: "MedVLMBench VQA metrics on VQA-normalised words, means over samples: count-based unigram \
                           precision/recall/F1, their exact-match (distinct answer words found / prediction words), \
-                          nltk sentence BLEU-1..4 (no smoothing), rouge_score ROUGE-1/2/L F; closed-accuracy = \
+                          nltk sentence BLEU-1..4 (no smoothing), torchmetrics ROUGE-1/2/L F (its [a-z0-9] tokenizer: \
+                          answers without ASCII letters or digits score 0); closed-accuracy = \
                           answer is a substring of the prediction (closed questions), open-accuracy = recall >= 0.75 \
                           (open questions); NaN when the set has no question of that kind"
                 .to_string(),
@@ -112,19 +122,8 @@ impl Sample {
         let (p, q) = (&prediction.tokens[..], &answer.tokens[..]);
         let (precision, recall, f1) = scores::precision_recall_f1(p, q);
         let [b1, b2, b3, b4] = scores::bleu(p, q);
-        let values = [
-            precision,
-            recall,
-            f1,
-            scores::exact_match(p, q),
-            b1,
-            b2,
-            b3,
-            b4,
-            scores::rouge_n(p, q, 1),
-            scores::rouge_n(p, q, 2),
-            scores::rouge_l(p, q),
-        ];
+        let [r1, r2, rl] = scores::rouge(&prediction.text, &answer.text);
+        let values = [precision, recall, f1, scores::exact_match(p, q), b1, b2, b3, b4, r1, r2, rl];
         let hit = match kind {
             AnswerKind::Closed => prediction.text.contains(answer.text.as_str()),
             AnswerKind::Open => recall >= 0.75,

@@ -93,10 +93,31 @@ fn fmeasure(precision: f64, recall: f64) -> f64 {
     if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 }
 }
 
-/// ROUGE-N F-measure (as `rouge_score`, no stemming, on the given tokens): n-gram overlap
+/// The tokens torchmetrics' `rouge_score` scores with its default tokenizer: the text
+/// lower-cased, every run of characters outside `[a-z0-9]` a separator, no stemming. Words
+/// with an apostrophe, a period or a hyphen split (`3.5` is `3`, `5`), and characters outside
+/// ASCII letters and digits vanish (`ménière` is `m`, `ni`, `re`; Chinese or Greek text has no
+/// token at all).
+pub fn rouge_tokens(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// ROUGE-1, ROUGE-2 and ROUGE-L F-measures as MedVLMBench records them: torchmetrics'
+/// `rouge_score(prediction, reference)` on the normalised texts (tokens of [`rouge_tokens`]),
+/// each value rounded to `f32` as the float32 tensor torchmetrics returns, read by `.item()`.
+pub fn rouge(prediction: &str, reference: &str) -> [f64; 3] {
+    let (p, q) = (rouge_tokens(prediction), rouge_tokens(reference));
+    [rouge_n(&p, &q, 1), rouge_n(&p, &q, 2), rouge_l(&p, &q)].map(|v| f64::from(v as f32))
+}
+
+/// ROUGE-N F-measure (as torchmetrics and `rouge_score`, on the given tokens): n-gram overlap
 /// `sum min(count_pred, count_ref)`, precision = overlap / max(1, prediction n-grams), recall =
-/// overlap / max(1, reference n-grams).
-pub fn rouge_n(prediction: &[String], reference: &[String], n: usize) -> f64 {
+/// overlap / max(1, reference n-grams); 0 when either side has no n-gram.
+fn rouge_n(prediction: &[String], reference: &[String], n: usize) -> f64 {
     let reference_counts = ngrams(reference, n);
     let prediction_counts = ngrams(prediction, n);
     let overlap: usize =
@@ -106,9 +127,9 @@ pub fn rouge_n(prediction: &[String], reference: &[String], n: usize) -> f64 {
     fmeasure(precision, recall)
 }
 
-/// ROUGE-L F-measure (as `rouge_score`): longest common subsequence over the lengths; 0 when
-/// either side is empty.
-pub fn rouge_l(prediction: &[String], reference: &[String]) -> f64 {
+/// ROUGE-L F-measure (as torchmetrics and `rouge_score`): longest common subsequence over the
+/// lengths; 0 when either side is empty.
+fn rouge_l(prediction: &[String], reference: &[String]) -> f64 {
     if prediction.is_empty() || reference.is_empty() {
         return 0.0;
     }
