@@ -1,6 +1,7 @@
 //! The built-in metric plugins (`auroc`, `accuracy`, `balanced-accuracy`, `vqa`) reproduce the
 //! reference values in `tests/fixtures/metrics/` to 1e-9: scikit-learn for diagnosis, nltk,
-//! rouge_score and MedVLMBench's definitions for VQA, on the full set and on resamples.
+//! rouge_score with torchmetrics' tokenizer (what MedVLMBench calls), rounded to f32 as torchmetrics returns it,
+//! and MedVLMBench's definitions for VQA, on the full set and on resamples.
 //! Regenerate the fixtures with `python3 tools/make_metric_fixtures.py`.
 
 use mvb::data::AnswerKind;
