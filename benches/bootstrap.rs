@@ -74,6 +74,7 @@ fn reference(scores: &[f64], labels: &[u32], config: &BootstrapConfig) -> Result
         "labels": labels,
         "replicates": config.replicates,
         "seed": config.seed,
+        "generator": config.generator,
     });
     std::fs::write(&input, doc.to_string()).map_err(|e| e.to_string())?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/bootstrap_reference.py");

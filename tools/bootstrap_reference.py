@@ -2,7 +2,8 @@
 """The numpy + scikit-learn bootstrap loop that mvb's `eval::bootstrap` re-implements.
 
 What it is
-    `bootstrap_auroc` below is MedVLMBench's loop: one `np.random.RandomState(seed)`, and for
+    `bootstrap_auroc` below is MedVLMBench's loop: one `np.random.default_rng(seed)` (or, with
+    "generator": "randomstate", the legacy `np.random.RandomState(seed)`), and for
     each replicate `idx = rng.randint(0, n, n)`, skip it when `y[idx]` holds one class, else
     `roc_auc_score(y[idx], s[idx])`; summarised by `np.mean` and `np.percentile(.., [2.5, 97.5])`.
     tools/make_bootstrap_fixtures.py imports it to write the expected values, and
@@ -23,16 +24,21 @@ import sys
 import time
 
 
-def bootstrap_auroc(y, s, replicates=1000, seed=42):
+def bootstrap_auroc(y, s, replicates=1000, seed=42, generator="pcg64"):
     """Per-replicate AUROCs (None where the resample holds a single class)."""
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    rng = np.random.RandomState(seed)
+    if generator == "randomstate":
+        rng = np.random.RandomState(seed)
+        draw = lambda n: rng.randint(0, n, n)  # noqa: E731
+    else:
+        rng = np.random.default_rng(seed)
+        draw = lambda n: rng.integers(0, n, n)  # noqa: E731
     n = len(y)
     values = []
     for _ in range(replicates):
-        idx = rng.randint(0, n, n)
+        idx = draw(n)
         if len(np.unique(y[idx])) < 2:
             values.append(None)
             continue
@@ -72,7 +78,7 @@ def main():
     values = None
     for _ in range(args.repeats):
         t = time.perf_counter()
-        values = bootstrap_auroc(y, s, replicates, seed)
+        values = bootstrap_auroc(y, s, replicates, seed, data.get("generator", "pcg64"))
         times.append(time.perf_counter() - t)
     mean, lo, hi, skipped = summarise(values)
     print(json.dumps({

@@ -5,7 +5,7 @@
 //! `python3 tools/make_bootstrap_fixtures.py`.
 
 use mvb::eval::bootstrap::{
-    AurocRanking, BootstrapConfig, Resampler, auroc, bootstrap_auroc, multiplicities, resample_indices,
+    AurocRanking, BootstrapConfig, Generator, Resampler, auroc, bootstrap_auroc, multiplicities, resample_indices,
 };
 use serde_json::Value;
 
@@ -30,9 +30,11 @@ fn load(name: &str) -> Case {
     };
     let scores = floats("scores");
     let labels = doc["labels"].as_array().expect("labels").iter().map(|v| v.as_u64() == Some(1)).collect();
+    // These fixtures were drawn with numpy's legacy RandomState (pcg64.json checks the default).
     let config = BootstrapConfig {
         replicates: doc["replicates"].as_u64().expect("replicates") as usize,
         seed: doc["seed"].as_u64().expect("seed") as u32,
+        generator: Generator::RandomState,
     };
     Case { scores, labels, config, doc }
 }
@@ -133,4 +135,36 @@ fn the_same_sets_pair_two_models() {
     close(gap.mean, mean, "paired gap mean");
     close(gap.point, a.estimate.point - b.estimate.point, "paired gap point");
     assert_eq!(gap.replicates, 1000);
+}
+
+/// The default generator is MedVLMBench's: `rng = np.random.default_rng(seed)`, then
+/// `rng.integers(0, n, n)` per replicate (`tools/make_pcg64_fixture.py`), for several seeds and
+/// sizes, `n = 1` (no draw) included.
+#[test]
+fn default_index_sets_are_numpys_default_rng() {
+    let path = root().join("tests/fixtures/bootstrap/pcg64.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("JSON");
+    let ints = |v: &Value| -> Vec<u32> {
+        v.as_array().expect("array").iter().map(|x| x.as_u64().expect("int") as u32).collect()
+    };
+    for case in doc["cases"].as_array().expect("cases") {
+        let (seed, n) = (case["seed"].as_u64().expect("seed") as u32, case["n"].as_u64().expect("n") as usize);
+        let config = BootstrapConfig { replicates: 3, seed, ..BootstrapConfig::default() };
+        assert_eq!(config.generator, Generator::Pcg64);
+        let sets = resample_indices(n, &config).expect("index sets");
+        for (r, (got, want)) in sets.iter().zip(case["replicates"].as_array().expect("replicates")).enumerate() {
+            let what = format!("seed {seed} n {n} replicate {r}");
+            if let Some(all) = want.get("all") {
+                assert_eq!(got, &ints(all), "{what}");
+            } else {
+                assert_eq!(&got[..50], &ints(&want["head"])[..], "{what}: head");
+                assert_eq!(&got[n - 50..], &ints(&want["tail"])[..], "{what}: tail");
+                assert_eq!(
+                    got.iter().map(|&i| u64::from(i)).sum::<u64>(),
+                    want["sum"].as_u64().expect("sum"),
+                    "{what}: sum"
+                );
+            }
+        }
+    }
 }

@@ -4,16 +4,17 @@
 //! Follows the reference loop
 //!
 //! ```text
-//! rng = np.random.RandomState(42)
+//! rng = np.random.default_rng(42)                     # or the legacy np.random.RandomState(42)
 //! for _ in range(1000):
-//!     idx = rng.randint(0, n, n)
+//!     idx = rng.integers(0, n, n)                     # RandomState: rng.randint(0, n, n)
 //!     if len(np.unique(y[idx])) < 2: continue          # AUROC undefined: skipped
 //!     values.append(sklearn.metrics.roc_auc_score(y[idx], s[idx]))
 //! mean(values), np.percentile(values, [2.5, 97.5])
 //! ```
 //!
-//! - The index sets come from [`RandomState`], numpy's legacy stream bit for bit, so replicate
-//!   `r` resamples exactly the samples the Python loop resamples. They depend only on `n` and
+//! - The index sets come from [`Pcg64`] (`default_rng`, MedVLMBench's generator, the default)
+//!   or [`RandomState`] (numpy's legacy stream, an option), each numpy's bit for bit, so
+//!   replicate `r` resamples exactly the samples the Python loop resamples. They depend only on `n` and
 //!   the [`BootstrapConfig`]: every model evaluated on a dataset sees the same sets (paired),
 //!   and [`paired_difference`] turns two models' replicate values into a CI of their gap.
 //! - A replicate whose metric is undefined (a single class for AUROC) is skipped and counted;
@@ -28,6 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::EvalError;
+use super::pcg64::Pcg64;
 use super::rng::RandomState;
 
 /// MedVLMBench's replicate count.
@@ -35,27 +37,59 @@ pub const DEFAULT_REPLICATES: usize = 1000;
 /// MedVLMBench's bootstrap seed.
 pub const DEFAULT_SEED: u32 = 42;
 
-/// How to resample. The seed is a `u32` because numpy's `RandomState` takes exactly the seeds
-/// `0..2^32`.
+/// The random generator the index sets are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Generator {
+    /// `np.random.default_rng(seed)` and `integers(0, n, n)`: MedVLMBench's (the default).
+    #[default]
+    Pcg64,
+    /// The legacy `np.random.RandomState(seed)` and `randint(0, n, n)`.
+    RandomState,
+}
+
+impl Generator {
+    /// How numpy draws one replicate with it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Generator::Pcg64 => "numpy `default_rng(seed)` (PCG64), `integers(0, n, n)` per replicate",
+            Generator::RandomState => "numpy `RandomState(seed)`, `randint(0, n, n)` per replicate",
+        }
+    }
+}
+
+/// How to resample. The seed is a `u32`: numpy's `RandomState` takes exactly the seeds
+/// `0..2^32` (`default_rng` takes more, mvb does not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootstrapConfig {
     /// Number of replicates (default 1,000).
     pub replicates: usize,
-    /// Seed of the one `RandomState` all replicates are drawn from (default 42).
+    /// Seed of the one generator all replicates are drawn from (default 42).
     pub seed: u32,
+    /// The generator (default PCG64, MedVLMBench's).
+    #[serde(default)]
+    pub generator: Generator,
 }
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        BootstrapConfig { replicates: DEFAULT_REPLICATES, seed: DEFAULT_SEED }
+        BootstrapConfig { replicates: DEFAULT_REPLICATES, seed: DEFAULT_SEED, generator: Generator::default() }
     }
 }
 
+/// A seeded stream of either generator.
+#[derive(Debug, Clone)]
+enum Stream {
+    Pcg64(Pcg64),
+    RandomState(RandomState),
+}
+
 /// The bootstrap index sets, one replicate at a time (replicate `r` is the `r`-th
-/// `rng.randint(0, n, n)` of one `RandomState(seed)`), without keeping them all.
+/// `rng.integers(0, n, n)` of one `default_rng(seed)`, or `rng.randint(0, n, n)` of one
+/// `RandomState(seed)`), without keeping them all.
 #[derive(Debug, Clone)]
 pub struct Resampler {
-    rng: RandomState,
+    rng: Stream,
     n: u32,
     remaining: usize,
     buf: Vec<u32>,
@@ -65,7 +99,11 @@ impl Resampler {
     /// Index sets over `n` samples.
     pub fn new(n: usize, config: &BootstrapConfig) -> Result<Self, EvalError> {
         let n32 = u32::try_from(n).map_err(|_| EvalError::TooManySamples(n))?;
-        Ok(Resampler { rng: RandomState::new(config.seed), n: n32, remaining: config.replicates, buf: vec![0; n] })
+        let rng = match config.generator {
+            Generator::Pcg64 => Stream::Pcg64(Pcg64::default_rng(config.seed)),
+            Generator::RandomState => Stream::RandomState(RandomState::new(config.seed)),
+        };
+        Ok(Resampler { rng, n: n32, remaining: config.replicates, buf: vec![0; n] })
     }
 
     /// The next replicate's indices (`n` of them, each in `0..n`), or `None` after the last.
@@ -76,7 +114,10 @@ impl Resampler {
         }
         self.remaining -= 1;
         // `n == 0`: numpy returns the empty array without drawing, and so does this.
-        self.rng.randint_below(self.n, &mut self.buf).ok()?;
+        match &mut self.rng {
+            Stream::Pcg64(rng) => rng.integers_below(u64::from(self.n), &mut self.buf),
+            Stream::RandomState(rng) => rng.randint_below(self.n, &mut self.buf).ok()?,
+        }
         Some(&self.buf)
     }
 
@@ -470,7 +511,9 @@ mod tests {
         let (scores, labels) = toy(50, 3);
         let ranking = AurocRanking::new(&scores, &labels).unwrap();
         let mut scratch = Vec::new();
-        for idx in resample_indices(50, &BootstrapConfig { replicates: 30, seed: 7 }).unwrap() {
+        for idx in
+            resample_indices(50, &BootstrapConfig { replicates: 30, seed: 7, ..BootstrapConfig::default() }).unwrap()
+        {
             let (s, y): (Vec<f64>, Vec<bool>) = idx.iter().map(|&i| (scores[i as usize], labels[i as usize])).unzip();
             let want = auroc_pairs(&s, &y);
             let mut counts = vec![0; 50];
@@ -485,7 +528,8 @@ mod tests {
     #[test]
     fn resampler_is_numpy_randint_loop() {
         // rng = np.random.RandomState(42); [rng.randint(0, 10, 10) for _ in range(3)]
-        let sets = resample_indices(10, &BootstrapConfig { replicates: 3, seed: 42 }).unwrap();
+        let legacy = BootstrapConfig { replicates: 3, seed: 42, generator: Generator::RandomState };
+        let sets = resample_indices(10, &legacy).unwrap();
         let mut rng = RandomState::new(42);
         for set in &sets {
             let want: Vec<u32> = rng.randint(0, 10, 10).unwrap().into_iter().map(|v| v as u32).collect();
@@ -493,9 +537,10 @@ mod tests {
         }
         assert_eq!(sets[0], vec![6, 3, 7, 4, 6, 9, 2, 6, 7, 4]);
         // Deterministic: the same sets for every model (paired).
-        assert_eq!(sets, resample_indices(10, &BootstrapConfig { replicates: 3, seed: 42 }).unwrap());
+        assert_eq!(sets, resample_indices(10, &legacy).unwrap());
         assert_eq!(resample_indices(0, &BootstrapConfig::default()).unwrap().len(), 1000);
-        let mut r = Resampler::new(4, &BootstrapConfig { replicates: 2, seed: 0 }).unwrap();
+        let mut r =
+            Resampler::new(4, &BootstrapConfig { replicates: 2, seed: 0, ..BootstrapConfig::default() }).unwrap();
         assert_eq!(r.remaining(), 2);
         assert!(r.next().is_some() && r.next().is_some() && r.next().is_none());
     }

@@ -8,6 +8,7 @@ pub use error::EvalError;
 pub mod bootstrap;
 pub mod dataset;
 pub mod metrics;
+pub mod pcg64;
 pub mod probe;
 pub mod rng;
 pub mod run;

@@ -16,7 +16,7 @@ use super::error::RunError;
 use crate::backend::DeviceRequest;
 use crate::backend::Precision;
 use crate::data::{Split, Task};
-use crate::eval::bootstrap::{BootstrapConfig, DEFAULT_REPLICATES, DEFAULT_SEED};
+use crate::eval::bootstrap::{BootstrapConfig, DEFAULT_REPLICATES, DEFAULT_SEED, Generator};
 use crate::eval::metrics::Metric;
 use crate::eval::probe::ProbeConfig;
 
@@ -32,6 +32,7 @@ templates = ["a photo of {}"]
 [bootstrap]
 replicates = 1000
 seed = 42
+generator = "pcg64"   # numpy default_rng, as MedVLMBench; "randomstate" for the legacy stream
 
 # Greedy answers; the demo VLMs have a 128-position context and answer in a few tokens.
 [generation]
@@ -260,19 +261,22 @@ fn default_train_split() -> Split {
 pub struct BootstrapSettings {
     /// Number of replicates.
     pub replicates: usize,
-    /// Seed of numpy's `RandomState` the index sets are drawn from.
+    /// Seed of the generator the index sets are drawn from.
     pub seed: u32,
+    /// `pcg64` (numpy's `default_rng`, MedVLMBench's; the default) or `randomstate` (numpy's
+    /// legacy `RandomState`).
+    pub generator: Generator,
 }
 
 impl Default for BootstrapSettings {
     fn default() -> Self {
-        BootstrapSettings { replicates: DEFAULT_REPLICATES, seed: DEFAULT_SEED }
+        BootstrapSettings { replicates: DEFAULT_REPLICATES, seed: DEFAULT_SEED, generator: Generator::default() }
     }
 }
 
 impl From<BootstrapSettings> for BootstrapConfig {
     fn from(s: BootstrapSettings) -> Self {
-        BootstrapConfig { replicates: s.replicates, seed: s.seed }
+        BootstrapConfig { replicates: s.replicates, seed: s.seed, generator: s.generator }
     }
 }
 

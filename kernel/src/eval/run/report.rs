@@ -333,11 +333,7 @@ fn provenance(out: &mut String, results: &Results) -> Result<(), RunError> {
         results.computed_by,
         results.predicted_by.join(", ")
     );
-    let _ = writeln!(
-        out,
-        "- bootstrap: {} replicates, seed {} (numpy `RandomState`, `randint(0, n, n)` per replicate)",
-        b.replicates, b.seed
-    );
+    let _ = writeln!(out, "- bootstrap: {} replicates, seed {} ({})", b.replicates, b.seed, b.generator.describe());
     for (entry, description) in &results.metric_info {
         let _ = writeln!(out, "- metric `{}`: {}", md_escape(entry), description);
     }

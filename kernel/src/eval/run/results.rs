@@ -3,7 +3,8 @@
 //! the RQ gaps; written as `results.json` and `results.csv` (and `gaps.csv`).
 //!
 //! - Paired: the index sets depend only on the dataset's size and the bootstrap settings
-//!   (numpy's `RandomState(seed)`, `randint(0, n, n)` per replicate), and every unit of a
+//!   (numpy's `default_rng(seed)` and `integers(0, n, n)` per replicate, or the legacy
+//!   `RandomState(seed)` and `randint(0, n, n)`), and every unit of a
 //!   dataset split is first put in the same sample order (the first unit's), so replicate `r`
 //!   resamples the same samples for every model and strategy.
 //! - A replicate on which a metric is undefined (the plugin answers `undefined`, such as AUROC
@@ -199,6 +200,7 @@ pub fn evaluate(
     let bootstrap = BootstrapConfig {
         replicates: bootstrap.replicates.unwrap_or(recorded.replicates),
         seed: bootstrap.seed.unwrap_or(recorded.seed),
+        generator: recorded.generator,
     };
     let Layout { predicted_by, models, datasets, order } = layout(contents);
     let mut scorer = Scorer::new(host, &config.metrics)
@@ -424,7 +426,11 @@ pub fn results_json(results: &Results) -> Result<String, RunError> {
     let doc = ResultsJson {
         computed_by: &results.computed_by,
         predicted_by: &results.predicted_by,
-        bootstrap: BootstrapSettings { replicates: results.bootstrap.replicates, seed: results.bootstrap.seed },
+        bootstrap: BootstrapSettings {
+            replicates: results.bootstrap.replicates,
+            seed: results.bootstrap.seed,
+            generator: results.bootstrap.generator,
+        },
         metrics: &results.metrics,
         gap_metric: results.primary.as_deref(),
         config: &results.config,
