@@ -125,3 +125,42 @@ fn a_missing_model_is_one_line() {
     let (ok, _, stderr) = mvb(&["zeroshot", "--model", "no/such-model", "--dataset", "breastmnist"]);
     assert!(!ok && stderr.lines().count() == 1 && stderr.contains("never downloads"), "{stderr}");
 }
+
+/// A copy of the demo specialist whose tensor `name` has its first value set to `value`.
+fn poisoned_copy(dir: &std::path::Path, name: &str, value: f32) {
+    let src = root().join("data/models/demo-specialist");
+    for entry in std::fs::read_dir(&src).expect("model folder") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
+    }
+    let path = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&path).expect("weights");
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).expect("header");
+    assert_eq!(header[name]["dtype"], "F32");
+    let start = 8 + header_len + header[name]["data_offsets"][0].as_u64().expect("offset") as usize;
+    bytes[start..start + 4].copy_from_slice(&value.to_le_bytes());
+    std::fs::write(&path, bytes).expect("write");
+}
+
+/// NaN or Inf in the weights is an error naming the sample or class and the stage, never
+/// probabilities written as zeros and an AUROC of 0.5.
+#[test]
+fn non_finite_weights_are_an_error_not_a_number() {
+    for (tensor, value, stage) in [
+        ("logit_scale", f32::INFINITY, "non-finite class probability"),
+        ("vision_model.encoder.layers.0.mlp.fc1.weight", f32::NAN, "non-finite image feature"),
+        ("text_projection.weight", f32::NAN, "non-finite text feature"),
+    ] {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        poisoned_copy(tmp.path(), tensor, value);
+        let model = tmp.path().to_str().expect("utf-8");
+        let (ok, _, stderr) = mvb(&["zeroshot", "--model", model, "--dataset", "breastmnist", "--limit", "8"]);
+        assert!(!ok, "{tensor}: poisoned weights must not give a result");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(stage) && (stderr.contains("sample `") || stderr.contains("class `")),
+            "{tensor}: {stderr}"
+        );
+    }
+}

@@ -111,6 +111,8 @@ pub(crate) fn run(host: &PluginHost, args: &ZeroShotArgs) -> anyhow::Result<()> 
     }
     let class_emb = zeroshot::class_embeddings(&model, &classes, &args.templates)?;
     let probs = zeroshot::probabilities(&model, &encoded.features, &class_emb);
+    let rows: Vec<String> = encoded.ids.iter().map(|id| format!("sample `{id}`")).collect();
+    zeroshot::check_finite(&probs, &rows, "class probability")?;
     // The metric plugins `mvb run` scores with, so that the two commands cannot disagree.
     let mut scorer = Scorer::new(host, &[Metric::Builtin("accuracy"), Metric::Builtin("auroc")])?;
     let samples = encoded.labels.iter().enumerate().map(|(i, labels)| (probs.row(i), labels.as_slice()));

@@ -37,6 +37,14 @@ pub enum ZeroShotError {
     /// The configuration is unusable.
     #[error("{0}")]
     Config(String),
+    /// A model output holds NaN or Inf (the weights or the input do).
+    #[error("{what}: non-finite {stage} (the model's weights or its input hold NaN or Inf)")]
+    NonFinite {
+        /// The sample or class.
+        what: String,
+        /// Which output.
+        stage: String,
+    },
 }
 
 /// The prompts for each class: `templates × classes`, with `{}` replaced by the class name.
@@ -58,7 +66,10 @@ pub fn class_embeddings(
     }
     let mut sum: Option<Tensor> = None;
     for template in templates {
-        let feats = model.text_features(&prompts(template, class_names))?.l2_normalized();
+        let feats = model.text_features(&prompts(template, class_names))?;
+        let names: Vec<String> = class_names.iter().map(|c| format!("class `{c}`")).collect();
+        check_finite(&feats, &names, "text feature")?;
+        let feats = feats.l2_normalized();
         match &mut sum {
             None => sum = Some(feats),
             Some(s) => s.data_mut().iter_mut().zip(feats.data()).for_each(|(a, b)| *a += b),
@@ -67,6 +78,19 @@ pub fn class_embeddings(
     let sum = sum.expect("at least one template");
     // One template: already normalised; several: the mean, renormalised (scale-free).
     Ok(if templates.len() == 1 { sum } else { sum.l2_normalized() })
+}
+
+/// Fails, naming the row (`rows[i]` says what row `i` is) and the `stage`, when `t` holds a
+/// NaN or an infinity: a number computed from one is worse than an error.
+pub fn check_finite(t: &Tensor, rows: &[String], stage: &str) -> Result<(), ZeroShotError> {
+    let cols = t.cols().max(1);
+    match t.data().iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(at) => Err(ZeroShotError::NonFinite {
+            what: rows.get(at / cols).cloned().unwrap_or_else(|| format!("row {}", at / cols)),
+            stage: stage.to_owned(),
+        }),
+    }
 }
 
 /// Class probabilities `[images, classes]` for unnormalised image features.
@@ -122,6 +146,8 @@ pub fn encode_split(
                 })
                 .collect::<Result<Vec<Pixels>, _>>()?;
             let f = model.image_features(&images)?;
+            let named: Vec<String> = chunk.iter().map(|s| format!("sample `{}`", s.id)).collect();
+            check_finite(&f, &named, "image feature")?;
             dim = f.cols();
             features.extend_from_slice(f.data());
             for s in chunk {

@@ -288,6 +288,9 @@ impl Predictor<'_> {
                 }
                 Strategy::Ots => return Err(RunError::Usage(format!("{k}: OTS needs a generative model"))),
             };
+            let named: Vec<String> = eval.ids.iter().map(|id| format!("sample `{id}`")).collect();
+            zeroshot::check_finite(&probs, &named, "class probability")
+                .map_err(|error| RunError::ZeroShot { context: k.to_string(), error })?;
             self.writer.unit(&Unit {
                 key: k,
                 ids: eval.ids.clone(),
