@@ -235,3 +235,70 @@ fn an_unknown_name_is_not_found() {
     let err = open("chestmnist", &medmnist_dir()).expect_err("absent");
     assert!(err.to_string().contains("chestmnist.npz"), "{err}");
 }
+
+/// `breastmnist.npz` rewritten with its members stored (not deflated), for byte surgery.
+fn stored_copy(dir: &Path) -> Vec<u8> {
+    let src = std::fs::File::open(medmnist_dir().join("breastmnist.npz")).expect("open");
+    let mut zin = zip::ZipArchive::new(src).expect("zip");
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..zin.len() {
+        let mut member = zin.by_index(i).expect("member");
+        let name = member.name().expect("a member name").to_string();
+        let mut bytes = Vec::new();
+        member.read_to_end(&mut bytes).expect("read");
+        out.start_file(name, opts).expect("entry");
+        std::io::Write::write_all(&mut out, &bytes).expect("write");
+    }
+    let bytes = out.finish().expect("finish").into_inner();
+    std::fs::write(dir.join("breastmnist.npz"), &bytes).expect("write");
+    bytes
+}
+
+#[test]
+fn a_flipped_byte_inside_an_array_fails_its_checksum() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut bytes = stored_copy(dir.path());
+    assert!(open("breastmnist", dir.path()).is_ok(), "the stored copy reads");
+    let name = b"test_images.npy";
+    let at = bytes.windows(name.len()).position(|w| w == name).expect("local header") + name.len() + 1000;
+    bytes[at] ^= 0x10;
+    std::fs::write(dir.path().join("breastmnist.npz"), &bytes).expect("write");
+    let text = open("breastmnist", dir.path()).expect_err("a damaged member").to_string();
+    assert!(text.contains("test_images.npy") && text.contains("checksum"), "{text}");
+}
+
+#[test]
+fn a_fortran_order_array_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut header = "{'descr': '|u1', 'fortran_order': True, 'shape': (2, 3, 3), }".to_owned();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend_from_slice(&[7u8; 18]);
+    let file = std::fs::File::create(dir.path().join("fort.npz")).expect("create");
+    let mut zip = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default();
+    zip.start_file("test_images.npy", opts).expect("entry");
+    std::io::Write::write_all(&mut zip, &npy).expect("write");
+    zip.start_file("test_labels.npy", opts).expect("entry");
+    let mut labels = npy.clone();
+    let h = "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1), }";
+    let mut h = h.to_owned();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    labels.truncate(8);
+    labels.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    labels.extend_from_slice(h.as_bytes());
+    labels.extend_from_slice(&[0, 1]);
+    std::io::Write::write_all(&mut zip, &labels).expect("write");
+    zip.finish().expect("finish");
+    let text = open("fort", dir.path()).expect_err("Fortran order").to_string();
+    assert!(text.contains("fort.npz") && text.contains("Fortran order"), "{text}");
+}

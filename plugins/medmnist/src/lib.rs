@@ -310,14 +310,17 @@ fn read_u8_array<R: Read + std::io::Seek>(
     file: &str,
     entry: &str,
 ) -> Result<Option<Array>, Error> {
-    let reader = match zip.by_name(entry) {
+    let mut reader = match zip.by_name(entry) {
         Ok(reader) => reader,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(e) => return Err(error(ErrorKind::CorruptData, format!("`{file}`: cannot read `{entry}`: {e}"))),
     };
     let corrupt = |what: String| error(ErrorKind::CorruptData, format!("`{file}`: `{entry}`: {what}"));
-    let npy = npyz::NpyFile::new(reader).map_err(|e| corrupt(format!("not a valid .npy array: {e}")))?;
+    let npy = npyz::NpyFile::new(&mut reader).map_err(|e| corrupt(format!("not a valid .npy array: {e}")))?;
     let shape = npy.shape().to_vec();
+    if npy.order() == npyz::Order::Fortran && shape.iter().filter(|&&d| d > 1).count() > 1 {
+        return Err(corrupt("is stored in Fortran order (`fortran_order: True`); save it in C order".into()));
+    }
     let expected: u64 = shape.iter().product();
     let dtype = npy.dtype();
     let data =
@@ -325,6 +328,10 @@ fn read_u8_array<R: Read + std::io::Seek>(
     if data.len() as u64 != expected {
         return Err(corrupt(format!("holds {} values for shape {shape:?}", data.len())));
     }
+    // The zip reader checks the member's CRC-32 when it reaches the end: read to it, so that a
+    // flipped byte is an error rather than a changed pixel.
+    std::io::copy(&mut reader, &mut std::io::sink())
+        .map_err(|e| corrupt(format!("fails its checksum (the file is damaged): {e}")))?;
     Ok(Some((shape, data)))
 }
 
