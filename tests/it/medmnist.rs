@@ -268,36 +268,32 @@ fn a_flipped_byte_inside_an_array_fails_its_checksum() {
     assert!(text.contains("test_images.npy") && text.contains("checksum"), "{text}");
 }
 
-#[test]
-fn a_fortran_order_array_is_refused() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut header = "{'descr': '|u1', 'fortran_order': True, 'shape': (2, 3, 3), }".to_owned();
-    while (10 + header.len() + 1) % 64 != 0 {
+/// A version-1 `.npy` file: `dict` (the header's Python literal) padded as numpy pads it.
+fn npy(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = dict.to_owned();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
-    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    npy.extend_from_slice(header.as_bytes());
-    npy.extend_from_slice(&[7u8; 18]);
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+#[test]
+fn a_fortran_order_array_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
     let file = std::fs::File::create(dir.path().join("fort.npz")).expect("create");
     let mut zip = zip::ZipWriter::new(file);
     let opts = zip::write::SimpleFileOptions::default();
-    zip.start_file("test_images.npy", opts).expect("entry");
-    std::io::Write::write_all(&mut zip, &npy).expect("write");
-    zip.start_file("test_labels.npy", opts).expect("entry");
-    let mut labels = npy.clone();
-    let h = "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1), }";
-    let mut h = h.to_owned();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
+    let images = npy("{'descr': '|u1', 'fortran_order': True, 'shape': (2, 3, 3), }", &[7; 18]);
+    let labels = npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1), }", &[0, 1]);
+    for (name, bytes) in [("test_images.npy", images), ("test_labels.npy", labels)] {
+        zip.start_file(name, opts).expect("entry");
+        std::io::Write::write_all(&mut zip, &bytes).expect("write");
     }
-    h.push('\n');
-    labels.truncate(8);
-    labels.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    labels.extend_from_slice(h.as_bytes());
-    labels.extend_from_slice(&[0, 1]);
-    std::io::Write::write_all(&mut zip, &labels).expect("write");
     zip.finish().expect("finish");
     let text = open("fort", dir.path()).expect_err("Fortran order").to_string();
     assert!(text.contains("fort.npz") && text.contains("Fortran order"), "{text}");
