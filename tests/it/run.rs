@@ -254,3 +254,29 @@ fn a_missing_model_fails_before_anything_is_overwritten() {
     let kept = std::fs::read_to_string(out.join("predictions.jsonl")).expect("still there");
     assert_eq!(kept, "finished work\n", "--overwrite must delete nothing before the checks pass");
 }
+
+#[test]
+fn resume_refuses_a_changed_configuration_naming_what_changed() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let small = config_text()
+        .replace("strategies = [\"zs\", \"lp\"]", "strategies = [\"zs\"]")
+        .replace("name = \"breastmnist\"\n", "name = \"breastmnist\"\nlimit = 24\n");
+    let parse = |text: &str| RunConfig::parse(text, "t.toml", &root()).expect("parses");
+    let host = host();
+    run::run(&host, &parse(&small), &options(tmp.path()), &mut |_| {}).expect("the first run");
+    let resume = RunOptions { resume: true, ..options(tmp.path()) };
+    let changed = small.replace(
+        "metrics = [\"auroc\", \"accuracy\"]",
+        "metrics = [\"auroc\", \"accuracy\"]\ntemplates = [\"an image of {}\"]",
+    );
+    let err = run::run(&host, &parse(&changed), &resume, &mut |_| {}).expect_err("refused").to_string();
+    assert!(err.contains("cannot resume") && err.contains("`templates`"), "{err}");
+    let specialist = root().join("data/models/demo-specialist").display().to_string();
+    let moved = small.replace(&specialist, &root().join("data/models/demo-generalist").display().to_string());
+    let err = run::run(&host, &parse(&moved), &resume, &mut |_| {}).expect_err("refused").to_string();
+    assert!(err.contains("model `demo-specialist`"), "{err}");
+    // Bootstrap settings only change the results: accepted.
+    let more = small.replace("replicates = 50", "replicates = 60");
+    let outcome = run::run(&host, &parse(&more), &resume, &mut |_| {}).expect("a new bootstrap is fine");
+    assert_eq!(outcome.computed, 0);
+}

@@ -195,22 +195,60 @@ fn open_predictions(
     let mut writer = predictions::Writer::resume(&path, contents.complete_len)?;
     let same = |h: &RunHeader| serde_json::to_value(h).ok() == serde_json::to_value(&header).ok();
     if !contents.last_header().is_some_and(same) {
-        // Bootstrap and metric settings only change the results, not the units.
-        let units_differ = contents.last_header().is_some_and(|h| {
+        // Bootstrap and metric settings only change the results, not the units: a new header
+        // records them. Anything else would mix units computed two ways: refused.
+        if let Some(h) = contents.last_header().filter(|_| !contents.units.is_empty()) {
             let mut old = h.config.clone();
             old.bootstrap = config.bootstrap;
             old.metrics.clone_from(&config.metrics);
-            serde_json::to_value(&old).ok() != serde_json::to_value(config).ok()
-        });
-        if units_differ && !contents.units.is_empty() {
-            tracing::warn!(
-                "the configuration differs from the run being resumed; its complete units are kept as they are \
-                 (use --overwrite to recompute everything)"
-            );
+            let changed = changed_settings(&old, config);
+            if !changed.is_empty() {
+                return Err(RunError::Usage(format!(
+                    "{}: cannot resume: the configuration changed ({}); its finished units were computed with the \
+                     old one (use --overwrite to start over, or --out for a new folder)",
+                    path.display(),
+                    changed.join(", ")
+                )));
+            }
         }
         writer.header(&header)?;
     }
     Ok((writer, contents.units.iter().map(|u| u.key.clone()).collect()))
+}
+
+/// The settings that differ between two configurations: top-level keys, and models and
+/// datasets by name.
+fn changed_settings(old: &RunConfig, new: &RunConfig) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return vec!["the configuration".into()];
+    };
+    let mut out = Vec::new();
+    for (key, value) in &a {
+        if b.get(key) == Some(value) {
+            continue;
+        }
+        match key.as_str() {
+            "models" | "datasets" => {
+                let named = |v: Option<&serde_json::Value>| -> Vec<(String, serde_json::Value)> {
+                    v.and_then(serde_json::Value::as_array)
+                        .map(|l| l.iter().map(|x| (x["name"].as_str().unwrap_or("?").to_owned(), x.clone())).collect())
+                        .unwrap_or_default()
+                };
+                let (olds, news) = (named(Some(value)), named(b.get(key)));
+                for (name, v) in &olds {
+                    match news.iter().find(|(n, _)| n == name) {
+                        Some((_, w)) if w == v => {}
+                        Some(_) => out.push(format!("{} `{name}`", &key[..key.len() - 1])),
+                        None => {}
+                    }
+                }
+            }
+            other => out.push(format!("`{other}`")),
+        }
+    }
+    out
 }
 
 /// The units still to compute, by (model, dataset) index.
