@@ -228,6 +228,13 @@ fn cli_errors_are_one_line() {
     assert!(ok, "{stderr}");
     assert!(stdout.starts_with("AUROC [95% CI], 50 bootstrap replicates (seed 42)"), "{stdout}");
     assert!(stdout.contains("\nRQ3  clip    breastmnist"), "{stdout}");
+    // The synthetic file holds only the FT-LP units: the report names the two missing ZS ones.
+    assert!(
+        stderr.contains(
+            "units missing: 2 (demo-generalist × breastmnist test × zs, demo-specialist × breastmnist test × zs)"
+        ),
+        "{stderr}"
+    );
     let path = tmp.path().join("predictions.jsonl");
     let text = String::from_utf8(read(path.clone())).expect("utf-8");
     let mut lines: Vec<&str> = text.lines().collect();

@@ -441,7 +441,45 @@ pub fn report(
     if !path.is_file() {
         return Err(RunError::Usage(format!("no {PREDICTIONS_FILE} in {}", dir.display())));
     }
+    let contents = predictions::read(&path)?;
+    if let Some(header) = contents.last_header() {
+        let missing = missing_units(host, &header.config, &contents);
+        if !missing.is_empty() {
+            let shown: Vec<String> = missing.iter().take(5).map(ToString::to_string).collect();
+            let more = if missing.len() > 5 { format!(" and {} more", missing.len() - 5) } else { String::new() };
+            tracing::warn!(
+                "the run is unfinished, units missing: {} ({}{more}); `mvb run CONFIG --out {} --resume` computes them",
+                missing.len(),
+                shown.join(", "),
+                dir.display()
+            );
+        }
+    }
     finish(host, dir, bootstrap, progress)
+}
+
+/// The units `config` plans that `contents` does not hold complete (empty when a dataset
+/// cannot be opened to tell which strategies apply to it).
+fn missing_units(host: &PluginHost, config: &RunConfig, contents: &predictions::Contents) -> Vec<UnitKey> {
+    let Ok(tasks) =
+        config.datasets.iter().map(|d| open(host, d).map(|ds| ds.info().task)).collect::<Result<Vec<_>, _>>()
+    else {
+        return Vec::new();
+    };
+    let generative: Vec<bool> = config.models.iter().map(|m| vqa::is_generative(&m.path)).collect();
+    let done: HashSet<UnitKey> = contents.units.iter().map(|u| u.key.clone()).collect();
+    let mut missing = Vec::new();
+    for (mi, m) in config.models.iter().enumerate() {
+        for (di, d) in config.datasets.iter().enumerate() {
+            for &s in config.strategies.iter().filter(|s| s.applies(tasks[di], generative[mi])) {
+                let k = unit_key(m, d, s);
+                if !done.contains(&k) {
+                    missing.push(k);
+                }
+            }
+        }
+    }
+    missing
 }
 
 fn finish(
