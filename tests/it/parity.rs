@@ -220,6 +220,25 @@ fn a_missing_tensor_is_named() {
     assert!(matches!(err, ModelError::MissingTensor { .. }) && err.to_string().contains(VICTIM), "{err}");
 }
 
+/// The configuration is the contract: a checkpoint missing a whole layer (which would run with
+/// one layer fewer) and one holding a layer the configuration does not have are refused.
+#[test]
+fn layers_must_match_the_configuration() {
+    let dir = broken_clip(|t| t.retain(|name, _| !name.starts_with("vision_model.encoder.layers.1.")));
+    let err = load_err(dir.path());
+    assert!(err.to_string().contains("vision_model.encoder.layers.1."), "{err}");
+    let dir = broken_clip(|_| {});
+    let config = std::fs::read_to_string(dir.path().join("config.json")).expect("config");
+    let mut json: serde_json::Value = serde_json::from_str(&config).expect("JSON");
+    json["vision_config"]["num_hidden_layers"] = 1.into();
+    std::fs::write(dir.path().join("config.json"), json.to_string()).expect("write");
+    let err = load_err(dir.path()).to_string();
+    assert!(
+        err.contains("vision_model.encoder.layers.1.layer_norm1.weight") && err.contains("num_hidden_layers"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_wrong_shape_is_named() {
     let dir = broken_clip(|t| {

@@ -22,6 +22,8 @@ pub struct Config {
 /// One tower's settings.
 #[derive(Debug, Clone)]
 pub struct TowerConfig {
+    /// Encoder layers (`num_hidden_layers`; the checkpoint must hold exactly these).
+    pub layers: usize,
     /// Attention heads.
     pub heads: usize,
     /// Activation of the MLP.
@@ -69,6 +71,7 @@ impl Config {
         })?;
         let uint = |key: &str, default: usize| get(key).and_then(Value::as_u64).map_or(default, |v| v as usize);
         Ok(TowerConfig {
+            layers: uint("num_hidden_layers", 12),
             heads: uint("num_attention_heads", default_heads),
             act,
             eps: get("layer_norm_eps").and_then(Value::as_f64).unwrap_or(if siglip { 1e-6 } else { 1e-5 }) as f32,

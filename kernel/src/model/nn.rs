@@ -199,6 +199,8 @@ pub struct Encoder {
 pub struct EncoderShape {
     /// Hidden width.
     pub dim: usize,
+    /// Layers (the configuration's `num_hidden_layers`).
+    pub layers: usize,
     /// Attention heads.
     pub heads: usize,
     /// MLP activation.
@@ -208,7 +210,8 @@ pub struct EncoderShape {
 }
 
 impl Encoder {
-    /// Loads `{prefix}.layers.{i}` for every `i` present in the checkpoint.
+    /// Loads `{prefix}.layers.{i}` for `i < s.layers`: a missing layer is an error naming its
+    /// first tensor, and so is a checkpoint holding more layers than the configuration says.
     pub fn load(w: &Weights, dev: &Device, prefix: &str, s: EncoderShape) -> Result<Self, ModelError> {
         if s.heads == 0 || !s.dim.is_multiple_of(s.heads) {
             return Err(ModelError::Input(format!(
@@ -216,19 +219,28 @@ impl Encoder {
                 s.dim, s.heads
             )));
         }
-        let mut layers = Vec::new();
-        while w.contains(&format!("{prefix}.layers.{}.layer_norm1.weight", layers.len())) {
-            let p = format!("{prefix}.layers.{}", layers.len());
-            layers.push(EncoderLayer {
-                ln1: LayerNorm::load(w, dev, &format!("{p}.layer_norm1"), s.dim, s.eps)?,
-                attn: SelfAttention::load(w, dev, &format!("{p}.self_attn"), s.dim, s.heads)?,
-                ln2: LayerNorm::load(w, dev, &format!("{p}.layer_norm2"), s.dim, s.eps)?,
-                mlp: Mlp::load(w, dev, &format!("{p}.mlp"), s.dim, s.act)?,
-            });
+        if s.layers == 0 {
+            return Err(ModelError::Input(format!("{prefix}: the configuration gives 0 layers")));
         }
-        if layers.is_empty() {
-            return Err(w.missing(&format!("{prefix}.layers.0.layer_norm1.weight")));
+        let extra = format!("{prefix}.layers.{}.layer_norm1.weight", s.layers);
+        if w.contains(&extra) {
+            return Err(ModelError::Input(format!(
+                "{prefix}: the checkpoint holds `{extra}`, more layers than the configuration's {} \
+                 (`num_hidden_layers`)",
+                s.layers
+            )));
         }
+        let layers = (0..s.layers)
+            .map(|i| {
+                let p = format!("{prefix}.layers.{i}");
+                Ok(EncoderLayer {
+                    ln1: LayerNorm::load(w, dev, &format!("{p}.layer_norm1"), s.dim, s.eps)?,
+                    attn: SelfAttention::load(w, dev, &format!("{p}.self_attn"), s.dim, s.heads)?,
+                    ln2: LayerNorm::load(w, dev, &format!("{p}.layer_norm2"), s.dim, s.eps)?,
+                    mlp: Mlp::load(w, dev, &format!("{p}.mlp"), s.dim, s.act)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
         Ok(Encoder { layers })
     }
 

@@ -95,6 +95,16 @@ impl Preprocessor {
             }
         };
         let normalize = if flag("do_normalize") { Some((triple("image_mean")?, triple("image_std")?)) } else { None };
+        if let Some((mean, std)) = normalize {
+            if mean.iter().any(|m| !m.is_finite()) || std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+                return Err(bad(format!(
+                    "`image_mean` {mean:?} / `image_std` {std:?}: the std must be finite and > 0"
+                )));
+            }
+        }
+        if rescale.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return Err(bad("`rescale_factor` must be finite and > 0".into()));
+        }
         Ok(Preprocessor { resize, filter, crop, rescale, normalize })
     }
 
@@ -149,5 +159,22 @@ impl Preprocessor {
     pub fn output_size(&self, side: usize) -> (usize, usize) {
         let (rh, rw) = self.plan(side, side);
         self.crop.unwrap_or((rh, rw))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_or_missing_std_is_refused() {
+        let json = serde_json::json!({
+            "do_resize": false, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.0, 0.5],
+        });
+        let err = Preprocessor::from_json(&json, Path::new("p.json")).unwrap_err().to_string();
+        assert!(err.contains("p.json") && err.contains("image_std"), "{err}");
+        let json = serde_json::json!({"do_resize": false, "do_rescale": true, "rescale_factor": 0.0,
+                                      "do_normalize": false});
+        assert!(Preprocessor::from_json(&json, Path::new("p.json")).is_err());
     }
 }

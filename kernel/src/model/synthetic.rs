@@ -114,7 +114,8 @@ pub fn write_random_clip(dir: &Path, shape: VitShape, bf16: bool) -> Result<(), 
         "model_type": "clip",
         "vision_config": {"hidden_size": d, "num_attention_heads": shape.heads, "image_size": shape.image,
                           "patch_size": shape.patch, "hidden_act": "quick_gelu", "num_hidden_layers": shape.layers},
-        "text_config": {"hidden_size": text, "num_attention_heads": 4, "hidden_act": "quick_gelu", "eos_token_id": 2},
+        "text_config": {"hidden_size": text, "num_attention_heads": 4, "hidden_act": "quick_gelu", "eos_token_id": 2,
+                        "num_hidden_layers": 1},
     });
     std::fs::write(dir.join("config.json"), config.to_string()).map_err(io)?;
     let pre = serde_json::json!({

@@ -24,7 +24,7 @@ impl ClipText {
         let p = "text_model";
         let embeddings = TextEmbeddings::load(w, dev, p)?;
         let width = embeddings.width();
-        let shape = EncoderShape { dim: width, heads: cfg.heads, act: cfg.act, eps: cfg.eps };
+        let shape = EncoderShape { dim: width, layers: cfg.layers, heads: cfg.heads, act: cfg.act, eps: cfg.eps };
         Ok(ClipText {
             encoder: Encoder::load(w, dev, &format!("{p}.encoder"), shape)?,
             norm: LayerNorm::load(w, dev, &format!("{p}.final_layer_norm"), width, cfg.eps)?,

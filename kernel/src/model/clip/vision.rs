@@ -35,7 +35,7 @@ impl ClipVision {
             false,
         )?;
         let tokens = patch.grid() * patch.grid() + 1;
-        let shape = EncoderShape { dim: width, heads: cfg.heads, act: cfg.act, eps: cfg.eps };
+        let shape = EncoderShape { dim: width, layers: cfg.layers, heads: cfg.heads, act: cfg.act, eps: cfg.eps };
         let positions = w.tensor(&format!("{p}.embeddings.position_embedding.weight"), &[tokens, width])?;
         Ok(ClipVision {
             class: Vector::activation(dev, w.vector(&class_name, width)?)?,

@@ -26,7 +26,7 @@ impl SiglipText {
         let embeddings = TextEmbeddings::load(w, dev, p)?;
         let width = embeddings.width();
         let proj = w.shape(&format!("{p}.head.weight")).map_or(width, |s| s[0]);
-        let shape = EncoderShape { dim: width, heads: cfg.heads, act: cfg.act, eps: cfg.eps };
+        let shape = EncoderShape { dim: width, layers: cfg.layers, heads: cfg.heads, act: cfg.act, eps: cfg.eps };
         Ok(SiglipText {
             encoder: Encoder::load(w, dev, &format!("{p}.encoder"), shape)?,
             norm: LayerNorm::load(w, dev, &format!("{p}.final_layer_norm"), width, cfg.eps)?,

@@ -76,7 +76,7 @@ impl SiglipVision {
         let sizes = (cfg.patch_size, cfg.image_size);
         let patch = PatchEmbedding::load(w, dev, &format!("{p}.embeddings.patch_embedding"), width, sizes, true)?;
         let tokens = patch.grid() * patch.grid();
-        let shape = EncoderShape { dim: width, heads: cfg.heads, act: cfg.act, eps: cfg.eps };
+        let shape = EncoderShape { dim: width, layers: cfg.layers, heads: cfg.heads, act: cfg.act, eps: cfg.eps };
         let positions = w.tensor(&format!("{p}.embeddings.position_embedding.weight"), &[tokens, width])?;
         Ok(SiglipVision {
             positions: crate::backend::Vector::activation(dev, positions.into_data())?,
