@@ -95,12 +95,10 @@ impl Preprocessor {
             }
         };
         let normalize = if flag("do_normalize") { Some((triple("image_mean")?, triple("image_std")?)) } else { None };
-        if let Some((mean, std)) = normalize {
-            if mean.iter().any(|m| !m.is_finite()) || std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-                return Err(bad(format!(
-                    "`image_mean` {mean:?} / `image_std` {std:?}: the std must be finite and > 0"
-                )));
-            }
+        if let Some((mean, std)) = normalize
+            && (mean.iter().any(|m| !m.is_finite()) || std.iter().any(|s| !(s.is_finite() && *s > 0.0)))
+        {
+            return Err(bad(format!("`image_mean` {mean:?} / `image_std` {std:?}: the std must be finite and > 0")));
         }
         if rescale.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
             return Err(bad("`rescale_factor` must be finite and > 0".into()));
