@@ -229,7 +229,7 @@ fn layers_must_match_the_configuration() {
     assert!(err.to_string().contains("vision_model.encoder.layers.1."), "{err}");
     let dir = broken_clip(|_| {});
     let config = std::fs::read_to_string(dir.path().join("config.json")).expect("config");
-    let mut json: serde_json::Value = serde_json::from_str(&config).expect("JSON");
+    let mut json: Value = serde_json::from_str(&config).expect("JSON");
     json["vision_config"]["num_hidden_layers"] = 1.into();
     std::fs::write(dir.path().join("config.json"), json.to_string()).expect("write");
     let err = load_err(dir.path()).to_string();
