@@ -287,3 +287,24 @@ fn resume_refuses_a_changed_configuration_naming_what_changed() {
     let outcome = run::run(&host, &parse(&more), &resume, &mut |_| {}).expect("a new bootstrap is fine");
     assert_eq!(outcome.computed, 0);
 }
+
+#[test]
+fn a_damaged_feature_cache_is_recomputed_not_used() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let small = config_text()
+        .replace("strategies = [\"zs\", \"lp\"]", "strategies = [\"zs\"]")
+        .replace("name = \"breastmnist\"\n", "name = \"breastmnist\"\nlimit = 24\n");
+    let config = RunConfig::parse(&small, "t.toml", &root()).expect("parses");
+    let host = host();
+    run::run(&host, &config, &options(tmp.path()), &mut |_| {}).expect("the first run");
+    let before = read(tmp.path().join("results.json"));
+    let cache = tmp.path().join("cache/demo-specialist--breastmnist--test.safetensors");
+    let mut bytes = read(cache.clone());
+    let at = bytes.len() - 17;
+    bytes[at] ^= 0x40; // a bit of one feature value
+    std::fs::write(&cache, &bytes).expect("damage");
+    let again = RunOptions { overwrite: true, ..options(tmp.path()) };
+    run::run(&host, &config, &again, &mut |_| {}).expect("the second run");
+    assert_eq!(read(tmp.path().join("results.json")), before, "the damaged cache was not used");
+    assert_ne!(read(cache), bytes, "the cache was rewritten");
+}

@@ -1,7 +1,9 @@
 //! The image-feature cache of `mvb run`: `<out>/cache/<model>--<dataset>--<split>.safetensors`,
 //! the features of one split with its sample ids and labels, keyed by a fingerprint of the
-//! checkpoint files, the plugin, the data folder, the split, the limit and the mvb version. A
-//! stale or unreadable file is recomputed; a failed write costs only a recompute next time.
+//! checkpoint files, the plugin, the data folder, the split, the limit and the mvb version, and
+//! holding a SHA-256 of its content that is verified on every read. A stale, unreadable or
+//! damaged file is recomputed (a damaged one with a notice); a failed write costs only a
+//! recompute next time.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -136,6 +138,12 @@ fn read(file: &Path, fingerprint: &str) -> Option<Encoded> {
     let labels: Vec<Vec<u32>> = serde_json::from_str(meta.get("labels")?).ok()?;
     let st = safetensors::SafeTensors::deserialize(&bytes).ok()?;
     let view = st.tensor("features").ok()?;
+    if meta.get("sha256").map(String::as_str)
+        != Some(checksum(view.data(), meta.get("ids")?, meta.get("labels")?).as_str())
+    {
+        tracing::warn!("{}: cached features fail their checksum; recomputing them", file.display());
+        return None;
+    }
     let shape = view.shape().to_vec();
     if view.dtype() != safetensors::Dtype::F32 || shape.len() != 2 || shape[0] != ids.len() || labels.len() != ids.len()
     {
@@ -151,13 +159,26 @@ fn write(file: &Path, fingerprint: &str, encoded: &Encoded) -> Result<(), RunErr
     let bytes: Vec<u8> = encoded.features.data().iter().flat_map(|v| v.to_le_bytes()).collect();
     let shape = encoded.features.shape().to_vec();
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes).map_err(|e| fail(&e))?;
+    let ids = serde_json::to_string(&encoded.ids).map_err(|e| fail(&e))?;
+    let labels = serde_json::to_string(&encoded.labels).map_err(|e| fail(&e))?;
     let metadata = HashMap::from([
         ("fingerprint".to_owned(), fingerprint.to_owned()),
-        ("ids".to_owned(), serde_json::to_string(&encoded.ids).map_err(|e| fail(&e))?),
-        ("labels".to_owned(), serde_json::to_string(&encoded.labels).map_err(|e| fail(&e))?),
+        ("sha256".to_owned(), checksum(&bytes, &ids, &labels)),
+        ("ids".to_owned(), ids),
+        ("labels".to_owned(), labels),
     ]);
     let out = safetensors::serialize(vec![("features", view)], Some(metadata)).map_err(|e| fail(&e))?;
     write_atomic(file, &out).map_err(|e| RunError::io(file, e))
+}
+
+/// The SHA-256 of a cache entry's feature bytes, ids and labels.
+fn checksum(features: &[u8], ids: &str, labels: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [features, ids.as_bytes(), labels.as_bytes()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    hex(&h.finalize())
 }
 
 /// Where features are cached for a run writing into `out`.
