@@ -111,11 +111,9 @@ pub fn run(
     let out = &options.out;
     std::fs::create_dir_all(out).map_err(|e| RunError::io(out, e))?;
     check_named(host, config)?;
-    let tasks =
-        config.datasets.iter().map(|d| open(host, d).map(|ds| ds.info().task)).collect::<Result<Vec<_>, _>>()?;
-    let generative: Vec<bool> = config.models.iter().map(|m| vqa::is_generative(&m.path)).collect();
+    let kinds = Kinds::of(host, config)?;
     let (writer, done) = open_predictions(config, options)?;
-    let plan = Plan::new(config, &done, &tasks, &generative);
+    let plan = Plan::new(config, &done, &kinds);
     if plan.reused > 0 {
         tracing::info!("resuming: {} units already complete, {} to compute", plan.reused, plan.total);
     }
@@ -129,7 +127,7 @@ pub fn run(
             continue;
         }
         (predictor.progress)(Progress::Status(format!("loading {}", m.name)));
-        let model = load_model(&m.path, config, generative[mi])
+        let model = load_model(&m.path, config, kinds.generative[mi])
             .map_err(|error| RunError::Model { model: m.name.clone(), error })?;
         for (di, strategies) in datasets {
             let d = &config.datasets[di];
@@ -154,7 +152,7 @@ fn check_named(host: &PluginHost, config: &RunConfig) -> Result<(), RunError> {
         .map_err(|error| RunError::Metric { context: "loading the metrics".into(), error: Box::new(error) })?;
     for m in &config.models {
         let path = Path::new(&m.path);
-        let found = if path.extension().is_some_and(|e| e == "gguf") {
+        let found = if vqa::is_gguf(path) {
             if path.is_file() {
                 Ok(())
             } else {
@@ -259,23 +257,47 @@ struct Plan {
 }
 
 impl Plan {
-    /// The units of `config` that apply (`tasks` of the datasets, `generative` per model) and
-    /// are not `done`.
-    fn new(config: &RunConfig, done: &HashSet<UnitKey>, tasks: &[Task], generative: &[bool]) -> Plan {
+    /// The units of `config` that apply and are not `done`.
+    fn new(config: &RunConfig, done: &HashSet<UnitKey>, kinds: &Kinds) -> Plan {
         let mut plan = Plan { todo: HashMap::new(), total: 0, reused: 0 };
-        for (mi, m) in config.models.iter().enumerate() {
-            for (di, d) in config.datasets.iter().enumerate() {
-                for &s in config.strategies.iter().filter(|s| s.applies(tasks[di], generative[mi])) {
-                    if done.contains(&unit_key(m, d, s)) {
-                        plan.reused += 1;
-                    } else {
-                        plan.todo.entry((mi, di)).or_default().push(s);
-                        plan.total += 1;
-                    }
-                }
+        for (mi, di, s) in kinds.units(config) {
+            if done.contains(&unit_key(&config.models[mi], &config.datasets[di], s)) {
+                plan.reused += 1;
+            } else {
+                plan.todo.entry((mi, di)).or_default().push(s);
+                plan.total += 1;
             }
         }
         plan
+    }
+}
+
+/// What decides which strategies apply: each dataset's task and whether each model generates.
+struct Kinds {
+    tasks: Vec<Task>,
+    generative: Vec<bool>,
+}
+
+impl Kinds {
+    /// Opens each dataset of `config` for its task and inspects each model's checkpoint.
+    fn of(host: &PluginHost, config: &RunConfig) -> Result<Kinds, RunError> {
+        let tasks = config.datasets.iter().map(|d| open(host, d).map(|ds| ds.info().task)).collect::<Result<_, _>>()?;
+        let generative = config.models.iter().map(|m| vqa::is_generative(&m.path)).collect();
+        Ok(Kinds { tasks, generative })
+    }
+
+    /// The (model, dataset, strategy) units of `config` that apply ([`Strategy::applies`]), in
+    /// configuration order.
+    fn units<'a>(&'a self, config: &'a RunConfig) -> impl Iterator<Item = (usize, usize, Strategy)> + 'a {
+        (0..config.models.len()).flat_map(move |mi| {
+            (0..config.datasets.len()).flat_map(move |di| {
+                config
+                    .strategies
+                    .iter()
+                    .filter(move |s| s.applies(self.tasks[di], self.generative[mi]))
+                    .map(move |&s| (mi, di, s))
+            })
+        })
     }
 }
 
@@ -461,25 +483,15 @@ pub fn report(
 /// The units `config` plans that `contents` does not hold complete (empty when a dataset
 /// cannot be opened to tell which strategies apply to it).
 fn missing_units(host: &PluginHost, config: &RunConfig, contents: &predictions::Contents) -> Vec<UnitKey> {
-    let Ok(tasks) =
-        config.datasets.iter().map(|d| open(host, d).map(|ds| ds.info().task)).collect::<Result<Vec<_>, _>>()
-    else {
+    let Ok(kinds) = Kinds::of(host, config) else {
         return Vec::new();
     };
-    let generative: Vec<bool> = config.models.iter().map(|m| vqa::is_generative(&m.path)).collect();
     let done: HashSet<UnitKey> = contents.units.iter().map(|u| u.key.clone()).collect();
-    let mut missing = Vec::new();
-    for (mi, m) in config.models.iter().enumerate() {
-        for (di, d) in config.datasets.iter().enumerate() {
-            for &s in config.strategies.iter().filter(|s| s.applies(tasks[di], generative[mi])) {
-                let k = unit_key(m, d, s);
-                if !done.contains(&k) {
-                    missing.push(k);
-                }
-            }
-        }
-    }
-    missing
+    kinds
+        .units(config)
+        .map(|(mi, di, s)| unit_key(&config.models[mi], &config.datasets[di], s))
+        .filter(|k| !done.contains(k))
+        .collect()
 }
 
 fn finish(

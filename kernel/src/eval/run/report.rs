@@ -75,9 +75,9 @@ fn strategies(results: &Results, metric: &str) -> Vec<Strategy> {
 }
 
 /// The models with a `metric` score, in report order.
-fn models<'a>(results: &'a Results, metric: &str) -> Vec<&'a str> {
+fn models<'a>(results: &'a Results, metric: &'a str) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
-    for u in results.units.iter().filter(|u| u.score(metric).is_some()) {
+    for u in scored(results, metric) {
         if !out.contains(&u.key.model.as_str()) {
             out.push(&u.key.model);
         }
@@ -91,7 +91,7 @@ fn datasets<'a>(results: &'a Results, metric: &str) -> Vec<&'a str> {
         .datasets
         .iter()
         .map(String::as_str)
-        .filter(|d| results.units.iter().any(|u| u.key.dataset == *d && u.score(metric).is_some()))
+        .filter(|d| scored(results, metric).any(|u| u.key.dataset == *d))
         .collect()
 }
 

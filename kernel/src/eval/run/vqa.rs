@@ -12,7 +12,7 @@ use super::error::RunError;
 use super::predictions::Answer;
 use crate::backend::Device;
 use crate::data::{Pixels, Qa, Sample, Split, load_image};
-use crate::model::causal::CausalLm;
+use crate::model::causal::{CausalLm, read_json};
 use crate::model::generate::GenerateOptions;
 use crate::model::llava::{self, Llava};
 use crate::model::{ModelError, resolve};
@@ -42,27 +42,28 @@ pub enum Generator {
 /// Whether `spec` names a generative model: a `.gguf` file, or a folder whose `config.json`
 /// describes a LLaVA model or a `*ForCausalLM`.
 pub fn is_generative(spec: &str) -> bool {
-    let path = Path::new(spec);
-    if path.extension().is_some_and(|e| e == "gguf") {
+    if is_gguf(Path::new(spec)) {
         return true;
     }
     let Ok(dir) = resolve(spec) else { return false };
-    if llava::is_llava(&dir) {
-        return true;
-    }
-    let config = std::fs::read_to_string(dir.join("config.json")).unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(&config).ok().is_some_and(|c| {
-        c.get("architectures")
-            .and_then(|a| a.as_array())
-            .is_some_and(|a| a.iter().filter_map(|x| x.as_str()).any(|x| x.ends_with("ForCausalLM")))
+    read_json(&dir.join("config.json")).is_ok_and(|c| {
+        c.get("model_type").and_then(|t| t.as_str()) == Some("llava")
+            || c.get("architectures")
+                .and_then(|a| a.as_array())
+                .is_some_and(|a| a.iter().filter_map(|x| x.as_str()).any(|x| x.ends_with("ForCausalLM")))
     })
+}
+
+/// Whether `path` names a GGUF file (by its extension).
+pub fn is_gguf(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gguf")
 }
 
 impl Generator {
     /// Loads `spec` (a GGUF file, a folder or a local HF id) onto `device`.
     pub fn load(spec: &str, device: &Device) -> Result<Generator, ModelError> {
         let path = Path::new(spec);
-        if path.extension().is_some_and(|e| e == "gguf") {
+        if is_gguf(path) {
             return Ok(Generator::Text(Box::new(CausalLm::load(path, device, false)?)));
         }
         let dir = resolve(spec)?;
