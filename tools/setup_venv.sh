@@ -40,14 +40,15 @@ fi
   "accelerate==1.15.0" \
   "jinja2==3.1.6" \
   "open-clip-torch==3.3.0" \
+  "peft==0.21.2" \
   "ftfy==6.3.1" \
   "sentencepiece==0.2.3" \
   "protobuf==7.36.2" \
   "regex"
 "$VENV/bin/python" - <<'PY'
-import torch, transformers, tokenizers, safetensors, numpy, PIL, open_clip, gguf, jinja2, accelerate
+import torch, transformers, tokenizers, safetensors, numpy, PIL, open_clip, gguf, jinja2, accelerate, peft
 print("torch", torch.__version__, "| transformers", transformers.__version__,
       "| tokenizers", tokenizers.__version__, "| safetensors", safetensors.__version__,
       "| numpy", numpy.__version__, "| pillow", PIL.__version__,
-      "| open_clip", open_clip.__version__, "| jinja2", jinja2.__version__)
+      "| open_clip", open_clip.__version__, "| jinja2", jinja2.__version__, "| peft", peft.__version__)
 PY
