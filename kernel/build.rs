@@ -13,6 +13,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("mvb-plugin-accuracy", "mvb_plugin_accuracy"),
     ("mvb-plugin-balanced-accuracy", "mvb_plugin_balanced_accuracy"),
     ("mvb-plugin-vqa", "mvb_plugin_vqa"),
+    ("mvb-plugin-gpt-score", "mvb_plugin_gpt_score"),
     ("mvb-plugin-vqa-rad", "mvb_plugin_vqa_rad"),
     ("mvb-plugin-slake", "mvb_plugin_slake"),
     ("mvb-plugin-pathvqa", "mvb_plugin_pathvqa"),

@@ -71,6 +71,12 @@ impl Tensor {
         &self.data[i * c..(i + 1) * c]
     }
 
+    /// Row `i`, mutable.
+    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        let c = self.cols();
+        &mut self.data[i * c..(i + 1) * c]
+    }
+
     /// The same elements under another shape.
     ///
     /// # Panics

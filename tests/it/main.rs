@@ -11,6 +11,7 @@ mod datasets;
 mod decoder;
 mod demo_vlm;
 mod gguf;
+mod judge;
 mod llava;
 mod medmnist;
 mod metrics;

@@ -4,6 +4,7 @@ mod bench;
 mod bench_kernels;
 mod dataset;
 mod generate;
+mod judge;
 pub(crate) mod notices;
 mod plugin_check;
 mod plugins;
@@ -56,6 +57,8 @@ enum Command {
     Embed(zeroshot::EmbedArgs),
     /// Generate text with a decoder (a GGUF file or a Hugging Face folder), streamed.
     Generate(generate::GenerateArgs),
+    /// Judge one answer as `mvb run` judges open VQA answers (MedVLMBench's GPT score).
+    Judge(judge::JudgeArgs),
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -99,6 +102,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Zeroshot(args) => zeroshot::run(&host()?, args),
         Command::Embed(args) => zeroshot::embed(&host()?, args),
         Command::Generate(args) => generate::run(args),
+        Command::Judge(args) => judge::run(&host()?, args),
         Command::Bench(BenchCommand::Encoder(args)) => bench::encoder(args),
         Command::Bench(BenchCommand::Decoder(args)) => bench::decoder(args),
         Command::Bench(BenchCommand::Kernels(args)) => bench_kernels::kernels(args),

@@ -65,6 +65,7 @@ fn render(bar: &ProgressBar) -> impl FnMut(Progress) + '_ {
         Progress::Begin { stage, total } => {
             let template = match stage {
                 Stage::Predict => "{elapsed_precise} [{bar:30}] {pos}/{len} units  {msg}",
+                Stage::Judge => "{elapsed_precise} [{bar:30}] {pos}/{len} answers judged  {msg}",
                 Stage::Score => "{elapsed_precise} [{bar:30}] {pos}/{len} units scored",
             };
             if let Ok(style) = ProgressStyle::with_template(template) {

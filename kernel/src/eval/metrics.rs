@@ -192,18 +192,24 @@ impl Scorer {
         self.score_task(Task::Diagnosis, &predictions, &references, index_sets)
     }
 
-    /// Scores one set of VQA samples (generated text, question) with the VQA metrics, as
-    /// [`Scorer::score`] does.
+    /// Scores one set of VQA samples (generated text, question, and in a judged run the
+    /// judge's scaled score: `Some(None)` for a question not judged or without a verdict) with
+    /// the VQA metrics, as [`Scorer::score`] does.
     pub fn score_answers<'a>(
         &mut self,
-        samples: impl IntoIterator<Item = (&'a str, &'a Qa)>,
+        samples: impl IntoIterator<Item = (&'a str, &'a Qa, Option<Option<f64>>)>,
         index_sets: &[Vec<u32>],
     ) -> Result<Vec<MetricScore>, MetricError> {
         let (predictions, references): (Vec<Prediction>, Vec<Reference>) = samples
             .into_iter()
-            .map(|(text, qa)| {
+            .map(|(text, qa, judged)| {
                 let reference = Reference { labels: Vec::new(), answer: Some(qa.answer.clone()), kind: Some(qa.kind) };
-                (Prediction::Text(text.to_owned()), reference)
+                let text = text.to_owned();
+                let prediction = match judged {
+                    None => Prediction::Text(text),
+                    Some(judge_score) => Prediction::Judged { text, judge_score },
+                };
+                (prediction, reference)
             })
             .unzip();
         self.score_task(Task::Vqa, &predictions, &references, index_sets)

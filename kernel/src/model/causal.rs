@@ -3,12 +3,14 @@
 //! safetensors, `tokenizer.json`, `tokenizer_config.json`, `generation_config.json`).
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
 use super::chat::{ChatTemplate, Message};
-use super::generate::{self, Continue, GenerateOptions, Generated, Prompt};
+use super::constrain::{Constraint, Masker};
+use super::generate::{self, Continue, GenerateOptions, Generated, Prompt, Steer};
 use super::gguf::{GgufFile, LlamaParams};
 use super::llama::{Checkpoint, DecoderConfig, Llama, Names, RopeScaling};
 use super::{ModelError, Weights};
@@ -29,6 +31,17 @@ pub struct CausalLm {
     /// Where it was loaded from.
     pub path: PathBuf,
     device: Device,
+    pieces: Pieces,
+}
+
+/// The text of each token on its own, computed on first use (constrained decoding).
+#[derive(Default)]
+struct Pieces(OnceLock<Vec<String>>);
+
+impl std::fmt::Debug for Pieces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pieces")
+    }
 }
 
 /// Reads a JSON file.
@@ -76,6 +89,7 @@ impl CausalLm {
             eos: folder_eos(dir, &config)?,
             path: dir.to_owned(),
             device: dev.clone(),
+            pieces: Pieces::default(),
         })
     }
 
@@ -88,7 +102,15 @@ impl CausalLm {
         dir: &Path,
         dev: &Device,
     ) -> Result<Self, ModelError> {
-        Ok(CausalLm { model, tokenizer, chat, eos, path: dir.to_owned(), device: dev.clone() })
+        Ok(CausalLm {
+            model,
+            tokenizer,
+            chat,
+            eos,
+            path: dir.to_owned(),
+            device: dev.clone(),
+            pieces: Pieces::default(),
+        })
     }
 
     /// The device it runs on.
@@ -133,35 +155,100 @@ impl CausalLm {
         &self,
         ids: Vec<Prompt>,
         opts: &GenerateOptions,
-        mut on_text: impl FnMut(usize, &str),
+        on_text: impl FnMut(usize, &str),
+    ) -> Result<Vec<(String, Generated)>, ModelError> {
+        self.generate_constrained(ids, opts, None, on_text)
+    }
+
+    /// [`CausalLm::generate_prompts`] with every reply forced into `constraint`'s shape.
+    pub fn generate_constrained(
+        &self,
+        ids: Vec<Prompt>,
+        opts: &GenerateOptions,
+        constraint: Option<&Constraint>,
+        on_text: impl FnMut(usize, &str),
     ) -> Result<Vec<(String, Generated)>, ModelError> {
         let mut opts = opts.clone();
         if opts.eos.is_empty() {
             opts.eos.clone_from(&self.eos);
         }
-        let mut streams: Vec<TextStream> = ids.iter().map(|_| TextStream::default()).collect();
-        let mut failure = None;
-        let out = generate::generate(&self.model, &self.device, &ids, &opts, |row, id| {
-            let s = &mut streams[row];
-            s.ids.push(id);
-            match self.decode(&s.ids) {
-                Ok(text) => {
-                    let (delta, stop) = s.advance(text, &opts.stop);
-                    if !delta.is_empty() {
-                        on_text(row, &delta);
-                    }
-                    if stop { Continue::Stop } else { Continue::Yes }
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    Continue::Stop
-                }
-            }
-        })?;
-        if let Some(e) = failure {
+        if let Some(c) = constraint {
+            c.validate().map_err(ModelError::Input)?;
+        }
+        let masker = constraint.map(|c| Masker::new(c, self.pieces(), &opts.eos, ids.len()));
+        let streams = ids.iter().map(|_| TextStream::default()).collect();
+        let mut rows = Rows { lm: self, stop: &opts.stop, streams, masker, on_text, failure: None };
+        let out = generate::generate_steered(&self.model, &self.device, &ids, &opts, &mut rows)?;
+        if let Some(e) = rows.failure {
             return Err(e);
         }
-        Ok(streams.into_iter().map(|s| s.emitted).zip(out).collect())
+        Ok(rows.streams.into_iter().map(|s| s.emitted).zip(out).collect())
+    }
+
+    /// A chat reply to `user` (after `system`, when given) through the chat template, greedy or
+    /// sampled by `opts`, optionally constrained: the judges' `generation.generate`.
+    pub fn reply(
+        &self,
+        system: Option<&str>,
+        user: &str,
+        opts: &GenerateOptions,
+        constraint: Option<&Constraint>,
+    ) -> Result<String, ModelError> {
+        let text = match &self.chat {
+            Some(t) => {
+                let system = system.map(|s| Message { role: "system".into(), content: s.into() });
+                let messages: Vec<Message> = system.into_iter().chain([Message::user(user)]).collect();
+                t.render(&messages, true)?
+            }
+            None => system.map_or_else(|| user.to_owned(), |s| format!("{s}\n\n{user}")),
+        };
+        let prompt = Prompt::text(self.encode(&text)?);
+        let mut out = self.generate_constrained(vec![prompt], opts, constraint, |_, _| {})?;
+        Ok(out.pop().map(|(text, _)| text).unwrap_or_default())
+    }
+
+    /// Each token's text on its own (the vocabulary as the logits index it).
+    fn pieces(&self) -> &[String] {
+        self.pieces.0.get_or_init(|| {
+            (0..self.model.config().vocab as u32)
+                .map(|id| self.tokenizer.decode(&[id], false).unwrap_or_default())
+                .collect()
+        })
+    }
+}
+
+/// The rows of one generation: text streams with stop strings, and an optional constraint.
+struct Rows<'a, F> {
+    lm: &'a CausalLm,
+    stop: &'a [String],
+    streams: Vec<TextStream>,
+    masker: Option<Masker<'a>>,
+    on_text: F,
+    failure: Option<ModelError>,
+}
+
+impl<F: FnMut(usize, &str)> Steer for Rows<'_, F> {
+    fn mask(&mut self, row: usize, logits: &mut [f32]) -> Result<(), ModelError> {
+        self.masker.as_ref().map_or(Ok(()), |m| m.mask(row, logits))
+    }
+
+    fn on_token(&mut self, row: usize, id: u32) -> Continue {
+        let must_end = self.masker.as_mut().is_some_and(|m| m.push(row, id));
+        let s = &mut self.streams[row];
+        s.ids.push(id);
+        match self.lm.decode(&s.ids) {
+            Ok(text) => {
+                let (delta, stop) = s.advance(text, self.stop);
+                if !delta.is_empty() {
+                    (self.on_text)(row, &delta);
+                }
+                if stop || must_end { Continue::Stop } else { Continue::Yes }
+            }
+            Err(e) => {
+                self.failure = Some(e);
+                Continue::Stop
+            }
+        }
     }
 }
 
@@ -310,6 +397,7 @@ impl CausalLm {
             tokenizer,
             path: path.to_owned(),
             device: dev.clone(),
+            pieces: Pieces::default(),
         })
     }
 

@@ -88,6 +88,28 @@ pub enum Continue {
     Stop,
 }
 
+/// What steers a generation beyond the options: which tokens each row may take next (a
+/// constraint on the reply's shape) and what happens after each token (streaming, stop strings).
+pub trait Steer {
+    /// Narrows row `row`'s next-token logits (sets those of forbidden tokens to -inf); the
+    /// default allows every token.
+    fn mask(&mut self, _row: usize, _logits: &mut [f32]) -> Result<(), ModelError> {
+        Ok(())
+    }
+
+    /// Called for each new token of each live row, in order.
+    fn on_token(&mut self, row: usize, id: u32) -> Continue;
+}
+
+/// A closure as a [`Steer`] that allows every token.
+struct OnToken<F>(F);
+
+impl<F: FnMut(usize, u32) -> Continue> Steer for OnToken<F> {
+    fn on_token(&mut self, row: usize, id: u32) -> Continue {
+        (self.0)(row, id)
+    }
+}
+
 /// Generates for every prompt at once. `on_token(row, id)` is called for each new token of
 /// each live row, in order (for streaming and stop strings).
 pub fn generate(
@@ -95,7 +117,18 @@ pub fn generate(
     dev: &Device,
     prompts: &[Prompt],
     opts: &GenerateOptions,
-    mut on_token: impl FnMut(usize, u32) -> Continue,
+    on_token: impl FnMut(usize, u32) -> Continue,
+) -> Result<Vec<Generated>, ModelError> {
+    generate_steered(model, dev, prompts, opts, &mut OnToken(on_token))
+}
+
+/// [`generate`] with a [`Steer`] that may also narrow each row's choices.
+pub fn generate_steered(
+    model: &Llama,
+    dev: &Device,
+    prompts: &[Prompt],
+    opts: &GenerateOptions,
+    steer: &mut dyn Steer,
 ) -> Result<Vec<Generated>, ModelError> {
     let batch = prompts.len();
     if batch == 0 {
@@ -123,7 +156,13 @@ pub fn generate(
     let mut live = vec![true; batch];
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     for step in 0..opts.max_new_tokens {
-        let next: Vec<u32> = (0..batch).map(|b| pick(logits.row(b), opts, &mut rng)).collect();
+        let mut next = Vec::with_capacity(batch);
+        for (b, &alive) in live.iter().enumerate() {
+            if alive {
+                steer.mask(b, logits.row_mut(b))?;
+            }
+            next.push(pick(logits.row(b), opts, &mut rng));
+        }
         for (b, &id) in next.iter().enumerate() {
             if !live[b] {
                 continue;
@@ -133,7 +172,7 @@ pub fn generate(
                 continue;
             }
             out[b].ids.push(id);
-            if on_token(b, id) == Continue::Stop {
+            if steer.on_token(b, id) == Continue::Stop {
                 (live[b], out[b].finish) = (false, Finish::Stop);
             }
         }

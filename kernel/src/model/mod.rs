@@ -7,6 +7,7 @@ pub mod causal;
 pub mod chat;
 pub mod clip;
 mod config;
+pub mod constrain;
 mod error;
 pub mod generate;
 pub mod gguf;

@@ -94,6 +94,12 @@ pub static BUILTINS: &[Builtin] = &[
         bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_vqa.wasm")),
         data_folder: None,
     },
+    Builtin {
+        name: "gpt-score",
+        world: World::Judge,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_gpt_score.wasm")),
+        data_folder: None,
+    },
 ];
 
 impl Builtin {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::bindings::judge::Judge as JudgeWorld;
+use super::bindings::judge::exports::mvb::plugin::judge_api::JudgeOptions as WitJudgeOptions;
 use super::error::PluginError;
 use super::generation::Generator;
 use super::host::PluginHost;
@@ -30,6 +31,15 @@ pub struct Verdict {
     pub score: f64,
     /// Why.
     pub rationale: String,
+    /// How many times the judge asked the model (0: decided without it).
+    pub model_calls: u32,
+}
+
+/// How the host asks a judge to work (`judge-options`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JudgeOptions {
+    /// Ask for constrained replies.
+    pub constrained: bool,
 }
 
 /// A running judge plugin instance.
@@ -76,10 +86,18 @@ impl JudgePlugin {
         &self.info
     }
 
-    /// Scores `candidate` against `reference` for `question`.
-    pub fn judge(&mut self, question: &str, reference: &str, candidate: &str) -> Result<Verdict, PluginError> {
+    /// Scores `candidate` against `reference` for `question`. A judge that found no verdict
+    /// fails with kind `undefined` (see `PluginError::kind`).
+    pub fn judge(
+        &mut self,
+        question: &str,
+        reference: &str,
+        candidate: &str,
+        options: JudgeOptions,
+    ) -> Result<Verdict, PluginError> {
         let api = self.world.mvb_plugin_judge_api();
-        let v = self.sandbox.call("judge", |store| api.call_judge(store, question, reference, candidate))?;
+        let options = WitJudgeOptions { constrained: options.constrained };
+        let v = self.sandbox.call("judge", |store| api.call_judge(store, question, reference, candidate, options))?;
         if !(v.score.is_finite() && v.score >= self.info.min_score && v.score <= self.info.max_score) {
             let message = format!(
                 "score {} is outside the declared range [{}, {}]",
@@ -87,6 +105,6 @@ impl JudgePlugin {
             );
             return Err(self.sandbox.malformed("judge", message));
         }
-        Ok(Verdict { score: v.score, rationale: v.rationale })
+        Ok(Verdict { score: v.score, rationale: v.rationale, model_calls: v.model_calls })
     }
 }

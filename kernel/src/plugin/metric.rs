@@ -34,6 +34,13 @@ pub enum Prediction {
     ClassScores(Vec<f64>),
     /// Generated text.
     Text(String),
+    /// Generated text with a judge's score scaled to [0, 1] (`None`: not judged, or no verdict).
+    Judged {
+        /// The text.
+        text: String,
+        /// The scaled score.
+        judge_score: Option<f64>,
+    },
 }
 
 /// The ground truth of one sample.
@@ -120,6 +127,9 @@ impl MetricPlugin {
             .map(|p| match p {
                 Prediction::ClassScores(s) => api::Prediction::ClassScores(s.clone()),
                 Prediction::Text(t) => api::Prediction::Text(t.clone()),
+                Prediction::Judged { text, judge_score } => {
+                    api::Prediction::Judged(api::JudgedAnswer { text: text.clone(), judge_score: *judge_score })
+                }
             })
             .collect();
         let refs: Vec<api::Reference> = references

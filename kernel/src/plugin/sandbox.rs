@@ -7,14 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::bindings::types as wit;
 use super::error::PluginError;
 use super::generation::Generator;
-use super::state::State;
+use super::state::{CallClock, State};
 
 /// The epoch period: call budgets are counted in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -40,6 +40,11 @@ impl Default for Limits {
     fn default() -> Self {
         Limits { memory_bytes: 1 << 30, call_budget: Duration::from_secs(60), max_batch: 4096 }
     }
+}
+
+/// Epoch ticks in `budget` (at least one).
+fn ticks(budget: Duration) -> u64 {
+    (budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
 }
 
 /// One live plugin instance and its store, with the call discipline: a fresh time budget per
@@ -79,7 +84,16 @@ impl Sandbox {
         let state = State::new(plugin, wasi.build(), limits.memory_bytes, stderr, generator);
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
+        let budget = limits.call_budget;
+        // At each deadline, the plugin's own time is what counts: time the host spent serving
+        // `generation.generate` extends the deadline by as much.
+        store.epoch_deadline_callback(move |store| {
+            let spent = store.data().clock.plugin_time();
+            if spent >= budget {
+                return Err(Trap::Interrupt.into());
+            }
+            Ok(UpdateDeadline::Continue(ticks(budget - spent)))
+        });
         Ok(Sandbox { store, limits, poisoned: None })
     }
 
@@ -120,9 +134,9 @@ impl Sandbox {
         if let Some(failed) = &self.poisoned {
             return Err(PluginError::Poisoned { plugin: self.plugin().to_owned(), call: failed.clone() });
         }
-        let ticks = (self.limits.call_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        self.store.set_epoch_deadline(ticks);
+        self.store.set_epoch_deadline(ticks(self.limits.call_budget));
         let state = self.store.data_mut();
+        state.clock = CallClock::start();
         state.limiter.refused = false;
         state.log.new_call();
         match f(&mut self.store) {

@@ -3,6 +3,7 @@
 //! `types` and `generation.generate` (`wit/host.wit`).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -12,7 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::host::LogLevel;
 use super::bindings::judge::mvb::plugin::generation;
 use super::bindings::{self, types as wit};
-use super::generation::{GenerateOptions, Generator};
+use super::generation::{Constraint, GenerateOptions, GenerationError, Generator, MAX_TOKENS};
 use super::log::LogBudget;
 
 /// Counts linear-memory growth against the cap and remembers a refusal, so that the trap that
@@ -68,6 +69,27 @@ pub(crate) struct State {
     pub(crate) stderr: MemoryOutputPipe,
     pub(crate) log: LogBudget,
     pub(crate) generator: Option<Arc<dyn Generator>>,
+    pub(crate) clock: CallClock,
+}
+
+/// The time of the current call: when it started and how much of it the host spent serving
+/// `generation.generate` (which does not count against the plugin's budget).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallClock {
+    pub(crate) started: Instant,
+    pub(crate) host: Duration,
+}
+
+impl CallClock {
+    /// A clock started now.
+    pub(crate) fn start() -> Self {
+        CallClock { started: Instant::now(), host: Duration::ZERO }
+    }
+
+    /// The plugin's own share of the call so far.
+    pub(crate) fn plugin_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.host)
+    }
 }
 
 impl State {
@@ -87,6 +109,7 @@ impl State {
             stderr,
             log: LogBudget::default(),
             generator,
+            clock: CallClock::start(),
         }
     }
 }
@@ -115,12 +138,43 @@ impl generation::Host for State {
                 message: "this run has no judge language model configured".into(),
             });
         };
+        let invalid = |message: String| wit::Error { kind: wit::ErrorKind::InvalidArgument, message };
+        if options.max_tokens > MAX_TOKENS {
+            return Err(invalid(format!(
+                "max-tokens {} is above the host's limit of {MAX_TOKENS}",
+                options.max_tokens
+            )));
+        }
+        if !(options.temperature.is_finite() && options.temperature >= 0.0) {
+            return Err(invalid(format!("temperature {} is not a finite number >= 0", options.temperature)));
+        }
+        let constraint = match options.constraint {
+            None => None,
+            Some(generation::Constraint::IntegerLine(r)) => {
+                let (Ok(min), Ok(max)) = (u64::try_from(r.min), u64::try_from(r.max)) else {
+                    return Err(invalid(format!("integer-line range {}..={} has a negative bound", r.min, r.max)));
+                };
+                Some(Constraint::IntegerLine { min, max })
+            }
+            Some(generation::Constraint::OneOf(options)) => Some(Constraint::OneOf(options)),
+        };
+        if let Some(c) = &constraint {
+            c.validate().map_err(invalid)?;
+        }
         let options = GenerateOptions {
             system: options.system,
             max_tokens: options.max_tokens,
             temperature: options.temperature,
+            seed: options.seed,
             stop: options.stop,
+            constraint,
         };
-        generator.generate(&prompt, &options).map_err(|message| wit::Error { kind: wit::ErrorKind::Other, message })
+        let started = Instant::now();
+        let reply = generator.generate(&prompt, &options);
+        self.clock.host += started.elapsed();
+        reply.map_err(|e| match e {
+            GenerationError::Invalid(message) => invalid(message),
+            GenerationError::Failed(message) => wit::Error { kind: wit::ErrorKind::Other, message },
+        })
     }
 }

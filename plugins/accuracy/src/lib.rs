@@ -33,7 +33,7 @@ impl Guest for Component {
     fn prepare(predictions: Vec<Prediction>, references: Vec<Reference>) -> Result<Evaluation, Error> {
         let rows = predictions.iter().map(|p| match p {
             Prediction::ClassScores(s) => Some(s.as_slice()),
-            Prediction::Text(_) => None,
+            Prediction::Text(_) | Prediction::Judged(_) => None,
         });
         let labels = references.iter().map(|r| r.labels.as_slice());
         let data = Diagnosis::new("accuracy", rows, labels, 1).map_err(to_error)?;

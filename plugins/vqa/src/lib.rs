@@ -25,6 +25,14 @@
 //!   the normalised prediction (both as words joined by single spaces), else 0;
 //! - `open-accuracy` (open questions only): 1 when `recall >= 0.75`, else 0.
 //!
+//! - `gpt-score-open`, `gpt-score-overall` (predictions that come `judged`, in a run with a judge):
+//!   MedVLMBench's "GPT score": the judge's score scaled to [0, 1] (score / 100 for its 1-100
+//!   judge) on open questions, averaged over the open questions; overall, each open question
+//!   counts its judge score and each closed question its closed accuracy, averaged over all
+//!   samples (`open mean * n_open / N + closed accuracy * n_closed / N`). An open question whose
+//!   judgement failed (no verdict) is left out of both (its count is reported by the host).
+//!   NaN when no prediction of the set is judged.
+//!
 //! Every score is the mean over the samples of the set (of the resample, with repetition);
 //! `closed-accuracy` and `open-accuracy` are means over the closed, respectively open, samples
 //! only, and are NaN when the set has none of that kind. An empty set is `undefined`.
@@ -43,7 +51,7 @@ use mvb::plugin::types::{AnswerKind, Error, ErrorKind, Task};
 const PER_SAMPLE: usize = 11;
 
 /// Score names, in the order `compute` returns them.
-const SCORES: [&str; PER_SAMPLE + 2] = [
+const SCORES: [&str; PER_SAMPLE + 4] = [
     "precision",
     "recall",
     "f1",
@@ -57,6 +65,8 @@ const SCORES: [&str; PER_SAMPLE + 2] = [
     "rouge-l",
     "closed-accuracy",
     "open-accuracy",
+    "gpt-score-open",
+    "gpt-score-overall",
 ];
 
 struct Component;
@@ -72,7 +82,9 @@ impl Guest for Component {
                           nltk sentence BLEU-1..4 (no smoothing), torchmetrics ROUGE-1/2/L F (its [a-z0-9] tokenizer: \
                           answers without ASCII letters or digits score 0); closed-accuracy = \
                           answer is a substring of the prediction (closed questions), open-accuracy = recall >= 0.75 \
-                          (open questions); NaN when the set has no question of that kind"
+                          (open questions); NaN when the set has no question of that kind; with a judge, \
+                          gpt-score-open = mean judge score / 100 over open questions and gpt-score-overall = \
+                          that on open and closed-accuracy on closed questions, averaged over all samples"
                 .to_string(),
             task: Task::Vqa,
             higher_is_better: true,
@@ -90,16 +102,25 @@ impl Guest for Component {
         }
         let mut samples = Vec::with_capacity(predictions.len());
         for (i, (prediction, reference)) in predictions.iter().zip(&references).enumerate() {
-            let Prediction::Text(text) = prediction else {
-                return Err(invalid(format!("prediction {i} is class scores; the VQA metrics need text")));
+            let (text, judge) = match prediction {
+                Prediction::Text(text) => (text, None),
+                Prediction::Judged(judged) => (&judged.text, Some(judged.judge_score)),
+                Prediction::ClassScores(_) => {
+                    return Err(invalid(format!("prediction {i} is class scores; the VQA metrics need text")));
+                }
             };
+            if let Some(Some(score)) = judge
+                && !(0.0..=1.0).contains(&score)
+            {
+                return Err(invalid(format!("prediction {i}: judge score {score} is outside [0, 1]")));
+            }
             let Some(answer) = &reference.answer else {
                 return Err(invalid(format!("reference {i} has no answer; the VQA metrics need one")));
             };
             let Some(kind) = reference.kind else {
                 return Err(invalid(format!("reference {i} does not say whether its question is open or closed")));
             };
-            samples.push(Sample::score(text, answer, kind));
+            samples.push(Sample::score(text, answer, kind, judge));
         }
         Ok(Evaluation::new(Vqa { samples }))
     }
@@ -113,10 +134,13 @@ struct Sample {
     kind: AnswerKind,
     /// The closed or open accuracy (0 or 1), according to `kind`.
     accuracy: f64,
+    /// `None` when the prediction did not come judged; `Some(None)` when it did without a
+    /// judge score (a closed question, or a failed judgement).
+    judge: Option<Option<f64>>,
 }
 
 impl Sample {
-    fn score(prediction: &str, answer: &str, kind: AnswerKind) -> Self {
+    fn score(prediction: &str, answer: &str, kind: AnswerKind, judge: Option<Option<f64>>) -> Self {
         let prediction = normalize::normalize(prediction);
         let answer = normalize::normalize(answer);
         let (p, q) = (&prediction.tokens[..], &answer.tokens[..]);
@@ -128,7 +152,7 @@ impl Sample {
             AnswerKind::Closed => prediction.text.contains(answer.text.as_str()),
             AnswerKind::Open => recall >= 0.75,
         };
-        Sample { values, kind, accuracy: f64::from(u8::from(hit)) }
+        Sample { values, kind, accuracy: f64::from(u8::from(hit)), judge }
     }
 }
 
@@ -141,8 +165,10 @@ impl Vqa {
     fn means<'a>(&self, samples: impl Iterator<Item = &'a Sample>) -> Result<Vec<Score>, Error> {
         let mut sums = [0.0; PER_SAMPLE];
         let (mut count, mut closed, mut closed_hits, mut open, mut open_hits) = (0usize, 0usize, 0.0, 0usize, 0.0);
+        let mut gpt = GptScore::default();
         for sample in samples {
             count += 1;
+            gpt.add(sample);
             for (sum, value) in sums.iter_mut().zip(&sample.values) {
                 *sum += value;
             }
@@ -165,7 +191,41 @@ impl Vqa {
         }
         let mean = |sum: f64, n: usize| if n == 0 { f64::NAN } else { sum / n as f64 };
         let values = sums.iter().map(|&s| mean(s, count)).chain([mean(closed_hits, closed), mean(open_hits, open)]);
+        let values = values.chain(gpt.scores());
         Ok(SCORES.iter().zip(values).map(|(name, value)| Score { name: (*name).to_string(), value }).collect())
+    }
+}
+
+/// Sums for MedVLMBench's GPT scores over the judged samples of a set.
+#[derive(Debug, Default)]
+struct GptScore {
+    /// Whether any sample came judged.
+    judged: bool,
+    /// Scaled judge scores of open questions, and how many.
+    open: (f64, usize),
+    /// Closed accuracies of closed questions, and how many.
+    closed: (f64, usize),
+}
+
+impl GptScore {
+    fn add(&mut self, sample: &Sample) {
+        let Some(judge) = sample.judge else { return };
+        self.judged = true;
+        match (sample.kind, judge) {
+            (AnswerKind::Open, Some(score)) => self.open = (self.open.0 + score, self.open.1 + 1),
+            (AnswerKind::Closed, _) => self.closed = (self.closed.0 + sample.accuracy, self.closed.1 + 1),
+            (AnswerKind::Open, None) => {}
+        }
+    }
+
+    /// `gpt-score-open` and `gpt-score-overall`.
+    fn scores(&self) -> [f64; 2] {
+        let n = self.open.1 + self.closed.1;
+        if !self.judged || n == 0 {
+            return [f64::NAN; 2];
+        }
+        let open = if self.open.1 == 0 { f64::NAN } else { self.open.0 / self.open.1 as f64 };
+        [open, (self.open.0 + self.closed.0) / n as f64]
     }
 }
 

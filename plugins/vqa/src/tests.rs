@@ -50,7 +50,7 @@ fn per_sample_scores_equal_the_metric_fixture() {
         let expected = set["per_sample"].as_array().expect("per_sample");
         for (sample, want) in samples.iter().zip(expected) {
             let kind = if text(sample, "kind") == "open" { AnswerKind::Open } else { AnswerKind::Closed };
-            let got = Sample::score(text(sample, "prediction"), text(sample, "answer"), kind);
+            let got = Sample::score(text(sample, "prediction"), text(sample, "answer"), kind, None);
             for (value, name) in got.values.iter().zip(&super::SCORES[..super::PER_SAMPLE]) {
                 let want = number(&want[*name]);
                 assert!((value - want).abs() <= TOLERANCE, "{name}: {value} != {want} on {sample}");
@@ -67,4 +67,26 @@ fn rouge_tokens_keep_only_ascii_letters_and_digits() {
     assert!(scores::rouge_tokens("肺炎 πνευμονία").is_empty());
     assert_eq!(scores::rouge("", "yes"), [0.0; 3]);
     assert_eq!(scores::rouge("肺炎", "肺炎"), [0.0; 3]);
+}
+
+#[test]
+fn gpt_scores_weigh_open_judge_scores_and_closed_accuracy_by_counts() {
+    use super::{GptScore, Vqa};
+    let judged = |p: &str, a: &str, kind, s| Sample::score(p, a, kind, Some(s));
+    let samples = vec![
+        judged("pneumonia", "pneumonia", AnswerKind::Open, Some(1.0)),
+        judged("normal", "pneumonia", AnswerKind::Open, Some(0.2)),
+        judged("no opacity", "pneumonia", AnswerKind::Open, None),
+        judged("yes, it does", "yes", AnswerKind::Closed, None),
+        judged("no", "yes", AnswerKind::Closed, None),
+    ];
+    let mut gpt = GptScore::default();
+    samples.iter().for_each(|s| gpt.add(s));
+    // Open mean over the two judged open questions; the failed judgement is left out of both.
+    let [open, overall] = gpt.scores();
+    assert!((open - 0.6).abs() < 1e-12, "{open}");
+    assert!((overall - (1.0 + 0.2 + 1.0) / 4.0).abs() < 1e-12, "{overall}");
+    let plain = Vqa { samples: vec![Sample::score("a", "a", AnswerKind::Open, None)] };
+    let scores = plain.means(plain.samples.iter()).expect("scores");
+    assert!(scores.iter().filter(|s| s.name.starts_with("gpt-score")).all(|s| s.value.is_nan()));
 }

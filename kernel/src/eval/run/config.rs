@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::RunError;
+use super::judging::JudgeSettings;
 use crate::backend::DeviceRequest;
 use crate::backend::Precision;
 use crate::data::{Split, Task};
@@ -38,6 +39,17 @@ generator = "pcg64"   # numpy default_rng, as MedVLMBench; "randomstate" for the
 [generation]
 max_new_tokens = 32
 batch_size = 16
+
+# MedVLMBench's GPT score on open questions, judged by SmolLM2-135M-Instruct when
+# `bash tools/fetch_smollm2.sh` has put it here (without it the run says so and reports F1).
+# A 135M judge only shows the pipeline working: its scores say little about the answers. Its
+# replies are constrained to start with a score (free-form, it almost never writes one); point
+# `model` at a bigger local GGUF or Hugging Face folder for scores worth reading.
+[judge]
+model = "target/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+plugin = "gpt-score"
+constrained = true
+optional = true
 
 # MedVLMBench's FT-LP settings. The demo models are tiny: this learning rate moves their
 # heads only a little in 10 epochs; raise lr or epochs to see a fitted probe.
@@ -371,6 +383,9 @@ pub struct RunConfig {
     /// Generation settings of VQA units.
     #[serde(default)]
     pub generation: GenerationSettings,
+    /// The judge of open VQA answers (MedVLMBench's GPT score); none: no judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeSettings>,
     /// The output folder (default `mvb-out`; the command line's `--out` wins). Not recorded in
     /// the predictions file, so that results do not depend on where they were written.
     #[serde(default, skip_serializing)]
@@ -586,6 +601,17 @@ impl RunConfig {
             && out.is_relative()
         {
             *out = base.join(&*out);
+        }
+        if let Some(judge) = &mut self.judge {
+            judge.resolve_paths(base);
+            if judge.optional && !Path::new(&judge.model).exists() {
+                tracing::warn!(
+                    "no judge: {} is not there (`bash tools/fetch_smollm2.sh` fetches SmolLM2-135M-Instruct, the \
+                     judge of the GPT-score columns)",
+                    judge.model
+                );
+                self.judge = None;
+            }
         }
     }
 }

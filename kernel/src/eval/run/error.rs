@@ -82,6 +82,14 @@ pub enum RunError {
         /// The error.
         error: EvalError,
     },
+    /// The judge plugin failed.
+    #[error("{context}: {error}")]
+    Judge {
+        /// Which judge.
+        context: String,
+        /// The plugin's error.
+        error: crate::plugin::PluginError,
+    },
     /// Units that must be paired score different samples.
     #[error("{0}")]
     Mismatch(String),

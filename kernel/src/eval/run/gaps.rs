@@ -208,6 +208,7 @@ mod tests {
                 name: "auroc".into(),
                 boot: Bootstrapped::new(point, values.iter().map(|v| Some(*v)).collect()),
             }],
+            judge: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod config;
 mod error;
 pub mod features;
 pub mod gaps;
+pub mod judging;
 pub mod predictions;
 pub mod report;
 pub mod results;
@@ -64,6 +65,8 @@ pub struct RunOptions {
 pub enum Stage {
     /// Computing the predictions of the units not yet complete (one step per unit).
     Predict,
+    /// Judging the open VQA answers without a verdict (one step per distinct answer).
+    Judge,
     /// Scoring every complete unit with the metrics and the bootstrap (one step per unit).
     Score,
 }
@@ -140,8 +143,27 @@ pub fn run(
     let computed = predictor.computed;
     drop(predictor);
     progress(Progress::End);
+    judge(host, config, out, progress)?;
     let (results, files) = finish(host, out, BootstrapOverride::default(), progress)?;
     Ok(RunOutcome { results, computed, reused: plan.reused, files })
+}
+
+/// Judges the open answers of the run's complete VQA units that have no verdict yet.
+fn judge(
+    host: &PluginHost,
+    config: &RunConfig,
+    out: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), RunError> {
+    if config.judge.is_none() {
+        return Ok(());
+    }
+    let contents = predictions::read(&out.join(PREDICTIONS_FILE))?;
+    let made = judging::judge_run(host, config, out, &contents, progress)?;
+    if made > 0 {
+        tracing::info!("judge: {made} verdicts made");
+    }
+    Ok(())
 }
 
 /// Checks before the first prediction that every metric plugin loads and every model path
@@ -163,6 +185,18 @@ fn check_named(host: &PluginHost, config: &RunConfig) -> Result<(), RunError> {
         };
         found.map_err(|error| RunError::Model { model: m.name.clone(), error })?;
     }
+    if let Some(j) = &config.judge {
+        let judge_err = |error| RunError::Judge { context: format!("judge `{}`", j.plugin), error };
+        host.judge(&j.source()?, None).map_err(judge_err)?;
+        let model = Path::new(&j.model);
+        let found = if vqa::is_gguf(model) { model.is_file() } else { model.join("config.json").is_file() };
+        if !found {
+            return Err(RunError::Usage(format!(
+                "[judge] model {}: not found (a .gguf file or a Hugging Face folder with config.json)",
+                j.model
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -182,6 +216,10 @@ fn open_predictions(
         )));
     }
     if !(exists && options.resume) {
+        let judgements = options.out.join(judging::JUDGEMENTS_FILE);
+        if judgements.exists() {
+            std::fs::remove_file(&judgements).map_err(|e| RunError::io(&judgements, e))?;
+        }
         let mut writer = predictions::Writer::create(&path)?;
         writer.header(&header)?;
         return Ok((writer, HashSet::new()));
@@ -505,8 +543,10 @@ fn finish(
     for w in contents.dropped.warnings(&path) {
         tracing::warn!("{w}");
     }
+    let judgements = judging::Judgements::read(dir)?;
     progress(Progress::Begin { stage: Stage::Score, total: contents.units.len() as u64 });
-    let results = results::evaluate(host, &contents, bootstrap, |done, _| progress(Progress::Done(done as u64)))?;
+    let results =
+        results::evaluate(host, &contents, &judgements, bootstrap, |done, _| progress(Progress::Done(done as u64)))?;
     progress(Progress::End);
     results::write(dir, &results)?;
     report::write(dir, &results)?;

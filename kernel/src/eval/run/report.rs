@@ -37,7 +37,8 @@ pub fn metric_label(metric: &str) -> String {
         "f1" => "F1".to_owned(),
         "closed-accuracy" => "Closed accuracy".to_owned(),
         "open-accuracy" => "Open accuracy".to_owned(),
-        "gpt_score_overall" => "GPT score".to_owned(),
+        "gpt-score-overall" => "GPT score".to_owned(),
+        "gpt-score-open" => "GPT score (open)".to_owned(),
         other => other.to_owned(),
     }
 }
@@ -226,9 +227,11 @@ pub fn markdown(results: &Results) -> Result<String, RunError> {
     let firsts = primaries(results);
     let mut metrics: Vec<&str> = results.metrics.iter().map(String::as_str).filter(|m| !firsts.contains(m)).collect();
     metrics.splice(0..0, firsts.iter().copied());
-    for metric in metrics.into_iter().filter(|m| scored(results, m).next().is_some()) {
+    let defined = |m: &&str| scored(results, m).any(|u| u.score(m).is_some_and(|b| !b.estimate.point.is_nan()));
+    for metric in metrics.into_iter().filter(defined) {
         score_table(&mut out, results, metric);
     }
+    judge_section(&mut out, results);
     if !firsts.is_empty() {
         gaps_section(&mut out, results);
     }
@@ -275,6 +278,45 @@ fn score_table(out: &mut String, results: &Results, metric: &str) {
     if primaries(results).contains(&metric) {
         let _ = writeln!(out, "![{} by model and dataset]({})\n", metric_label(metric), heatmap_file(metric));
     }
+}
+
+/// Who judged the open answers, in which mode, and each judged unit's tally (failures and
+/// answers not judged yet included).
+fn judge_section(out: &mut String, results: &Results) {
+    let Some(j) = &results.judge else { return };
+    let _ = writeln!(
+        out,
+        "## Judge
+"
+    );
+    let sha = j.model_sha256.as_deref().map_or("no verdict yet".to_owned(), |s| format!("sha256 {s}"));
+    let _ = writeln!(
+        out,
+        "GPT scores by the judge `{}` with the model `{}` ({sha}), {} replies; {} distinct answers judged, {} \
+         without a verdict (left out of the scores, never given one). Verdicts are in `judgements.jsonl`.\n",
+        md_escape(&j.plugin),
+        md_escape(&j.model),
+        j.mode,
+        j.verdicts,
+        j.failed
+    );
+    let _ = writeln!(out, "| model | dataset | open questions | judged | exact matches | failed | not judged yet |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for u in &results.units {
+        let Some(t) = u.judge else { continue };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            md_escape(&u.key.model),
+            md_escape(&u.key.dataset),
+            t.open,
+            t.judged,
+            t.exact,
+            t.failed,
+            t.missing
+        );
+    }
+    out.push('\n');
 }
 
 /// The RQ gaps of the primary scores: their definitions, a table and the forest plot.

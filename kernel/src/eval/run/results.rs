@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::config::{BootstrapSettings, Group, ModelSpec, RunConfig, Strategy};
 use super::error::{RunError, write_file};
 use super::gaps::{self, Gap};
+use super::judging::{self, Judgements};
 use super::predictions::{Contents, Unit};
 use super::scores::UnitResult;
 use crate::data::{Split, Task};
@@ -58,8 +59,10 @@ pub struct Results {
     /// The diagnosis score the RQ gaps, the heatmap and the console table use (`auroc` when
     /// present).
     pub primary: Option<String>,
-    /// The VQA score they use (`gpt_score_overall` when a judge ran, else `f1`).
+    /// The VQA score they use (`gpt-score-overall` when the run has a judge, else `f1`).
     pub vqa_primary: Option<String>,
+    /// The run's judge, when it has one.
+    pub judge: Option<JudgeSummary>,
     /// Per unit, in report order.
     pub units: Vec<UnitResult>,
     /// The RQ gaps of the primary score.
@@ -71,6 +74,23 @@ impl Results {
     pub fn unit(&self, model: &str, dataset: &str, strategy: Strategy) -> Option<&UnitResult> {
         self.units.iter().find(|u| u.key.model == model && u.key.dataset == dataset && u.key.strategy == strategy)
     }
+}
+
+/// Who judged a run's open answers, and how many verdicts failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JudgeSummary {
+    /// The judge plugin.
+    pub plugin: String,
+    /// The judge's language model.
+    pub model: String,
+    /// SHA-256 of its files (none before the first verdict).
+    pub model_sha256: Option<String>,
+    /// `free-form` or `constrained`.
+    pub mode: String,
+    /// Verdicts recorded (distinct question, answer and generated answer).
+    pub verdicts: usize,
+    /// Of which failed (no score).
+    pub failed: usize,
 }
 
 /// Bootstrap settings that replace those recorded in the predictions file.
@@ -160,14 +180,15 @@ impl<'a> Pairing<'a> {
 /// Scores one unit, in its reference's sample order, on the full set and the index sets.
 fn score_unit(
     scorer: &mut Scorer,
-    unit: &Unit,
-    reference: &Unit,
+    (unit, reference): (&Unit, &Unit),
     index_sets: &[Vec<u32>],
     models: &[ModelSpec],
+    judgements: Option<&Judgements>,
 ) -> Result<UnitResult, RunError> {
     let permutation = align(unit, reference)?;
+    let (judged, judge) = judging::unit_scores(&unit.answers, judgements.filter(|_| unit.is_vqa()));
     let scores = if unit.is_vqa() {
-        let samples = permutation.iter().map(|&i| (unit.answers[i].text.as_str(), &unit.answers[i].qa));
+        let samples = permutation.iter().map(|&i| (unit.answers[i].text.as_str(), &unit.answers[i].qa, judged[i]));
         scorer.score_answers(samples, index_sets)
     } else {
         let samples = permutation.iter().map(|&i| (unit.scores[i].as_slice(), unit.labels[i].as_slice()));
@@ -181,15 +202,17 @@ fn score_unit(
         group: spec.map(|m| m.group),
         n: unit.len(),
         scores,
+        judge,
     })
 }
 
-/// Scores every complete unit of `contents` with the metric plugins ([`Scorer`]) and computes
-/// the RQ gaps. `bootstrap` overrides the last header's settings; `progress(done, total)` is
-/// called after each unit.
+/// Scores every complete unit of `contents` with the metric plugins ([`Scorer`]), with the
+/// run's verdicts `judgements` when it has a judge, and computes the RQ gaps. `bootstrap`
+/// overrides the last header's settings; `progress(done, total)` is called after each unit.
 pub fn evaluate(
     host: &crate::plugin::PluginHost,
     contents: &Contents,
+    judgements: &Judgements,
     bootstrap: BootstrapOverride,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Results, RunError> {
@@ -207,17 +230,29 @@ pub fn evaluate(
         .map_err(|error| RunError::Metric { context: "loading the metrics".into(), error: Box::new(error) })?;
     let mut pairing = Pairing::default();
     let mut units = Vec::with_capacity(order.len());
+    let judged = config.judge.as_ref().map(|_| judgements);
     for (done, &unit) in order.iter().enumerate() {
         let (reference, index_sets) = pairing.of(unit, &bootstrap)?;
-        units.push(score_unit(&mut scorer, unit, reference, index_sets, &models)?);
+        units.push(score_unit(&mut scorer, (unit, reference), index_sets, &models, judged)?);
         progress(done + 1, order.len());
     }
     let metrics = scorer.names().to_vec();
     let diagnosis = scorer.names_for(Task::Diagnosis);
     let primary = diagnosis.iter().find(|m| *m == "auroc").or_else(|| diagnosis.first()).cloned();
     let vqa = scorer.names_for(Task::Vqa);
-    let vqa_primary =
-        ["gpt_score_overall", "f1"].iter().find_map(|p| vqa.iter().find(|m| m == p)).or_else(|| vqa.first()).cloned();
+    let preferred: &[&str] = if config.judge.is_some() { &["gpt-score-overall", "f1"] } else { &["f1"] };
+    let vqa_primary = preferred.iter().find_map(|p| vqa.iter().find(|m| m == p)).or_else(|| vqa.first()).cloned();
+    let judge = config.judge.as_ref().map(|j| {
+        let (verdicts, failed) = judgements.counts();
+        JudgeSummary {
+            plugin: j.plugin.clone(),
+            model: j.model.clone(),
+            model_sha256: judgements.judge().map(|b| b.model_sha256.clone()),
+            mode: j.mode().to_owned(),
+            verdicts,
+            failed,
+        }
+    });
     let mut gaps = Vec::new();
     for metric in primary.iter().chain(&vqa_primary) {
         gaps.extend(
@@ -236,6 +271,7 @@ pub fn evaluate(
         metrics,
         primary,
         vqa_primary,
+        judge,
         units,
         gaps,
     })
@@ -380,9 +416,27 @@ struct ResultsJson<'a> {
     bootstrap: BootstrapSettings,
     metrics: &'a [String],
     gap_metric: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    judge: Option<JudgeJson<'a>>,
     config: &'a RunConfig,
     results: Vec<ResultRow<'a>>,
     gaps: Vec<GapRow<'a>>,
+}
+
+/// The judge in `results.json`: who judged, and each judged unit's tally.
+#[derive(Serialize)]
+struct JudgeJson<'a> {
+    #[serde(flatten)]
+    summary: &'a JudgeSummary,
+    units: Vec<JudgedUnit<'a>>,
+}
+
+#[derive(Serialize)]
+struct JudgedUnit<'a> {
+    #[serde(flatten)]
+    key: &'a super::predictions::UnitKey,
+    #[serde(flatten)]
+    tally: judging::JudgeTally,
 }
 
 /// One row per unit × score, in report order.
@@ -433,6 +487,10 @@ pub fn results_json(results: &Results) -> Result<String, RunError> {
         },
         metrics: &results.metrics,
         gap_metric: results.primary.as_deref(),
+        judge: results.judge.as_ref().map(|summary| JudgeJson {
+            summary,
+            units: results.units.iter().filter_map(|u| Some(JudgedUnit { key: &u.key, tally: u.judge? })).collect(),
+        }),
         config: &results.config,
         results: result_rows(results),
         gaps: results.gaps.iter().map(gap_row).collect(),
@@ -496,6 +554,7 @@ mod tests {
             group: Some(Group::Specialist),
             n: 3,
             scores: vec![MetricScore { name: "auroc".into(), boot: Bootstrapped::new(0.5, vec![Some(0.25), None]) }],
+            judge: None,
         };
         let gap = Gap {
             rq: gaps::Rq::Rq3,
@@ -531,6 +590,7 @@ mod tests {
             metric_info: Vec::new(),
             primary: None,
             vqa_primary: None,
+            judge: None,
             units,
             gaps,
         }

@@ -2,6 +2,7 @@
 //! the predictions and `gaps` compares. Its own module so that both import it, neither the other.
 
 use super::config::Group;
+use super::judging::JudgeTally;
 use super::predictions::UnitKey;
 use crate::eval::bootstrap::Bootstrapped;
 pub use crate::eval::metrics::MetricScore;
@@ -19,6 +20,8 @@ pub struct UnitResult {
     pub n: usize,
     /// One entry per score, in metric order.
     pub scores: Vec<MetricScore>,
+    /// VQA units of a judged run: how their open questions were judged.
+    pub judge: Option<JudgeTally>,
 }
 
 impl UnitResult {
