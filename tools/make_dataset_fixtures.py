@@ -226,6 +226,11 @@ def npz(path: Path, compressed: bool, **arrays) -> None:
     (np.savez_compressed if compressed else np.savez)(path, **arrays)
 
 
+def subjects(rows):
+    keys = ("file", "age", "gender", "race", "language", "glaucoma", "use")
+    return [dict(zip(keys, r)) for r in rows]
+
+
 def summary(rows, notes: bool) -> str:
     """A `data_summary.csv` of the Harvard ophthalmology datasets."""
     cols = "filename,age,gender,race,ethnicity,language,maritalstatus"
@@ -242,16 +247,11 @@ def summary(rows, notes: bool) -> str:
 
 def gf3300() -> None:
     d = fresh("gf3300")
-    rows = [dict(file="data_0001.npz", age="43.31", gender="male", race="asian", language="english",
-                 glaucoma="no", use="training"),
-            dict(file="data_0002.npz", age="18.02", gender="female", race="white", language="english",
-                 glaucoma="yes", use="training"),
-            dict(file="data_0003.npz", age="66.42", gender="male", race="black", language="spanish",
-                 glaucoma="yes", use="validation"),
-            dict(file="data_0004.npz", age="70.64", gender="female", race="black", language="english",
-                 glaucoma="yes", use="test"),
-            dict(file="data_0005.npz", age="", gender="female", race="asian", language="unknown",
-                 glaucoma="no", use="test")]
+    rows = subjects([("data_0001.npz", "43.31", "male", "asian", "english", "no", "training"),
+                     ("data_0002.npz", "18.02", "female", "white", "english", "yes", "training"),
+                     ("data_0003.npz", "66.42", "male", "black", "spanish", "yes", "validation"),
+                     ("data_0004.npz", "70.64", "female", "black", "english", "yes", "test"),
+                     ("data_0005.npz", "", "female", "asian", "unknown", "no", "test")])
     (d / "data_summary.csv").write_text(summary(rows, notes=False))
     folders = {"training": "Training", "validation": "Validation", "test": "Test"}
     for i, r in enumerate(rows):
@@ -267,14 +267,10 @@ def gf3300() -> None:
 
 def fairvlmed10k() -> None:
     d = fresh("fairvlmed10k")
-    rows = [dict(file="data_00001.npz", age="56.56", gender="female", race="black", language="english",
-                 glaucoma="yes", use="training"),
-            dict(file="data_00002.npz", age="53.91", gender="female", race="white", language="english",
-                 glaucoma="no", use="validation"),
-            dict(file="data_00003.npz", age="46.30", gender="male", race="asian", language="spanish",
-                 glaucoma="no", use="test"),
-            dict(file="data_00004.npz", age="66.52", gender="male", race="white", language="other",
-                 glaucoma="yes", use="test")]
+    rows = subjects([("data_00001.npz", "56.56", "female", "black", "english", "yes", "training"),
+                     ("data_00002.npz", "53.91", "female", "white", "english", "no", "validation"),
+                     ("data_00003.npz", "46.30", "male", "asian", "spanish", "no", "test"),
+                     ("data_00004.npz", "66.52", "male", "white", "other", "yes", "test")])
     # As FairMedFM found it: the summary in ReadMe/, the test files in Testing/.
     (d / "ReadMe").mkdir(parents=True)
     (d / "ReadMe" / "data_summary.csv").write_text(summary(rows, notes=True))

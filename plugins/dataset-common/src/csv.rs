@@ -236,4 +236,16 @@ mod tests {
         let row = csv.rows().nth(1).expect("row");
         assert_eq!(row.bad(1, "bad").message, "`a.csv` line 5, column `y`: bad");
     }
+
+    #[test]
+    fn a_header_below_title_rows_and_pandas_missing_cells() {
+        let text = "Title,,\n,Age,Diagnosis\n,,\n#002,47,None\n#004,58, 1\n";
+        let csv = Csv::parse_from_header("od.csv", text, "Diagnosis").expect("parses");
+        assert_eq!(csv.header(), ["", "Age", "Diagnosis"]);
+        let rows: Vec<_> = csv.rows().collect();
+        assert_eq!((rows[0].line, rows[1].get(0), rows[2].get(2)), (3, "#002", "1"));
+        assert_eq!(rows.iter().map(|r| r.has_pandas_na()).collect::<Vec<_>>(), [true, true, false]);
+        let err = Csv::parse_from_header("od.csv", "a,b\n", "Diagnosis").expect_err("no header");
+        assert_eq!(err.message, "`od.csv`: no line names the column `Diagnosis`");
+    }
 }
