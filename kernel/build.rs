@@ -21,6 +21,10 @@ const PLUGINS: &[(&str, &str)] = &[
     ("mvb-plugin-csv", "mvb_plugin_csv"),
     ("mvb-plugin-chexpert", "mvb_plugin_chexpert"),
     ("mvb-plugin-ham10000", "mvb_plugin_ham10000"),
+    ("mvb-plugin-camelyon17", "mvb_plugin_camelyon17"),
+    ("mvb-plugin-papila", "mvb_plugin_papila"),
+    ("mvb-plugin-gf3300", "mvb_plugin_gf3300"),
+    ("mvb-plugin-fairvlmed10k", "mvb_plugin_fairvlmed10k"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -180,6 +180,119 @@ def ham10000() -> None:
     (d / "HAM10000_metadata.csv").write_text("\n".join(lines) + "\n")
 
 
+def camelyon17() -> None:
+    d = fresh("camelyon17") / "camelyon17_v1.0"
+    # WILDS's metadata.csv: an unnamed index column first, zero-padded patient numbers; the
+    # `split` column is 0 (train) or 1 (id_val) and is overridden by hospital 1 (val) and 2 (test).
+    rows = [(4, 4, 3328, 21792, 1, 0, 0, 0),  # train, hospital 0
+            (4, 4, 3200, 22272, 0, 0, 0, 1),  # id_val: left out
+            (10, 1, 1000, 2000, 0, 5, 1, 0),  # val (hospital 1, whatever `split` says)
+            (61, 0, 512, 512, 0, 35, 3, 0),  # train, hospital 3
+            (72, 3, 96, 192, 1, 40, 4, 0),  # train, hospital 4
+            (51, 2, 640, 960, 1, 30, 2, 0),  # test (hospital 2)
+            (51, 2, 672, 960, 0, 30, 2, 1)]  # test
+    lines = [",patient,node,x_coord,y_coord,tumor,slide,center,split"]
+    for i, (patient, node, x, y, tumor, slide, center, split) in enumerate(rows):
+        folder = f"patient_{patient:03d}_node_{node}"
+        image(d / "patches" / folder / f"patch_{folder}_x_{x}_y_{y}.png", 800 + i)
+        lines.append(f"{i},{patient:03d},{node},{x},{y},{tumor},{slide},{center},{split}")
+    (d / "metadata.csv").write_text("\n".join(lines) + "\n")
+
+
+def papila() -> None:
+    d = fresh("papila")
+    # The workbooks saved as CSV. OD as a raw spreadsheet export: a title row, the header with
+    # an unnamed id column, a second header row; OS as FairMedFM's cleaned table.
+    # Diagnosis: 0 healthy, 1 glaucoma, 2 suspect (left out); Gender: 0 male, 1 female.
+    od = [("#002", 47, 0, 2), ("#004", 58, 1, 1), ("#005", 89, 1, 0)]
+    os_ = [("#002", 47, 0, 1), ("#004", 58, 1, 0), ("#007", 22, 1, 0)]
+    raw = ["Clinical data (right eye),,,,,,,,,,,,",
+           ",Age,Gender,Diagnosis,Refractive_error,,,Phakic/Pseudophakic,IOP,,Pachymetry,Axial_Length,VF_MD",
+           ",,,,dioptre_1,dioptre_2,astigmatism,,Pneumatic,Perkins,,,"]
+    raw += [f"{i},{age},{sex},{dx},0.75,-1.75,90,0,21,,586,23.64,-0.07" for i, age, sex, dx in od]
+    cleaned = ["ID,Age,Gender,Diagnosis,dioptre_1,dioptre_2,astigmatism,Phakic/Pseudophakic,Pneumatic,"
+               "Perkins,Pachymetry,Axial_Length,VF_MD"]
+    cleaned += [f"{i},{age},{sex},{dx},-0.5,-1.5,88,0,20,,603,23.77,0.17" for i, age, sex, dx in os_]
+    (d / "ClinicalData").mkdir(parents=True)
+    (d / "ClinicalData" / "patient_data_od.csv").write_text("\n".join(raw) + "\n")
+    (d / "ClinicalData" / "patient_data_os.csv").write_text("\n".join(cleaned) + "\n")
+    for n, (eye, rows) in enumerate([("OD", od), ("OS", os_)]):
+        for i, (pid, *_rest) in enumerate(rows):
+            image(d / "FundusImages" / f"RET{pid[1:]}{eye}.jpg", 900 + 10 * n + i)
+
+
+def npz(path: Path, compressed: bool, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+
+
+def subjects(rows):
+    keys = ("file", "age", "gender", "race", "language", "glaucoma", "use")
+    return [dict(zip(keys, r)) for r in rows]
+
+
+def summary(rows, notes: bool) -> str:
+    """A `data_summary.csv` of the Harvard ophthalmology datasets."""
+    cols = "filename,age,gender,race,ethnicity,language,maritalstatus"
+    cols += ",note,gpt4_summary,glaucoma,use" if notes else ",glaucoma,use"
+    lines = [cols]
+    for r in rows:
+        cells = [r["file"], r["age"], r["gender"], r["race"], "non-hispanic", r["language"], "single"]
+        if notes:
+            # Free text with commas and quotes, quoted as pandas writes it.
+            cells += ['"pt presents for iop check, ""gl suspect"" ou"', '"The patient, 56 y/o, has glaucoma."']
+        lines.append(",".join(cells + [r["glaucoma"], r["use"]]))
+    return "\n".join(lines) + "\n"
+
+
+def gf3300() -> None:
+    d = fresh("gf3300")
+    rows = subjects([("data_0001.npz", "43.31", "male", "asian", "english", "no", "training"),
+                     ("data_0002.npz", "18.02", "female", "white", "english", "yes", "training"),
+                     ("data_0003.npz", "66.42", "male", "black", "spanish", "yes", "validation"),
+                     ("data_0004.npz", "70.64", "female", "black", "english", "yes", "test"),
+                     ("data_0005.npz", "", "female", "asian", "unknown", "no", "test")])
+    (d / "data_summary.csv").write_text(summary(rows, notes=False))
+    folders = {"training": "Training", "validation": "Validation", "test": "Test"}
+    for i, r in enumerate(rows):
+        rng = np.random.default_rng(1000 + i)
+        # RNFLT thickness in microns, -2 to 350; the first three values pin the scaling.
+        rnflt = rng.uniform(-2, 350, size=(8, 8)).astype(np.float32)
+        rnflt[0, :3] = [-2.0, 350.0, 174.0]
+        npz(d / folders[r["use"]] / r["file"], compressed=i % 2 == 0, rnflt=rnflt,
+            oct_bscans=rng.integers(0, 256, size=(4, 4, 4), dtype=np.uint8), md=np.float32(-1.5),
+            tds=np.zeros(52, np.float32), glaucoma=int(r["glaucoma"] == "yes"), age=np.float32(40),
+            male=int(r["gender"] == "male"), race=0, hispanic=0, language=0, maritalstatus=1)
+
+
+def fairvlmed10k() -> None:
+    d = fresh("fairvlmed10k")
+    rows = subjects([("data_00001.npz", "56.56", "female", "black", "english", "yes", "training"),
+                     ("data_00002.npz", "53.91", "female", "white", "english", "no", "validation"),
+                     ("data_00003.npz", "46.30", "male", "asian", "spanish", "no", "test"),
+                     ("data_00004.npz", "66.52", "male", "white", "other", "yes", "test")])
+    # As FairMedFM found it: the summary in ReadMe/, the test files in Testing/.
+    (d / "ReadMe").mkdir(parents=True)
+    (d / "ReadMe" / "data_summary.csv").write_text(summary(rows, notes=True))
+    folders = {"training": "Training", "validation": "Validation", "test": "Testing"}
+    for i, r in enumerate(rows):
+        rng = np.random.default_rng(1100 + i)
+        npz(d / folders[r["use"]] / r["file"], compressed=i % 2 == 1,
+            slo_fundus=rng.integers(0, 256, size=(8, 8), dtype=np.uint8), md=np.float32(-1.5),
+            tds=np.zeros(52, np.float32), age=np.float32(56.5), gender=0, race=1, ethnicity=0, language=0,
+            maritalstatus=1, glaucoma=int(r["glaucoma"] == "yes"), note=np.array("pt presents for iop check"))
+    # MedVLMBench's own question files (not published; made up here in their columns).
+    header = "image_path,question,answer,question type"
+    train = [("Training/data_00001.npz", "Does the patient have glaucoma?", "yes", "CLOSED")]
+    test = [("Testing/data_00004.npz", "Does the patient have glaucoma?", "yes", "CLOSED"),
+            ("Testing/data_00004.npz", "What is the cup-to-disc ratio of the right eye?", "0.7", "OPEN"),
+            ("Testing/data_00003.npz", "What treatment is planned?", "", "OPEN"),  # dropna: dropped
+            ("Testing/data_00003.npz", "Which eye has a defect?", "None", "OPEN"),  # pandas reads None as NA
+            ("Testing/data_00003.npz", "Is the optic disc cupping enlarged?", "No", "CLOSED")]
+    for name, qs in [("vqa_train.csv", train), ("vqa_test.csv", test)]:
+        (d / name).write_text("\n".join([header] + [",".join(q) for q in qs]) + "\n")
+
+
 if __name__ == "__main__":
     chexpert()
     ham10000()
@@ -188,3 +301,7 @@ if __name__ == "__main__":
     vqa_rad()
     slake()
     pathvqa()
+    camelyon17()
+    papila()
+    gf3300()
+    fairvlmed10k()

@@ -307,3 +307,207 @@ fn ham10000_reads_both_image_folders_and_takes_a_split_file() {
         &["`HAM10000_metadata.csv` line 5, column `image_id`", "ISIC_0029176.jpg"],
     );
 }
+
+#[test]
+fn camelyon17_splits_by_hospital_as_wilds_does() {
+    let mut ds = opened("camelyon17", "camelyon17", (3, 1, 2));
+    assert_eq!(ds.info().class_names, ["negative tumor", "positive tumor"]);
+    let train = all(&mut ds, Split::Train);
+    assert_eq!(
+        labels(&train),
+        pairs(&[
+            ("patch_patient_004_node_4_x_3328_y_21792", 1),
+            ("patch_patient_061_node_0_x_512_y_512", 0),
+            ("patch_patient_072_node_3_x_96_y_192", 1),
+        ])
+    );
+    assert_eq!((attr(&train[1], "hospital"), attr(&train[1], "slide")), (Some("3"), Some("35")));
+    let val = all(&mut ds, Split::Validation);
+    assert_eq!(labels(&val), pairs(&[("patch_patient_010_node_1_x_1000_y_2000", 0)]));
+    let test = all(&mut ds, Split::Test);
+    assert_eq!(
+        test.iter().map(|s| (s.labels[0], attr(s, "hospital"))).collect::<Vec<_>>(),
+        [(1, Some("2")), (0, Some("2"))]
+    );
+    let dir = fixture("camelyon17");
+    let px = load_image(test[0].image.as_ref().expect("image"), &dir).expect("decodes");
+    assert_eq!((px.width, px.height), (8, 8));
+
+    // MedVLMBench's own samples, when the user has them, are the train and test splits.
+    let dir = copy("camelyon17");
+    let base = dir.path().join("camelyon17_v1.0");
+    let header = ",patient,node,x_coord,y_coord,tumor,slide,center,split\n";
+    std::fs::write(base.join("sample3680_train_metadata.csv"), format!("{header}1,004,4,3200,22272,0,0,0,1\n"))
+        .expect("write");
+    std::fs::write(base.join("sample920_test_metadata.csv"), format!("{header}5,051,2,640,960,1,30,2,0\n"))
+        .expect("write");
+    let mut ds = open("camelyon17", dir.path(), "camelyon17").expect("opens");
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), (1, 0, 1));
+    assert_eq!(labels(&all(&mut ds, Split::Test)), pairs(&[("patch_patient_051_node_2_x_640_y_960", 1)]));
+}
+
+#[test]
+fn camelyon17_errors_name_the_file_line_and_column() {
+    let csv = "camelyon17_v1.0/metadata.csv";
+    let dir = copy("camelyon17");
+    std::fs::remove_file(
+        dir.path().join("camelyon17_v1.0/patches/patient_051_node_2/patch_patient_051_node_2_x_672_y_960.png"),
+    )
+    .expect("rm");
+    expect_error("camelyon17", dir.path(), "camelyon17", &[csv, "line 8, column `patient`", "x_672_y_960.png"]);
+
+    let dir = copy("camelyon17");
+    edit(&dir.path().join(csv), |t| t.replace(",tumor,", ",label,"));
+    expect_error("camelyon17", dir.path(), "camelyon17", &[csv, "line 1: no column `tumor`"]);
+
+    let dir = copy("camelyon17");
+    edit(&dir.path().join(csv), |t| t.replace("3,061,0,512,512,0,", "3,061,0,512,512,maybe,"));
+    expect_error("camelyon17", dir.path(), "camelyon17", &[csv, "line 5, column `tumor`", "`maybe`"]);
+}
+
+#[test]
+fn papila_reads_both_eyes_and_leaves_suspects_out() {
+    let mut ds = opened("papila", "papila", (5, 0, 0));
+    assert_eq!(ds.info().class_names, ["benign fundus", "glaucoma fundus"]);
+    let train = all(&mut ds, Split::Train);
+    assert_eq!(
+        labels(&train),
+        pairs(&[
+            ("RET004OD.jpg", 1),
+            ("RET005OD.jpg", 0),
+            ("RET002OS.jpg", 1),
+            ("RET004OS.jpg", 0),
+            ("RET007OS.jpg", 0),
+        ])
+    );
+    assert_eq!(
+        (attr(&train[0], "sex"), attr(&train[0], "age"), attr(&train[0], "eye")),
+        (Some("female"), Some("58"), Some("OD"))
+    );
+    assert_eq!(attr(&train[2], "sex"), Some("male"));
+
+    let dir = copy("papila");
+    std::fs::write(dir.path().join("mvb-split.csv"), "id,split\nRET004OD.jpg,test\nRET005OD.jpg,train\n")
+        .expect("write");
+    let ds = open("papila", dir.path(), "papila").expect("opens");
+    let s = ds.info().splits;
+    assert_eq!((s.train, s.validation, s.test), (1, 0, 1));
+}
+
+#[test]
+fn papila_errors_name_the_file_line_and_column() {
+    let od = "ClinicalData/patient_data_od.csv";
+    let dir = copy("papila");
+    std::fs::remove_file(dir.path().join("FundusImages/RET005OD.jpg")).expect("rm");
+    expect_error("papila", dir.path(), "papila", &[od, "line 6, column ``", "RET005OD.jpg"]);
+
+    let dir = copy("papila");
+    edit(&dir.path().join(od), |t| t.replace("#004,58,1,1,", "#004,58,1,glaucoma,"));
+    expect_error("papila", dir.path(), "papila", &[od, "line 5, column `Diagnosis`", "`glaucoma`"]);
+
+    let dir = copy("papila");
+    edit(&dir.path().join("ClinicalData/patient_data_os.csv"), |t| t.replacen("Diagnosis", "Dx", 1));
+    expect_error("papila", dir.path(), "papila", &["patient_data_os.csv`: no line names the column `Diagnosis`"]);
+
+    let dir = copy("papila");
+    std::fs::remove_file(dir.path().join(od)).expect("rm");
+    expect_error("papila", dir.path(), "papila", &[od, "is missing", "patient_data_od.xlsx"]);
+}
+
+#[test]
+fn gf3300_scales_the_rnflt_map_and_keeps_the_published_split() {
+    let mut ds = opened("gf3300", "gf3300", (2, 1, 2));
+    assert_eq!(ds.info().class_names, ["benign retina", "glaucomatous retina"]);
+    let test = all(&mut ds, Split::Test);
+    assert_eq!(labels(&test), pairs(&[("data_0004.npz", 1), ("data_0005.npz", 0)]));
+    assert_eq!(
+        (attr(&test[0], "sex"), attr(&test[0], "race"), attr(&test[0], "age"), attr(&test[0], "language")),
+        (Some("female"), Some("black"), Some("70.64"), Some("english"))
+    );
+    assert_eq!(attr(&test[1], "age"), None, "an empty cell is no attribute");
+    // (x + 2) / 352 * 255, truncated: -2 -> 0, 350 -> 255, 174 -> 127.
+    for sample in all(&mut ds, Split::Train).iter().chain(&test) {
+        let px = load_image(sample.image.as_ref().expect("image"), &fixture("gf3300")).expect("pixels");
+        assert_eq!((px.width, px.height, px.channels), (8, 8, 1));
+        assert_eq!(px.data[..3], [0, 255, 127], "{}", sample.id);
+    }
+}
+
+#[test]
+fn gf3300_errors_name_the_file_line_and_column() {
+    let dir = copy("gf3300");
+    std::fs::remove_file(dir.path().join("Test/data_0005.npz")).expect("rm");
+    expect_error(
+        "gf3300",
+        dir.path(),
+        "gf3300",
+        &["`data_summary.csv` line 6, column `filename`", "Test/data_0005.npz"],
+    );
+
+    let dir = copy("gf3300");
+    edit(&dir.path().join("data_summary.csv"), |t| t.replace("single,yes,training", "single,maybe,training"));
+    expect_error("gf3300", dir.path(), "gf3300", &["`data_summary.csv` line 3, column `glaucoma`", "`maybe`"]);
+
+    let dir = copy("gf3300");
+    edit(&dir.path().join("data_summary.csv"), |t| t.replace(",use", ",fold"));
+    expect_error("gf3300", dir.path(), "gf3300", &["`data_summary.csv` line 1: no column `use`"]);
+
+    // A file without the array fails when its batch is read, naming the file and the array.
+    let dir = copy("gf3300");
+    std::fs::copy(fixture("fairvlmed10k/Testing/data_00004.npz"), dir.path().join("Test/data_0004.npz")).expect("cp");
+    let mut ds = open("gf3300", dir.path(), "gf3300").expect("opens");
+    let err = ds.samples(Split::Test, 0, 2).expect_err("no rnflt").to_string();
+    assert!(err.contains("`Test/data_0004.npz` has no array `rnflt`"), "{err}");
+}
+
+#[test]
+fn fairvlmed10k_serves_diagnosis_and_medvlmbench_questions() {
+    let mut ds = opened("fairvlmed10k", "fairvlmed10k", (1, 1, 2));
+    let test = all(&mut ds, Split::Test);
+    assert_eq!(labels(&test), pairs(&[("data_00003.npz", 0), ("data_00004.npz", 1)]));
+    assert_eq!(
+        (attr(&test[0], "sex"), attr(&test[0], "race"), attr(&test[0], "ethnicity"), attr(&test[0], "language")),
+        (Some("male"), Some("asian"), Some("non-hispanic"), Some("spanish"))
+    );
+    let px = load_image(test[1].image.as_ref().expect("image"), &fixture("fairvlmed10k")).expect("pixels");
+    assert_eq!((px.width, px.height, px.channels), (8, 8, 1));
+
+    let mut ds = opened("fairvlmed10k", "fairvlmed10k-vqa", (1, 0, 3));
+    let test = all(&mut ds, Split::Test);
+    let expected = [
+        ("test-0", "Does the patient have glaucoma?", "yes", Closed),
+        ("test-1", "What is the cup-to-disc ratio of the right eye?", "0.7", Open),
+        ("test-4", "Is the optic disc cupping enlarged?", "No", Closed),
+    ];
+    let expected: Vec<_> = expected.iter().map(|&(i, q, a, k)| (i.into(), q.into(), a.into(), k)).collect();
+    assert_eq!(qa(&test), expected, "rows with an empty cell or `None` are dropped, as pandas' dropna");
+    assert_eq!((attr(&test[0], "sex"), attr(&test[2], "race")), (Some("male"), Some("asian")));
+    let px = load_image(test[0].image.as_ref().expect("image"), &fixture("fairvlmed10k")).expect("pixels");
+    assert_eq!((px.width, px.height), (8, 8));
+}
+
+#[test]
+fn fairvlmed10k_errors_name_the_file_line_and_column() {
+    let dir = copy("fairvlmed10k");
+    edit(&dir.path().join("vqa_test.csv"), |t| t.replace("Testing/data_00004.npz,What", "Testing/data_09999.npz,What"));
+    expect_error(
+        "fairvlmed10k",
+        dir.path(),
+        "fairvlmed10k-vqa",
+        &["`vqa_test.csv` line 3, column `image_path`", "Testing/data_09999.npz"],
+    );
+
+    let dir = copy("fairvlmed10k");
+    edit(&dir.path().join("vqa_test.csv"), |t| t.replace("question type", "type"));
+    expect_error("fairvlmed10k", dir.path(), "fairvlmed10k-vqa", &["`vqa_test.csv` line 1: no column `question type`"]);
+
+    let dir = copy("fairvlmed10k");
+    edit(&dir.path().join("ReadMe/data_summary.csv"), |t| t.replace("yes,test", "yes,testing"));
+    expect_error(
+        "fairvlmed10k",
+        dir.path(),
+        "fairvlmed10k",
+        &["`ReadMe/data_summary.csv` line 5, column `use`", "`testing`"],
+    );
+}

@@ -71,6 +71,30 @@ pub static BUILTINS: &[Builtin] = &[
         data_folder: None,
     },
     Builtin {
+        name: "camelyon17",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_camelyon17.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "papila",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_papila.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "gf3300",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_gf3300.wasm")),
+        data_folder: None,
+    },
+    Builtin {
+        name: "fairvlmed10k",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_fairvlmed10k.wasm")),
+        data_folder: None,
+    },
+    Builtin {
         name: "auroc",
         world: World::Metric,
         bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_auroc.wasm")),

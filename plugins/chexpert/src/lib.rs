@@ -14,7 +14,7 @@
 
 use mvb_dataset_common::csv::Csv;
 use mvb_dataset_common::{
-    DatasetInfo, Error, Image, Loaded, Modality, Sample, Single, SingleOf, Task, attr, fs, serve, split_file,
+    DatasetInfo, Error, Image, Loaded, Modality, Sample, Single, SingleOf, Task, fs, serve, split_file,
 };
 
 const NAME: &str = "chexpert";
@@ -44,7 +44,7 @@ impl Single for CheXpert {
 fn read(base: &str, file: &str) -> Result<Vec<Sample>, Error> {
     let csv = Csv::parse(file, &fs::read_text(file)?)?;
     let (path_col, label_col) = (csv.column("Path")?, csv.column("No Finding")?);
-    let attr_cols: Vec<(usize, &str)> = ATTRIBUTES.iter().filter_map(|(c, k)| csv.find(c).map(|i| (i, *k))).collect();
+    let attr_cols = csv.optional(&ATTRIBUTES);
     csv.rows()
         .map(|row| {
             let listed = row.required(path_col)?;
@@ -62,8 +62,7 @@ fn read(base: &str, file: &str) -> Result<Vec<Sample>, Error> {
                 "" | "0" | "0.0" | "-1" | "-1.0" => 0,
                 other => return Err(row.bad(label_col, format!("`{other}` is none of 1.0, 0.0, -1.0 or empty"))),
             };
-            let attributes =
-                attr_cols.iter().filter(|(c, _)| !row.get(*c).is_empty()).map(|(c, k)| attr(k, row.get(*c))).collect();
+            let attributes = row.attributes(&attr_cols);
             Ok(Sample {
                 id: listed.to_owned(),
                 image: Some(Image::Path(path)),

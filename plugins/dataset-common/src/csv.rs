@@ -3,7 +3,7 @@
 //! `` `train.csv` line 7, column `Sex`: ... ``. Tabs are accepted as separators with
 //! [`Csv::parse_with`].
 
-use crate::{Error, ErrorKind, corrupt, error};
+use crate::{Attribute, Error, ErrorKind, attr, corrupt, error};
 
 /// A parsed CSV file: a header and its rows, each with the line it starts on.
 #[derive(Debug)]
@@ -31,7 +31,24 @@ impl Csv {
     /// Parses `text` with the separator `sep`. Blank lines are skipped; every row must have as
     /// many fields as the header.
     pub fn parse_with(file: &str, text: &str, sep: u8) -> Result<Csv, Error> {
-        let mut records = records(file, text, sep)?.into_iter();
+        Csv::build(file, records(file, text, sep)?.into_iter())
+    }
+
+    /// Parses comma-separated `text` whose header is the first line naming the column
+    /// `column`; the lines above it (a spreadsheet's title rows) are skipped. Without such a
+    /// line, the error names the column.
+    pub fn parse_from_header(file: &str, text: &str, column: &str) -> Result<Csv, Error> {
+        let mut records = records(file, text, b',')?.into_iter().peekable();
+        while records.peek().is_some_and(|(_, fields)| !fields.iter().any(|f| f.trim() == column)) {
+            records.next();
+        }
+        if records.peek().is_none() {
+            return Err(corrupt(format!("`{file}`: no line names the column `{column}`")));
+        }
+        Csv::build(file, records)
+    }
+
+    fn build(file: &str, mut records: impl Iterator<Item = (usize, Vec<String>)>) -> Result<Csv, Error> {
         let Some((_, header)) = records.next() else {
             return Err(corrupt(format!("`{file}` is empty; a header line was expected")));
         };
@@ -78,6 +95,12 @@ impl Csv {
         })
     }
 
+    /// The columns of `names` (column, attribute key) that the header has, each with its
+    /// attribute key; absent ones are skipped.
+    pub fn optional(&self, names: &[(&str, &'static str)]) -> Vec<(usize, &'static str)> {
+        names.iter().filter_map(|&(name, key)| self.find(name).map(|c| (c, key))).collect()
+    }
+
     /// The rows, in file order.
     pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
         self.rows.iter().map(|(line, fields)| Row { csv: self, line: *line, fields })
@@ -112,9 +135,28 @@ impl<'a> Row<'a> {
         if v.is_empty() { Err(self.bad(col, "empty; a value is required")) } else { Ok(v) }
     }
 
+    /// The sample attributes of `columns` (from [`Csv::optional`]) whose cells are not empty.
+    pub fn attributes(&self, columns: &[(usize, &str)]) -> Vec<Attribute> {
+        columns.iter().filter(|(c, _)| !self.get(*c).is_empty()).map(|&(c, key)| attr(key, self.get(c))).collect()
+    }
+
     /// The field in column `col` as a number (empty, `nan` or a non-number is `None`).
     pub fn number(&self, col: usize) -> Option<f64> {
         self.get(col).parse::<f64>().ok().filter(|v| !v.is_nan())
+    }
+}
+
+/// The cells pandas' `read_csv` reads as missing by default (its `na_values`), so that
+/// `dropna()` can be reproduced.
+pub const PANDAS_NA: [&str; 19] = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
+];
+
+impl Row<'_> {
+    /// Whether pandas would read some cell of this row as missing (the rows `dropna()` drops).
+    pub fn has_pandas_na(&self) -> bool {
+        self.fields.iter().any(|f| PANDAS_NA.contains(&f.as_str()))
     }
 }
 
@@ -193,5 +235,17 @@ mod tests {
         assert!(err.message.starts_with("`a.csv` line 1: no column `w`"), "{}", err.message);
         let row = csv.rows().nth(1).expect("row");
         assert_eq!(row.bad(1, "bad").message, "`a.csv` line 5, column `y`: bad");
+    }
+
+    #[test]
+    fn a_header_below_title_rows_and_pandas_missing_cells() {
+        let text = "Title,,\n,Age,Diagnosis\n,,\n#002,47,None\n#004,58, 1\n";
+        let csv = Csv::parse_from_header("od.csv", text, "Diagnosis").expect("parses");
+        assert_eq!(csv.header(), ["", "Age", "Diagnosis"]);
+        let rows: Vec<_> = csv.rows().collect();
+        assert_eq!((rows[0].line, rows[1].get(0), rows[2].get(2)), (3, "#002", "1"));
+        assert_eq!(rows.iter().map(|r| r.has_pandas_na()).collect::<Vec<_>>(), [true, true, false]);
+        let err = Csv::parse_from_header("od.csv", "a,b\n", "Diagnosis").expect_err("no header");
+        assert_eq!(err.message, "`od.csv`: no line names the column `Diagnosis`");
     }
 }

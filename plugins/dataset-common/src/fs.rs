@@ -65,6 +65,28 @@ pub fn list(rel: &str, files: bool) -> Result<Vec<String>, Error> {
     Ok(names)
 }
 
+/// The file `rel`, opened for reading (for formats read in parts, such as zip archives).
+pub fn open(rel: &str) -> Result<std::fs::File, Error> {
+    std::fs::File::open(full(rel)).map_err(|e| io_error(rel, &e))
+}
+
+/// The file names of folders, each listed once when first asked about: checking many files
+/// of few folders this way costs one system call per folder rather than one per file (the
+/// sandbox makes each call dear).
+#[derive(Debug, Default)]
+pub struct Listing(std::collections::HashMap<String, std::collections::HashSet<String>>);
+
+impl Listing {
+    /// Whether the folder `folder` holds the file `name` (a missing folder holds none).
+    pub fn contains(&mut self, folder: &str, name: &str) -> bool {
+        let names = self
+            .0
+            .entry(folder.to_owned())
+            .or_insert_with(|| list(folder, true).unwrap_or_default().into_iter().collect());
+        names.contains(name)
+    }
+}
+
 /// The first of `candidates` (folders relative to the data folder) holding the file `marker`.
 pub fn locate(candidates: &[&'static str], marker: &str) -> Option<&'static str> {
     candidates.iter().copied().find(|base| is_file(&join(base, marker)))

@@ -8,7 +8,10 @@
 
 pub mod csv;
 pub mod fs;
+pub mod harvard;
 pub mod json;
+#[cfg(feature = "npz")]
+pub mod npz;
 pub mod split_file;
 pub mod vqa;
 
@@ -62,6 +65,11 @@ pub fn split_named(name: &str) -> Option<Split> {
 /// One attribute `key` = `value`.
 pub fn attr(key: &str, value: impl Into<String>) -> Attribute {
     Attribute { key: key.to_owned(), value: value.into() }
+}
+
+/// A diagnosis sample: one image with one label.
+pub fn diagnosis(id: impl Into<String>, image: Image, label: u32, attributes: Vec<Attribute>) -> Sample {
+    Sample { id: id.into(), image: Some(image), labels: vec![label], qa: None, attributes }
 }
 
 /// What a family plugin tells [`serve!`]: the datasets its folder holds, and how to open one.

@@ -14,14 +14,14 @@
 
 use mvb_dataset_common::csv::Csv;
 use mvb_dataset_common::{
-    DatasetInfo, Error, Image, Loaded, LogLevel, Modality, Sample, Single, SingleOf, Task, attr, fs, log, serve,
-    split_file,
+    DatasetInfo, Error, Image, Loaded, LogLevel, Modality, Sample, Single, SingleOf, Task, fs, log, serve, split_file,
 };
 
 const NAME: &str = "ham10000";
 const METADATA: &str = "HAM10000_metadata.csv";
 const IMAGE_FOLDERS: [&str; 3] = ["HAM10000_images_part_1", "HAM10000_images_part_2", "HAM10000_images"];
-const ATTRIBUTES: [&str; 4] = ["sex", "age", "localization", "dx_type"];
+const ATTRIBUTES: [(&str, &str); 4] =
+    [("sex", "sex"), ("age", "age"), ("localization", "localization"), ("dx_type", "dx_type")];
 
 struct Ham10000;
 
@@ -35,7 +35,7 @@ impl Single for Ham10000 {
     fn read(_base: &str) -> Result<Loaded, Error> {
         let csv = Csv::parse(METADATA, &fs::read_text(METADATA)?)?;
         let (id_col, dx_col) = (csv.column("image_id")?, csv.column("dx")?);
-        let attr_cols: Vec<(usize, &str)> = ATTRIBUTES.iter().filter_map(|k| csv.find(k).map(|c| (c, *k))).collect();
+        let attr_cols = csv.optional(&ATTRIBUTES);
         let mut all = Vec::with_capacity(csv.len());
         for row in csv.rows() {
             let id = row.required(id_col)?;
@@ -46,8 +46,7 @@ impl Single for Ham10000 {
             })?;
             fs::check_relative(&path, || format!("`{METADATA}` line {}", row.line))?;
             let label = u32::from(matches!(row.required(dx_col)?, "akiec" | "mel"));
-            let attributes =
-                attr_cols.iter().filter(|(c, _)| !row.get(*c).is_empty()).map(|(c, k)| attr(k, row.get(*c))).collect();
+            let attributes = row.attributes(&attr_cols);
             all.push(Sample {
                 id: id.to_owned(),
                 image: Some(Image::Path(path)),
