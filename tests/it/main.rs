@@ -21,5 +21,6 @@ mod run;
 mod sandbox;
 mod template;
 mod tokenize;
+mod torch_bin;
 mod vqa_run;
 mod zeroshot;

@@ -22,6 +22,7 @@ pub mod siglip;
 mod spm;
 pub mod synthetic;
 pub mod tokenizer;
+mod torch_bin;
 mod weights;
 
 use std::path::{Path, PathBuf};
