@@ -12,6 +12,7 @@ mod decoder;
 mod demo_vlm;
 mod gguf;
 mod llava;
+mod lora_train;
 mod medmnist;
 mod metrics;
 mod ops;

@@ -30,7 +30,7 @@ fn adapter_error(path: &Path, message: impl Into<String>) -> TrainError {
 }
 
 /// PEFT's key of `target`'s `A` (`which = "A"`) or `B`.
-fn key(target: Target, which: &str) -> String {
+pub fn key(target: Target, which: &str) -> String {
     let name = target.module_name();
     if target.is_embedding() {
         format!("base_model.model.{name}.lora_embedding_{which}")
