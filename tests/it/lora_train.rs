@@ -20,7 +20,8 @@ fn dir(family: &str) -> PathBuf {
 }
 
 fn model(family: &str) -> ContrastiveModel {
-    ContrastiveModel::load(root().join(format!("tests/fixtures/tiny-{family}")).to_str().expect("utf-8")).expect("loads")
+    ContrastiveModel::load(root().join(format!("tests/fixtures/tiny-{family}")).to_str().expect("utf-8"))
+        .expect("loads")
 }
 
 /// The reference tensors of `family`, as f32.
@@ -169,5 +170,50 @@ fn mvb_written_adapter_loads_in_peft() {
             let e = rel(&features_with(family, &adapter, merge, &r), want);
             assert!(e < 1e-4, "{family} merge={merge}: relative error {e}");
         }
+    }
+}
+
+/// One FT-LoRA step (forward, backward, AdamW; batch 8, f32, CPU) on the tiny fixture and on a
+/// random-weight ViT-B/16 CLIP. Timing only: `cargo test --test it lora_step_time -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "timing"]
+fn lora_step_time() {
+    use mvb::model::synthetic::{VitShape, write_random_clip};
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let b16 = tmp.path().join("vit-b16");
+    write_random_clip(&b16, VitShape::B16, false).expect("random checkpoint");
+    for f in [
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.json",
+        "merges.txt",
+        "special_tokens_map.json",
+    ] {
+        std::fs::copy(root().join("tests/fixtures/tiny-clip").join(f), b16.join(f)).expect("copy");
+    }
+    for (name, spec) in [("tiny-clip", root().join("tests/fixtures/tiny-clip")), ("vit-b16", b16)] {
+        let m = ContrastiveModel::load(spec.to_str().expect("utf-8")).expect("loads");
+        let side = m.image_size();
+        let adapter = Adapter::init(LoraShape::default(), &targets(&m), 1);
+        let dim = m.image_features_from_pixels(&vec![0.0; 3 * side * side], 1).expect("features").cols();
+        let head = Head { classes: 2, dim, weight: vec![0.01; 2 * dim], bias: vec![0.0; 2] };
+        let mut t = Trainer::new(&m, adapter, head, vec![1.0, 1.0], LoraConfig::default()).expect("trainer");
+        let px: Vec<f32> = (0..8 * 3 * side * side).map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0).collect();
+        let ys = [0, 1, 0, 1, 1, 0, 1, 0];
+        t.step(&px, &ys).expect("warm-up step");
+        let start = std::time::Instant::now();
+        let steps = 3;
+        for _ in 0..steps {
+            t.step(&px, &ys).expect("step");
+        }
+        let s = start.elapsed().as_secs_f64() / f64::from(steps);
+        println!(
+            "{name}: one FT-LoRA step (batch 8, cpu f32, {} threads): {:.3} s, {:.1} samples/s",
+            rayon::current_num_threads(),
+            s,
+            8.0 / s
+        );
     }
 }
