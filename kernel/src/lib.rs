@@ -10,4 +10,5 @@ pub mod eval;
 pub mod model;
 pub mod plugin;
 pub mod tensor;
+pub mod train;
 pub mod util;

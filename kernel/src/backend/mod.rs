@@ -15,6 +15,7 @@ mod array;
 pub mod cpu;
 pub mod cuda;
 mod error;
+mod grad;
 pub mod ops;
 mod params;
 

@@ -185,6 +185,50 @@ impl Linear {
         Ok(self)
     }
 
+    /// Sets (or clears) the unmerged LoRA delta in place.
+    pub fn set_lora(&mut self, lora: Option<LoraDelta>) -> Result<(), ComputeError> {
+        if let Some(l) = &lora {
+            ensure!(
+                l.a.cols == self.weight.cols && l.b.rows == self.weight.rows,
+                "LoRA of {}x{} on a {}x{} layer",
+                l.b.rows,
+                l.a.cols,
+                self.weight.rows,
+                self.weight.cols
+            );
+        }
+        self.lora = lora;
+        Ok(())
+    }
+
+    /// Whether an unmerged LoRA delta is attached.
+    pub fn has_lora(&self) -> bool {
+        self.lora.is_some()
+    }
+
+    /// `W += delta` (`[out, in]`): a LoRA update merged into the weight. Needs f32 weights on
+    /// the CPU, or the GPU's (read back, updated in f32, stored again in their precision); bf16
+    /// weights packed for the CPU are refused (rounded already, a merge would round twice).
+    pub fn merge(&mut self, device: &Device, delta: &Tensor) -> Result<(), ComputeError> {
+        let (rows, cols) = (self.weight.rows, self.weight.cols);
+        ensure!(delta.shape() == [rows, cols], "merge: a {:?} update on a {rows}x{cols} weight", delta.shape());
+        match (&mut self.weight.data, &device.kind) {
+            (MatrixData::F32(t), _) => {
+                t.data_mut().iter_mut().zip(delta.data()).for_each(|(w, d)| *w += d);
+                Ok(())
+            }
+            (MatrixData::Gpu(buf), Kind::Cuda(g)) => {
+                let mut host = buf.to_host(g)?;
+                host.iter_mut().zip(delta.data()).for_each(|(w, d)| *w += d);
+                *buf = GpuBuf::from_host(g, buf.dtype(), &host)?;
+                Ok(())
+            }
+            _ => Err(ComputeError::Unsupported(
+                "merging a LoRA needs f32 weights on the CPU or a GPU; leave the adapter unmerged".into(),
+            )),
+        }
+    }
+
     /// Inputs.
     pub fn inputs(&self) -> usize {
         self.weight.cols

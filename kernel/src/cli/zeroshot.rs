@@ -36,6 +36,13 @@ pub(crate) struct Target {
     /// Use only the first N samples.
     #[arg(long)]
     limit: Option<u64>,
+    /// A PEFT LoRA adapter folder (`adapter_config.json`, `adapter_model.safetensors`) to put on
+    /// the image tower.
+    #[arg(long, value_name = "DIR")]
+    adapter: Option<PathBuf>,
+    /// Merge the adapter into the weights instead of running it unmerged.
+    #[arg(long, requires = "adapter")]
+    merge: bool,
     #[command(flatten)]
     placement: Placement,
 }
@@ -84,7 +91,12 @@ pub(crate) struct EmbedArgs {
 }
 
 fn encode(host: &PluginHost, t: &Target) -> anyhow::Result<(ContrastiveModel, mvb::data::DatasetInfo, Encoded)> {
-    let model = t.placement.load(&t.model)?;
+    let mut model = t.placement.load(&t.model)?;
+    if let Some(dir) = &t.adapter {
+        let adapter = mvb::train::peft::load(dir)?;
+        mvb::train::peft::attach(&mut model, &adapter, t.merge)
+            .with_context(|| format!("attaching the adapter in {}", dir.display()))?;
+    }
     let mut dataset = open_dataset(host, &t.dataset, t.plugin.as_deref(), t.data.as_deref())?;
     let info = dataset.info().clone();
     let bar = ProgressBar::new(info.splits.get(t.split).min(t.limit.unwrap_or(u64::MAX)));

@@ -52,6 +52,25 @@ enum Family {
     Siglip(Box<siglip::Siglip>),
 }
 
+/// A contrastive model's image tower with what follows it up to the image features: the
+/// access `train/` needs to run it through its hooks and to attach LoRA adapters.
+#[derive(Debug)]
+pub(crate) enum Tower<'a> {
+    /// CLIP (the vision tower and `visual_projection`).
+    Clip(&'a clip::Clip),
+    /// SigLIP (the vision tower with its pooling head).
+    Siglip(&'a siglip::Siglip),
+}
+
+/// [`Tower`], mutable.
+#[derive(Debug)]
+pub(crate) enum TowerMut<'a> {
+    /// CLIP.
+    Clip(&'a mut clip::Clip),
+    /// SigLIP.
+    Siglip(&'a mut siglip::Siglip),
+}
+
 /// A contrastive vision-language model with its preprocessing and tokenizer, on a device.
 #[derive(Debug)]
 pub struct ContrastiveModel {
@@ -107,6 +126,22 @@ impl ContrastiveModel {
             dtype: weights.dtype().unwrap_or_default(),
             device: device.clone(),
         })
+    }
+
+    /// The image tower (training and adapters).
+    pub(crate) fn tower(&self) -> Tower<'_> {
+        match &self.family {
+            Family::Clip(m) => Tower::Clip(m),
+            Family::Siglip(m) => Tower::Siglip(m),
+        }
+    }
+
+    /// The image tower, mutable (attaching adapters).
+    pub(crate) fn tower_mut(&mut self) -> TowerMut<'_> {
+        match &mut self.family {
+            Family::Clip(m) => TowerMut::Clip(m),
+            Family::Siglip(m) => TowerMut::Siglip(m),
+        }
     }
 
     /// Where and in what precision the towers run.

@@ -7,6 +7,7 @@ use super::tokenizer::TokenBatch;
 use super::{ModelError, Weights};
 use crate::backend::cpu::Activation;
 use crate::backend::{Array, Device, Heads, Linear, Mask, Matrix, Vector};
+
 use crate::tensor::Tensor;
 
 /// Loads `{prefix}.weight` (`[out, inp]`) and, when `bias`, `{prefix}.bias` onto `dev`.
@@ -100,12 +101,84 @@ impl TextEmbeddings {
     }
 }
 
+/// Where a hooked operation sits in an image tower: the key under which a training pass
+/// (`train/`) adds a LoRA branch and keeps the activations its backward pass needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Site {
+    /// CLIP's `pre_layrnorm`.
+    Pre,
+    /// Encoder layer `i`: `layer_norm1`.
+    Ln1(usize),
+    /// Encoder layer `i`: the fused `q_proj`/`k_proj`/`v_proj`.
+    Qkv(usize),
+    /// Encoder layer `i`: `out_proj`.
+    Out(usize),
+    /// Encoder layer `i`: `layer_norm2`.
+    Ln2(usize),
+    /// Encoder layer `i`: `mlp.fc1`.
+    Fc1(usize),
+    /// Encoder layer `i`: `mlp.fc2`.
+    Fc2(usize),
+    /// `post_layernorm`.
+    Post,
+    /// SigLIP's pooling head: the key/value part of `in_proj`.
+    PoolKv,
+    /// SigLIP's pooling head: `attention.out_proj`.
+    PoolOut,
+    /// SigLIP's pooling head: `layernorm`.
+    PoolNorm,
+    /// SigLIP's pooling head: `mlp.fc1`.
+    PoolFc1,
+    /// SigLIP's pooling head: `mlp.fc2`.
+    PoolFc2,
+    /// CLIP's `visual_projection`.
+    Projection,
+}
+
+/// Hooks into an image tower's forward pass, so that one forward serves inference and
+/// training: the default methods (what [`Inference`] uses) run the plain operations; a
+/// training pass overrides them to add LoRA branches (with dropout) and keep activations.
+pub(crate) trait Pass {
+    /// `x · Wᵀ + b` of `l` at `site`.
+    fn linear(&mut self, dev: &Device, x: &Array, l: &Linear, _site: Site) -> Result<Array, ModelError> {
+        Ok(dev.linear(x, l)?)
+    }
+
+    /// `y += x · Wᵀ + b` of `l` at `site`.
+    fn linear_add(
+        &mut self,
+        dev: &Device,
+        x: &Array,
+        l: &Linear,
+        _site: Site,
+        y: &mut Array,
+    ) -> Result<(), ModelError> {
+        Ok(dev.linear_add(x, l, y)?)
+    }
+
+    /// Layer normalisation `ln` at `site`.
+    fn norm(&mut self, dev: &Device, x: &Array, ln: &LayerNorm, _site: Site) -> Result<Array, ModelError> {
+        ln.forward(dev, x)
+    }
+
+    /// The learned position table to use instead of `table` (a LoRA on the embedding), if any.
+    fn positions(&mut self, _dev: &Device, _table: &Vector) -> Result<Option<Vector>, ModelError> {
+        Ok(None)
+    }
+}
+
+/// The plain forward pass.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Inference;
+
+impl Pass for Inference {}
+
 /// Layer normalisation with affine parameters.
 #[derive(Debug)]
 pub struct LayerNorm {
-    gamma: Vector,
-    beta: Vector,
-    eps: f32,
+    pub(crate) gamma: Vector,
+    pub(crate) beta: Vector,
+    pub(crate) eps: f32,
 }
 
 impl LayerNorm {
@@ -127,9 +200,9 @@ impl LayerNorm {
 /// Multi-head self-attention with one fused QKV projection.
 #[derive(Debug)]
 pub struct SelfAttention {
-    qkv: Linear,
-    out: Linear,
-    heads: usize,
+    pub(crate) qkv: Linear,
+    pub(crate) out: Linear,
+    pub(crate) heads: usize,
 }
 
 impl SelfAttention {
@@ -141,22 +214,34 @@ impl SelfAttention {
         })
     }
 
-    /// `x += out(attention(qkv(h)))`.
-    fn forward_add(&self, dev: &Device, h: &Array, mask: Mask<'_>, x: &mut Array) -> Result<(), ModelError> {
-        let qkv = dev.linear(h, &self.qkv)?;
+    /// `x += out(attention(qkv(h)))` in layer `i`.
+    fn forward_add(
+        &self,
+        dev: &Device,
+        h: &Array,
+        mask: Mask<'_>,
+        x: &mut Array,
+        (i, pass): (usize, &mut dyn Pass),
+    ) -> Result<(), ModelError> {
+        let qkv = pass.linear(dev, h, &self.qkv, Site::Qkv(i))?;
+        let a = dev.attention(self.view(&qkv, 0), self.view(&qkv, 1), self.view(&qkv, 2), mask)?;
+        pass.linear_add(dev, &a, &self.out, Site::Out(i), x)
+    }
+
+    /// Part `part` (0 Q, 1 K, 2 V) of the fused projection's output `qkv` as heads.
+    pub(crate) fn view<'a>(&self, qkv: &'a Array, part: usize) -> Heads<'a> {
         let width = self.out.inputs();
-        let view = |col| Heads { array: &qkv, col, heads: self.heads, head_dim: width / self.heads, len: h.shape()[1] };
-        let a = dev.attention(view(0), view(width), view(2 * width), mask)?;
-        Ok(dev.linear_add(&a, &self.out, x)?)
+        let len = qkv.shape().get(1).copied().unwrap_or(0);
+        Heads { array: qkv, col: part * width, heads: self.heads, head_dim: width / self.heads, len }
     }
 }
 
 /// Two linear layers with an activation between.
 #[derive(Debug)]
 pub struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
-    act: Activation,
+    pub(crate) fc1: Linear,
+    pub(crate) fc2: Linear,
+    pub(crate) act: Activation,
 }
 
 impl Mlp {
@@ -172,26 +257,34 @@ impl Mlp {
     }
 
     /// `x += fc2(act(fc1(h)))`.
-    pub fn forward_add(&self, dev: &Device, h: &Array, x: &mut Array) -> Result<(), ModelError> {
-        let mut m = dev.linear(h, &self.fc1)?;
+    /// `x += fc2(act(fc1(h)))` with `fc1` and `fc2` at `sites`, through `pass`.
+    pub(crate) fn forward_add_with(
+        &self,
+        dev: &Device,
+        h: &Array,
+        x: &mut Array,
+        [s1, s2]: [Site; 2],
+        pass: &mut dyn Pass,
+    ) -> Result<(), ModelError> {
+        let mut m = pass.linear(dev, h, &self.fc1, s1)?;
         dev.activate(&mut m, self.act)?;
-        Ok(dev.linear_add(&m, &self.fc2, x)?)
+        pass.linear_add(dev, &m, &self.fc2, s2, x)
     }
 }
 
 /// A pre-norm transformer layer: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
 #[derive(Debug)]
-struct EncoderLayer {
-    ln1: LayerNorm,
-    attn: SelfAttention,
-    ln2: LayerNorm,
-    mlp: Mlp,
+pub(crate) struct EncoderLayer {
+    pub(crate) ln1: LayerNorm,
+    pub(crate) attn: SelfAttention,
+    pub(crate) ln2: LayerNorm,
+    pub(crate) mlp: Mlp,
 }
 
 /// A stack of encoder layers.
 #[derive(Debug)]
 pub struct Encoder {
-    layers: Vec<EncoderLayer>,
+    pub(crate) layers: Vec<EncoderLayer>,
 }
 
 /// The shape of an encoder: width, heads, activation and norm epsilon.
@@ -251,11 +344,23 @@ impl Encoder {
 
     /// Runs the first `depth` layers over `x` (`[batch, seq, dim]`), in place.
     pub fn forward_to(&self, dev: &Device, x: &mut Array, mask: Mask<'_>, depth: usize) -> Result<(), ModelError> {
-        for layer in self.layers.iter().take(depth) {
-            let h = layer.ln1.forward(dev, x)?;
-            layer.attn.forward_add(dev, &h, mask, x)?;
-            let h = layer.ln2.forward(dev, x)?;
-            layer.mlp.forward_add(dev, &h, x)?;
+        self.forward_with(dev, x, mask, depth, &mut Inference)
+    }
+
+    /// [`Encoder::forward_to`] through `pass`.
+    pub(crate) fn forward_with(
+        &self,
+        dev: &Device,
+        x: &mut Array,
+        mask: Mask<'_>,
+        depth: usize,
+        pass: &mut dyn Pass,
+    ) -> Result<(), ModelError> {
+        for (i, layer) in self.layers.iter().enumerate().take(depth) {
+            let h = pass.norm(dev, x, &layer.ln1, Site::Ln1(i))?;
+            layer.attn.forward_add(dev, &h, mask, x, (i, pass))?;
+            let h = pass.norm(dev, x, &layer.ln2, Site::Ln2(i))?;
+            layer.mlp.forward_add_with(dev, &h, x, [Site::Fc1(i), Site::Fc2(i)], pass)?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 mod attention;
 mod bf16;
 mod elementwise;
+pub mod grad;
 pub mod quant;
 
 pub use attention::{AttentionMask, Operand, attention, contiguous};

@@ -7,7 +7,7 @@ mod text;
 mod vision;
 
 use super::config::Config;
-use super::nn::linear;
+use super::nn::{Inference, Pass, Site, linear};
 use super::tokenizer::TokenBatch;
 use super::{ModelError, Weights};
 use crate::backend::{Array, Device, Linear};
@@ -22,7 +22,7 @@ pub struct Clip {
     pub vision: ClipVision,
     /// The text tower.
     pub text: ClipText,
-    visual_projection: Linear,
+    pub(crate) visual_projection: Linear,
     text_projection: Linear,
     /// `exp(logit_scale)`.
     pub scale: f32,
@@ -42,7 +42,19 @@ impl Clip {
 
     /// `get_image_features`: projected, unnormalised, `[batch, proj]`.
     pub fn image_features(&self, dev: &Device, pixels: &[f32], batch: usize) -> Result<Array, ModelError> {
-        Ok(dev.linear(&self.vision.forward(dev, pixels, batch)?, &self.visual_projection)?)
+        self.image_features_with(dev, pixels, batch, &mut Inference)
+    }
+
+    /// [`Clip::image_features`] through `pass` (training hooks).
+    pub(crate) fn image_features_with(
+        &self,
+        dev: &Device,
+        pixels: &[f32],
+        batch: usize,
+        pass: &mut dyn Pass,
+    ) -> Result<Array, ModelError> {
+        let pooled = self.vision.forward_with(dev, pixels, batch, pass)?;
+        pass.linear(dev, &pooled, &self.visual_projection, Site::Projection)
     }
 
     /// `get_text_features`: projected, unnormalised, `[batch, proj]`.

@@ -4,7 +4,7 @@
 
 use crate::backend::{Array, Device, Mask, Vector};
 use crate::model::config::TowerConfig;
-use crate::model::nn::{Encoder, EncoderShape, LayerNorm};
+use crate::model::nn::{Encoder, EncoderShape, Inference, LayerNorm, Pass, Site};
 use crate::model::patch::PatchEmbedding;
 use crate::model::{ModelError, Weights};
 
@@ -13,10 +13,10 @@ use crate::model::{ModelError, Weights};
 pub struct ClipVision {
     patch: PatchEmbedding,
     class: Vector,
-    positions: Vector,
-    pre: LayerNorm,
-    encoder: Encoder,
-    post: LayerNorm,
+    pub(crate) positions: Vector,
+    pub(crate) pre: LayerNorm,
+    pub(crate) encoder: Encoder,
+    pub(crate) post: LayerNorm,
     width: usize,
 }
 
@@ -66,18 +66,41 @@ impl ClipVision {
     /// The hidden state after the first `depth` encoder layers, `[batch, 1 + grid², width]`
     /// (`hidden_states[depth]` in transformers).
     pub fn hidden_states(&self, dev: &Device, pixels: &[f32], batch: usize, depth: usize) -> Result<Array, ModelError> {
+        self.hidden_states_with(dev, pixels, batch, depth, &mut Inference)
+    }
+
+    fn hidden_states_with(
+        &self,
+        dev: &Device,
+        pixels: &[f32],
+        batch: usize,
+        depth: usize,
+        pass: &mut dyn Pass,
+    ) -> Result<Array, ModelError> {
         let patches = self.patch.forward(dev, pixels, batch)?;
-        let x = dev.vit_tokens(&patches, Some(&self.class), &self.positions)?;
-        let mut x = self.pre.forward(dev, &x)?;
-        self.encoder.forward_to(dev, &mut x, Mask::NONE, depth)?;
+        let adapted = pass.positions(dev, &self.positions)?;
+        let x = dev.vit_tokens(&patches, Some(&self.class), adapted.as_ref().unwrap_or(&self.positions))?;
+        let mut x = pass.norm(dev, &x, &self.pre, Site::Pre)?;
+        self.encoder.forward_with(dev, &mut x, Mask::NONE, depth, pass)?;
         Ok(x)
     }
 
     /// The pooled output (class token after `post_layernorm`), `[batch, width]`.
     pub fn forward(&self, dev: &Device, pixels: &[f32], batch: usize) -> Result<Array, ModelError> {
-        let h = self.hidden_states(dev, pixels, batch, self.depth())?;
+        self.forward_with(dev, pixels, batch, &mut Inference)
+    }
+
+    /// [`ClipVision::forward`] through `pass`.
+    pub(crate) fn forward_with(
+        &self,
+        dev: &Device,
+        pixels: &[f32],
+        batch: usize,
+        pass: &mut dyn Pass,
+    ) -> Result<Array, ModelError> {
+        let h = self.hidden_states_with(dev, pixels, batch, self.depth(), pass)?;
         let tokens = h.shape()[1];
         let rows: Vec<usize> = (0..batch).map(|b| b * tokens).collect();
-        self.post.forward(dev, &dev.gather_rows(&h, &rows)?)
+        pass.norm(dev, &dev.gather_rows(&h, &rows)?, &self.post, Site::Post)
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::backend::{Array, Device, Heads, Linear, Mask};
 use crate::model::config::TowerConfig;
-use crate::model::nn::{Encoder, EncoderShape, LayerNorm, Mlp, linear};
+use crate::model::nn::{Encoder, EncoderShape, Inference, LayerNorm, Mlp, Pass, Site, linear};
 use crate::model::patch::PatchEmbedding;
 use crate::model::{ModelError, Weights};
 use crate::tensor::Tensor;
@@ -13,13 +13,13 @@ use crate::tensor::Tensor;
 /// The attention-pooling head. The probe's query does not depend on the image, so it is
 /// projected once at load time (in f32).
 #[derive(Debug)]
-struct PoolingHead {
-    query: Vec<f32>,
-    kv: Linear,
-    out: Linear,
-    norm: LayerNorm,
-    mlp: Mlp,
-    heads: usize,
+pub(crate) struct PoolingHead {
+    pub(crate) query: Vec<f32>,
+    pub(crate) kv: Linear,
+    pub(crate) out: Linear,
+    pub(crate) norm: LayerNorm,
+    pub(crate) mlp: Mlp,
+    pub(crate) heads: usize,
 }
 
 impl PoolingHead {
@@ -42,17 +42,28 @@ impl PoolingHead {
     }
 
     /// `[batch, width]` pooled features of `x` (`[batch, seq, width]`).
-    fn forward(&self, dev: &Device, x: &Array) -> Result<Array, ModelError> {
-        let (batch, seq, width) = (x.shape()[0], x.shape()[1], x.shape()[2]);
-        let q = dev.upload(Tensor::new([batch, 1, width], self.query.repeat(batch)))?;
-        let kv = dev.linear(x, &self.kv)?;
-        let d = width / self.heads;
-        let view = |array, col, len| Heads { array, col, heads: self.heads, head_dim: d, len };
-        let a = dev.attention(view(&q, 0, 1), view(&kv, 0, seq), view(&kv, width, seq), Mask::NONE)?;
-        let mut pooled = dev.linear(&a, &self.out)?;
-        let h = self.norm.forward(dev, &pooled)?;
-        self.mlp.forward_add(dev, &h, &mut pooled)?;
+    fn forward(&self, dev: &Device, x: &Array, pass: &mut dyn Pass) -> Result<Array, ModelError> {
+        let (batch, width) = (x.shape()[0], x.shape()[2]);
+        let q = self.queries(dev, batch)?;
+        let kv = pass.linear(dev, x, &self.kv, Site::PoolKv)?;
+        let a = dev.attention(self.view(&q, 0), self.view(&kv, 0), self.view(&kv, 1), Mask::NONE)?;
+        let mut pooled = pass.linear(dev, &a, &self.out, Site::PoolOut)?;
+        let h = pass.norm(dev, &pooled, &self.norm, Site::PoolNorm)?;
+        self.mlp.forward_add_with(dev, &h, &mut pooled, [Site::PoolFc1, Site::PoolFc2], pass)?;
         Ok(pooled.reshape([batch, width])?)
+    }
+
+    /// The probe's query for `batch` images, `[batch, 1, width]`.
+    pub(crate) fn queries(&self, dev: &Device, batch: usize) -> Result<Array, ModelError> {
+        Ok(dev.upload(Tensor::new([batch, 1, self.query.len()], self.query.repeat(batch)))?)
+    }
+
+    /// Part `part` of `x` (`[batch, len, parts·width]`: the queries, or the keys (0) and
+    /// values (1) of the `kv` projection) as heads.
+    pub(crate) fn view<'a>(&self, x: &'a Array, part: usize) -> Heads<'a> {
+        let width = self.query.len();
+        let len = x.shape().get(1).copied().unwrap_or(0);
+        Heads { array: x, col: part * width, heads: self.heads, head_dim: width / self.heads, len }
     }
 }
 
@@ -60,10 +71,10 @@ impl PoolingHead {
 #[derive(Debug)]
 pub struct SiglipVision {
     patch: PatchEmbedding,
-    positions: crate::backend::Vector,
-    encoder: Encoder,
-    post: LayerNorm,
-    head: PoolingHead,
+    pub(crate) positions: crate::backend::Vector,
+    pub(crate) encoder: Encoder,
+    pub(crate) post: LayerNorm,
+    pub(crate) head: PoolingHead,
     width: usize,
 }
 
@@ -100,15 +111,37 @@ impl SiglipVision {
 
     /// The last hidden state after `post_layernorm`, `[batch, grid², width]`.
     pub fn hidden_states(&self, dev: &Device, pixels: &[f32], batch: usize) -> Result<Array, ModelError> {
+        self.hidden_states_with(dev, pixels, batch, &mut Inference)
+    }
+
+    fn hidden_states_with(
+        &self,
+        dev: &Device,
+        pixels: &[f32],
+        batch: usize,
+        pass: &mut dyn Pass,
+    ) -> Result<Array, ModelError> {
         let patches = self.patch.forward(dev, pixels, batch)?;
-        let mut x = dev.vit_tokens(&patches, None, &self.positions)?;
-        self.encoder.forward(dev, &mut x, Mask::NONE)?;
-        self.post.forward(dev, &x)
+        let adapted = pass.positions(dev, &self.positions)?;
+        let mut x = dev.vit_tokens(&patches, None, adapted.as_ref().unwrap_or(&self.positions))?;
+        self.encoder.forward_with(dev, &mut x, Mask::NONE, self.encoder.depth(), pass)?;
+        pass.norm(dev, &x, &self.post, Site::Post)
     }
 
     /// The pooled output, `[batch, width]`.
     pub fn forward(&self, dev: &Device, pixels: &[f32], batch: usize) -> Result<Array, ModelError> {
-        let x = self.hidden_states(dev, pixels, batch)?;
-        self.head.forward(dev, &x)
+        self.forward_with(dev, pixels, batch, &mut Inference)
+    }
+
+    /// [`SiglipVision::forward`] through `pass` (training hooks).
+    pub(crate) fn forward_with(
+        &self,
+        dev: &Device,
+        pixels: &[f32],
+        batch: usize,
+        pass: &mut dyn Pass,
+    ) -> Result<Array, ModelError> {
+        let x = self.hidden_states_with(dev, pixels, batch, pass)?;
+        self.head.forward(dev, &x, pass)
     }
 }
