@@ -13,6 +13,7 @@ mod demo_vlm;
 mod gguf;
 mod judge;
 mod llava;
+mod lora_run;
 mod lora_train;
 mod medmnist;
 mod metrics;

@@ -16,7 +16,7 @@ const TOLERANCE: f64 = 1e-9;
 
 const DIAGNOSIS_METRICS: [&str; 3] = ["auroc", "accuracy", "balanced-accuracy"];
 
-const VQA_SCORES: [&str; 13] = [
+const VQA_SCORES: [&str; 15] = [
     "precision",
     "recall",
     "f1",
@@ -30,6 +30,8 @@ const VQA_SCORES: [&str; 13] = [
     "rouge-l",
     "closed-accuracy",
     "open-accuracy",
+    "gpt-score-open",
+    "gpt-score-overall",
 ];
 
 fn fixture(name: &str) -> Value {
@@ -199,6 +201,11 @@ fn check_vqa(what: &str, got: Result<Vec<Score>, PluginError>, expected: &Value)
     let names: Vec<&str> = scores.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, VQA_SCORES, "{what}");
     for score in &scores {
+        if score.name.starts_with("gpt-score") {
+            // Unjudged predictions (text only) have no GPT score.
+            assert!(score.value.is_nan(), "{what}: {} = {}", score.name, score.value);
+            continue;
+        }
         check_value(&format!("{what}: {}", score.name), score.value, &expected[&score.name]);
     }
 }
@@ -251,7 +258,8 @@ fn vqa_metrics_handle_empty_sets_and_refuse_malformed_inputs() {
     let empty = [Prediction::Text(String::new()), Prediction::Text(String::new())];
     let eval = plugin.prepare(&empty, &[reference(AnswerKind::Closed), reference(AnswerKind::Open)]).expect("prepare");
     for score in plugin.compute(&eval, None).expect("scores") {
-        assert_eq!(score.value, 0.0, "{}", score.name);
+        let unjudged = score.name.starts_with("gpt-score");
+        assert!(if unjudged { score.value.is_nan() } else { score.value == 0.0 }, "{}", score.name);
     }
     let scores = [Prediction::ClassScores(vec![0.1, 0.9])];
     assert!(is_invalid(&plugin.prepare(&scores, &[reference(AnswerKind::Open)]).expect_err("class scores")));
@@ -293,4 +301,29 @@ fn the_scorer_reports_the_plugins_values() {
     assert_eq!(scores[1].boot.values, [Some(want), None]);
     let twice = Scorer::new(&host, &[Metric::Builtin("auroc"), Metric::Builtin("auroc")]).expect_err("twice");
     assert!(twice.to_string().contains("two metrics report a score named `auroc`"), "{twice}");
+}
+
+#[test]
+fn judged_answers_reach_the_vqa_metric_as_medvlmbenchs_gpt_score() {
+    let mut plugin = metric("vqa");
+    let reference =
+        |answer: &str, kind| Reference { labels: Vec::new(), answer: Some(answer.into()), kind: Some(kind) };
+    let judged = |text: &str, judge_score| Prediction::Judged { text: text.into(), judge_score };
+    let predictions = [judged("left lung", Some(0.9)), judged("heart", Some(0.3)), judged("yes", None)];
+    let references = [
+        reference("left lung", AnswerKind::Open),
+        reference("liver", AnswerKind::Open),
+        reference("no", AnswerKind::Closed),
+    ];
+    let eval = plugin.prepare(&predictions, &references).expect("prepares");
+    let scores = plugin.compute(&eval, None).expect("scores");
+    let get = |name: &str| scores.iter().find(|s| s.name == name).map(|s| s.value).expect(name);
+    assert!((get("gpt-score-open") - 0.6).abs() < 1e-12);
+    // Open: 0.9 and 0.3; closed: "yes" for "no" is wrong (0): (0.9 + 0.3 + 0) / 3.
+    assert!((get("gpt-score-overall") - 0.4).abs() < 1e-12);
+    let resample = plugin.compute(&eval, Some(&[0, 0, 2])).expect("a resample");
+    let overall = resample.iter().find(|s| s.name == "gpt-score-overall").expect("overall").value;
+    assert!((overall - 0.6).abs() < 1e-12, "{overall}");
+    let bad = [judged("x", Some(1.5))];
+    assert!(is_invalid(&plugin.prepare(&bad, &[reference("x", AnswerKind::Open)]).expect_err("out of [0, 1]")));
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::RunError;
 use super::judging::JudgeSettings;
+use super::lora::LoraSettings;
 use crate::backend::DeviceRequest;
 use crate::backend::Precision;
 use crate::data::{Split, Task};
@@ -23,10 +24,11 @@ use crate::eval::probe::ProbeConfig;
 
 /// The embedded default configuration of `mvb run` without arguments.
 pub const DEFAULT_CONFIG: &str = r#"# mvb run's embedded default, both halves of MedVLMBench on the vendored MedMNIST test sets:
-# diagnosis with the demo generalist and specialist CLIP models (zero-shot and linear-probed),
+# diagnosis with the demo generalist and specialist CLIP models (zero-shot, linear-probed and
+# LoRA-fine-tuned),
 # and VQA (the sets' VQA views, off the shelf) with the demo generalist and specialist LLaVA
 # models, all shipped in data/models. Each strategy runs where it applies.
-strategies = ["zs", "lp", "ots"]
+strategies = ["zs", "lp", "lora", "ots"]
 metrics = ["auroc", "accuracy", "balanced-accuracy", "vqa"]
 templates = ["a photo of {}"]
 
@@ -54,6 +56,18 @@ optional = true
 # MedVLMBench's FT-LP settings. The demo models are tiny: this learning rate moves their
 # heads only a little in 10 epochs; raise lr or epochs to see a fitted probe.
 [probe]
+lr = 5e-5
+epochs = 10
+batch_size = 8
+weight_decay = 0.0
+seed = 42
+
+# MedVLMBench's FT-LoRA settings (PEFT LoRA on the image tower and a linear head), trained for
+# real: the original's LoRA never trained (its features were computed under no_grad).
+[lora]
+r = 8
+alpha = 32.0
+dropout = 0.05
 lr = 5e-5
 epochs = 10
 batch_size = 8
@@ -131,6 +145,8 @@ pub enum Strategy {
     Lp,
     /// Off the shelf (VQA): a generative model answers each question as it is, greedy.
     Ots,
+    /// FT-LoRA: LoRA on the image tower and a linear head, trained on the training split.
+    Lora,
 }
 
 impl Strategy {
@@ -140,6 +156,7 @@ impl Strategy {
             Strategy::Zs => "zs",
             Strategy::Lp => "lp",
             Strategy::Ots => "ots",
+            Strategy::Lora => "lora",
         }
     }
 
@@ -149,12 +166,13 @@ impl Strategy {
             Strategy::Zs => "ZS",
             Strategy::Lp => "FT-LP",
             Strategy::Ots => "OTS",
+            Strategy::Lora => "FT-LoRA",
         }
     }
 
     /// Whether the strategy trains on the dataset (counts as "fine-tuned" in the RQ gaps).
     pub fn is_fine_tuned(self) -> bool {
-        matches!(self, Strategy::Lp)
+        matches!(self, Strategy::Lp | Strategy::Lora)
     }
 
     /// Whether the strategy applies to a `task` dataset with a generative (else contrastive)
@@ -162,7 +180,7 @@ impl Strategy {
     /// with generative ones. Other pairs are not units of a run.
     pub fn applies(self, task: Task, generative: bool) -> bool {
         match self {
-            Strategy::Zs | Strategy::Lp => task == Task::Diagnosis && !generative,
+            Strategy::Zs | Strategy::Lp | Strategy::Lora => task == Task::Diagnosis && !generative,
             Strategy::Ots => task == Task::Vqa && generative,
         }
     }
@@ -380,6 +398,9 @@ pub struct RunConfig {
     /// Linear-probe settings.
     #[serde(default)]
     pub probe: ProbeSettings,
+    /// FT-LoRA settings (used by the `lora` strategy).
+    #[serde(default)]
+    pub lora: LoraSettings,
     /// Generation settings of VQA units.
     #[serde(default)]
     pub generation: GenerationSettings,
@@ -525,9 +546,10 @@ impl RunConfig {
             if d.classes.as_ref().is_some_and(Vec::is_empty) {
                 return Err(err(": `classes` is empty".into()));
             }
-            if self.strategies.contains(&Strategy::Lp) && d.train_split == d.split {
+            let trains = self.strategies.iter().any(|s| s.is_fine_tuned());
+            if trains && d.train_split == d.split {
                 return Err(err(format!(
-                    ": `train_split` is `{}`, the split evaluated: the linear probe would train on the test data",
+                    ": `train_split` is `{}`, the split evaluated: FT-LP or FT-LoRA would train on the test data",
                     d.split
                 )));
             }
@@ -564,6 +586,9 @@ impl RunConfig {
         }
         if g.batch_size == 0 {
             return Err(at.err(Some("[generation]"), 0, "generation `batch_size` must be at least 1".into()));
+        }
+        if let Some(problem) = self.lora.problem() {
+            return Err(at.err(Some("[lora]"), 0, problem));
         }
         if !(p.lr.is_finite() && p.lr >= 0.0) {
             return Err(at.err(Some("lr"), 0, format!("probe `lr` must be finite and >= 0, got {}", p.lr)));
@@ -671,7 +696,8 @@ mod tests {
         let c = RunConfig::default_config().unwrap();
         assert_eq!(c.models.len(), 4);
         assert_eq!(c.datasets.len(), 6);
-        assert_eq!(c.strategies, vec![Strategy::Zs, Strategy::Lp, Strategy::Ots]);
+        assert_eq!(c.strategies, vec![Strategy::Zs, Strategy::Lp, Strategy::Lora, Strategy::Ots]);
+        assert_eq!(crate::train::LoraConfig::from(c.lora), crate::train::LoraConfig::default());
         assert_eq!(c.probe_config(), ProbeConfig::default());
         assert_eq!(c.bootstrap_config(), BootstrapConfig::default());
         assert!(Path::new(&c.models[0].path).join("config.json").is_file(), "{}", c.models[0].path);

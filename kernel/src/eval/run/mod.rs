@@ -25,6 +25,7 @@ mod error;
 pub mod features;
 pub mod gaps;
 pub mod judging;
+pub mod lora;
 pub mod predictions;
 pub mod report;
 pub mod results;
@@ -121,8 +122,15 @@ pub fn run(
         tracing::info!("resuming: {} units already complete, {} to compute", plan.reused, plan.total);
     }
     progress(Progress::Begin { stage: Stage::Predict, total: plan.total as u64 });
-    let mut predictor =
-        Predictor { host, config, cache_dir: features::cache_dir(out), writer, progress: &mut *progress, computed: 0 };
+    let mut predictor = Predictor {
+        host,
+        config,
+        out,
+        cache_dir: features::cache_dir(out),
+        writer,
+        progress: &mut *progress,
+        computed: 0,
+    };
     for (mi, m) in config.models.iter().enumerate() {
         let datasets: Vec<(usize, &Vec<Strategy>)> =
             (0..config.datasets.len()).filter_map(|di| plan.todo.get(&(mi, di)).map(|s| (di, s))).collect();
@@ -347,6 +355,7 @@ fn unit_key(m: &ModelSpec, d: &DatasetSpec, s: Strategy) -> UnitKey {
 struct Predictor<'a> {
     host: &'a PluginHost,
     config: &'a RunConfig,
+    out: &'a Path,
     cache_dir: PathBuf,
     writer: predictions::Writer,
     progress: &'a mut dyn FnMut(Progress),
@@ -383,6 +392,17 @@ impl Predictor<'_> {
                     let t =
                         train.as_ref().ok_or_else(|| RunError::Usage(format!("{context}: no training features")))?;
                     linear_probe(t, &eval, classes.len(), &self.config.probe_config(), &context)?
+                }
+                Strategy::Lora => {
+                    let job = lora::Job {
+                        model: (&m.name, &m.path),
+                        dataset: d,
+                        classes: classes.len(),
+                        out: self.out,
+                        settings: self.config.lora,
+                    };
+                    let progress = &mut *self.progress;
+                    lora::probabilities(model, &mut dataset, &job, &eval, &mut |s| progress(Progress::Status(s)))?
                 }
                 Strategy::Ots => return Err(RunError::Usage(format!("{k}: OTS needs a generative model"))),
             };

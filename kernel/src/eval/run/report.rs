@@ -385,6 +385,17 @@ fn provenance(out: &mut String, results: &Results) -> Result<(), RunError> {
         "- FT-LP: AdamW lr {}, {} epochs, batch {}, weight decay {}, seed {}, class-weighted cross-entropy",
         p.lr, p.epochs, p.batch_size, p.weight_decay, p.seed
     );
+    if results.units.iter().any(|u| u.key.strategy == Strategy::Lora) {
+        let l = &results.config.lora;
+        let _ = writeln!(
+            out,
+            "- FT-LoRA: LoRA r {}, alpha {}, dropout {} on every linear layer and the position embedding of the \
+             image tower, a linear head; AdamW lr {}, {} epochs, batch {}, weight decay {}, seed {}, class-weighted \
+             cross-entropy; adapters in PEFT's layout under `adapters/`. \"Fine-tuned\" in the RQ gaps is the better \
+             of FT-LP and FT-LoRA; each gap names the system that won",
+            l.r, l.alpha, l.dropout, l.lr, l.epochs, l.batch_size, l.weight_decay, l.seed
+        );
+    }
     let config = toml::to_string(&results.config)
         .map_err(|e| RunError::Usage(format!("cannot encode the configuration: {e}")))?;
     let _ = writeln!(out, "- configuration (the last run header of `predictions.jsonl`):\n\n```toml\n{}```", config);

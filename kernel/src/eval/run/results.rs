@@ -238,8 +238,10 @@ pub fn evaluate(
     }
     let metrics = scorer.names().to_vec();
     let diagnosis = scorer.names_for(Task::Diagnosis);
-    let primary = diagnosis.iter().find(|m| *m == "auroc").or_else(|| diagnosis.first()).cloned();
-    let vqa = scorer.names_for(Task::Vqa);
+    let has = |vqa: bool| order.iter().any(|u| u.is_vqa() == vqa);
+    let primary =
+        diagnosis.iter().find(|m| *m == "auroc").or_else(|| diagnosis.first()).cloned().filter(|_| has(false));
+    let vqa = if has(true) { scorer.names_for(Task::Vqa) } else { Vec::new() };
     let preferred: &[&str] = if config.judge.is_some() { &["gpt-score-overall", "f1"] } else { &["f1"] };
     let vqa_primary = preferred.iter().find_map(|p| vqa.iter().find(|m| m == p)).or_else(|| vqa.first()).cloned();
     let judge = config.judge.as_ref().map(|j| {
