@@ -323,7 +323,7 @@ pub fn fit_lora(
             let pixels = model.preprocess(&imgs)?;
             total += f64::from(trainer.step(&pixels, &ys)?) * batch.len() as f64;
         }
-        tracing::info!("FT-LoRA epoch {}/{}: mean loss {:.6}", epoch + 1, config.epochs, total / labels.len() as f64);
+        tracing::debug!("FT-LoRA epoch {}/{}: mean loss {:.6}", epoch + 1, config.epochs, total / labels.len() as f64);
     }
     Ok((trainer.adapter, trainer.head))
 }

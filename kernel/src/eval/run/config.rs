@@ -745,6 +745,22 @@ mod tests {
     }
 
     #[test]
+    fn an_optional_judge_without_its_model_is_left_out_and_a_required_one_kept() {
+        let base = "[[models]]\nname = \"m\"\npath = \"p\"\nfamily = \"f\"\ngroup = \"generalist\"\n";
+        let judge = |optional: bool| {
+            format!("[judge]\nmodel = \"no/such.gguf\"\noptional = {optional}\n{base}[[datasets]]\nname = \"d\"\n")
+        };
+        let c = RunConfig::parse(&judge(true), "j.toml", Path::new("/base")).unwrap();
+        assert_eq!(c.judge, None);
+        let c = RunConfig::parse(&judge(false), "j.toml", Path::new("/base")).unwrap();
+        let j = c.judge.expect("a required judge stays (and fails its check before the first prediction)");
+        assert_eq!((j.model.as_str(), j.plugin.as_str(), j.mode()), ("/base/no/such.gguf", "gpt-score", "free-form"));
+        let text = format!("[lora]\nr = 0\n{base}[[datasets]]\nname = \"d\"\n");
+        let msg = RunConfig::parse(&text, "l.toml", Path::new(".")).unwrap_err().to_string();
+        assert!(msg.starts_with("config l.toml, line 1: lora `r`"), "{msg}");
+    }
+
+    #[test]
     fn metrics_are_parsed_once_with_their_line() {
         let text = "strategies = [\"zs\"]\nmetrics = [\"auroc\", \"aucroc\"]\n";
         let msg = RunConfig::parse(text, "m.toml", Path::new(".")).unwrap_err().to_string();
