@@ -308,3 +308,41 @@ fn a_damaged_feature_cache_is_recomputed_not_used() {
     assert_eq!(read(tmp.path().join("results.json")), before, "the damaged cache was not used");
     assert_ne!(read(cache), bytes, "the cache was rewritten");
 }
+
+#[test]
+fn resume_refuses_weights_replaced_at_the_same_path_and_results_record_the_hashes() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).expect("mkdir");
+    let source = root().join("data/models/demo-specialist");
+    for e in std::fs::read_dir(&source).expect("read dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), model.join(e.file_name())).expect("copy");
+    }
+    let text = config_text()
+        .replace("strategies = [\"zs\", \"lp\"]", "strategies = [\"zs\"]")
+        .replace("name = \"breastmnist\"\n", "name = \"breastmnist\"\nlimit = 24\n")
+        .replace(&source.display().to_string(), &model.display().to_string());
+    let config = RunConfig::parse(&text, "t.toml", &root()).expect("parses");
+    let out = tmp.path().join("out");
+    let host = host();
+    run::run(&host, &config, &options(&out), &mut |_| {}).expect("the first run");
+    let results: serde_json::Value =
+        serde_json::from_slice(&read(out.join("results.json"))).expect("results.json is JSON");
+    let recorded = results["provenance"]["models"]["demo-specialist"].as_str().expect("a hash").to_owned();
+    assert_eq!(recorded.len(), 64);
+    assert!(
+        results["provenance"]["data"]["breastmnist"].is_string()
+            && results["provenance"]["metrics"]["auroc"].is_string()
+    );
+    // The same path, other weights (one byte of one tensor changed).
+    let weights = model.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).expect("weights");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).expect("write");
+    let resume = RunOptions { resume: true, ..options(&out) };
+    let err = run::run(&host, &config, &resume, &mut |_| {}).expect_err("refused").to_string();
+    assert!(err.contains("cannot resume") && err.contains("the files of model `demo-specialist`"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}

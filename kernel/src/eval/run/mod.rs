@@ -27,6 +27,7 @@ pub mod gaps;
 pub mod judging;
 pub mod lora;
 pub mod predictions;
+pub mod provenance;
 pub mod report;
 pub mod results;
 pub mod scores;
@@ -215,7 +216,8 @@ fn open_predictions(
     options: &RunOptions,
 ) -> Result<(predictions::Writer, HashSet<UnitKey>), RunError> {
     let path = options.out.join(PREDICTIONS_FILE);
-    let header = RunHeader::new(config);
+    let provenance = provenance::Provenance::of(config)?;
+    let header = RunHeader { provenance: Some(provenance.clone()), ..RunHeader::new(config) };
     let exists = std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false);
     if exists && !options.resume && !options.overwrite {
         return Err(RunError::Usage(format!(
@@ -245,11 +247,14 @@ fn open_predictions(
             let mut old = h.config.clone();
             old.bootstrap = config.bootstrap;
             old.metrics.clone_from(&config.metrics);
-            let changed = changed_settings(&old, config);
+            let mut changed = changed_settings(&old, config);
+            if let Some(recorded) = &h.provenance {
+                changed.extend(provenance.changes(recorded));
+            }
             if !changed.is_empty() {
                 return Err(RunError::Usage(format!(
-                    "{}: cannot resume: the configuration changed ({}); its finished units were computed with the \
-                     old one (use --overwrite to start over, or --out for a new folder)",
+                    "{}: cannot resume: the configuration or its inputs changed ({}); its finished units were computed \
+                     with the old ones (use --overwrite to start over, or --out for a new folder)",
                     path.display(),
                     changed.join(", ")
                 )));

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{RunConfig, Strategy};
 use super::error::RunError;
+use super::provenance::Provenance;
 use crate::data::{Qa, Split};
 
 /// The file name inside the output folder.
@@ -59,12 +60,15 @@ pub struct RunHeader {
     pub mvb_version: String,
     /// The configuration (paths resolved; the output folder left out).
     pub config: RunConfig,
+    /// The content hashes of the run's inputs (absent in files of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 impl RunHeader {
-    /// The header of a run of `config` by this mvb.
+    /// The header of a run of `config` by this mvb (without provenance).
     pub fn new(config: &RunConfig) -> Self {
-        RunHeader { mvb_version: env!("CARGO_PKG_VERSION").to_owned(), config: config.clone() }
+        RunHeader { mvb_version: env!("CARGO_PKG_VERSION").to_owned(), config: config.clone(), provenance: None }
     }
 }
 

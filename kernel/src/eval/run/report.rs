@@ -396,6 +396,22 @@ fn provenance(out: &mut String, results: &Results) -> Result<(), RunError> {
             l.r, l.alpha, l.dropout, l.lr, l.epochs, l.batch_size, l.weight_decay, l.seed
         );
     }
+    if let Some(p) = &results.provenance {
+        let _ =
+            writeln!(out, "- inputs by SHA-256 (`results.json` has them in full; `--resume` refuses changed ones):");
+        let groups = [
+            ("model", &p.models),
+            ("data of", &p.data),
+            ("plugin of", &p.dataset_plugins),
+            ("metric", &p.metrics),
+            ("judge", &p.judge),
+        ];
+        for (what, hashes) in groups {
+            for (name, hash) in hashes {
+                let _ = writeln!(out, "  - {what} `{}`: `{}`", md_escape(name), &hash[..hash.len().min(16)]);
+            }
+        }
+    }
     let config = toml::to_string(&results.config)
         .map_err(|e| RunError::Usage(format!("cannot encode the configuration: {e}")))?;
     let _ = writeln!(out, "- configuration (the last run header of `predictions.jsonl`):\n\n```toml\n{}```", config);

@@ -25,6 +25,7 @@ use super::error::{RunError, write_file};
 use super::gaps::{self, Gap};
 use super::judging::{self, Judgements};
 use super::predictions::{Contents, Unit};
+use super::provenance::Provenance;
 use super::scores::UnitResult;
 use crate::data::{Split, Task};
 use crate::eval::bootstrap::{BootstrapConfig, Estimate, resample_indices};
@@ -63,6 +64,8 @@ pub struct Results {
     pub vqa_primary: Option<String>,
     /// The run's judge, when it has one.
     pub judge: Option<JudgeSummary>,
+    /// The content hashes of the run's inputs (the last header's).
+    pub provenance: Option<Provenance>,
     /// Per unit, in report order.
     pub units: Vec<UnitResult>,
     /// The RQ gaps of the primary score.
@@ -274,6 +277,7 @@ pub fn evaluate(
         primary,
         vqa_primary,
         judge,
+        provenance: header.provenance.clone(),
         units,
         gaps,
     })
@@ -421,6 +425,8 @@ struct ResultsJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     judge: Option<JudgeJson<'a>>,
     config: &'a RunConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<&'a Provenance>,
     results: Vec<ResultRow<'a>>,
     gaps: Vec<GapRow<'a>>,
 }
@@ -494,6 +500,7 @@ pub fn results_json(results: &Results) -> Result<String, RunError> {
             units: results.units.iter().filter_map(|u| Some(JudgedUnit { key: &u.key, tally: u.judge? })).collect(),
         }),
         config: &results.config,
+        provenance: results.provenance.as_ref(),
         results: result_rows(results),
         gaps: results.gaps.iter().map(gap_row).collect(),
     };
@@ -593,6 +600,7 @@ mod tests {
             primary: None,
             vqa_primary: None,
             judge: None,
+            provenance: None,
             units,
             gaps,
         }
