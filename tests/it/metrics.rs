@@ -16,7 +16,7 @@ const TOLERANCE: f64 = 1e-9;
 
 const DIAGNOSIS_METRICS: [&str; 3] = ["auroc", "accuracy", "balanced-accuracy"];
 
-const VQA_SCORES: [&str; 15] = [
+const VQA_SCORES: [&str; 30] = [
     "precision",
     "recall",
     "f1",
@@ -32,6 +32,21 @@ const VQA_SCORES: [&str; 15] = [
     "open-accuracy",
     "gpt-score-open",
     "gpt-score-overall",
+    "precision-open",
+    "recall-open",
+    "f1-open",
+    "exact-match-open",
+    "bleu-1-open",
+    "bleu-2-open",
+    "bleu-3-open",
+    "bleu-4-open",
+    "rouge-1-open",
+    "rouge-2-open",
+    "rouge-l-open",
+    "precision-closed",
+    "recall-closed",
+    "f1-closed",
+    "exact-match-closed",
 ];
 
 fn fixture(name: &str) -> Value {
@@ -196,11 +211,26 @@ fn answer_kind(value: &Value) -> AnswerKind {
     }
 }
 
-fn check_vqa(what: &str, got: Result<Vec<Score>, PluginError>, expected: &Value) {
+/// Checks the VQA scores of a set against the reference: the overall ones from `expected`,
+/// the per-kind ones (`-open`, `-closed`) as means of the reference's per-sample values over the
+/// set's samples of that kind (`samples`: each sample's kind and reference values, with
+/// repetition).
+fn check_vqa(what: &str, got: Result<Vec<Score>, PluginError>, expected: &Value, samples: &[(AnswerKind, &Value)]) {
     let scores = got.unwrap_or_else(|e| panic!("{what}: {e}"));
     let names: Vec<&str> = scores.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, VQA_SCORES, "{what}");
     for score in &scores {
+        let kind = [("-open", AnswerKind::Open), ("-closed", AnswerKind::Closed)]
+            .into_iter()
+            .find_map(|(suffix, kind)| score.name.strip_suffix(suffix).map(|base| (base, kind)));
+        if let Some((base, kind)) = kind.filter(|(base, _)| !base.starts_with("gpt-score")) {
+            let values: Vec<f64> =
+                samples.iter().filter(|(k, _)| *k == kind).map(|(_, v)| v[base].as_f64().expect("value")).collect();
+            let want = if values.is_empty() { f64::NAN } else { values.iter().sum::<f64>() / values.len() as f64 };
+            let want = if want.is_nan() { Value::from("nan") } else { Value::from(want) };
+            check_value(&format!("{what}: {}", score.name), score.value, &want);
+            continue;
+        }
         if score.name.starts_with("gpt-score") {
             // Unjudged predictions (text only) have no GPT score.
             assert!(score.value.is_nan(), "{what}: {} = {}", score.name, score.value);
@@ -232,15 +262,20 @@ fn vqa_metrics_match_the_reference() {
             })
             .collect();
         let eval = plugin.prepare(&predictions, &references).expect("prepare");
+        let per_sample = set["per_sample"].as_array().expect("per_sample");
+        let kinds: Vec<(AnswerKind, &Value)> =
+            samples.iter().zip(per_sample).map(|(s, v)| (answer_kind(&s["kind"]), v)).collect();
         // A one-index resample scores a single sample.
-        for (i, expected) in set["per_sample"].as_array().expect("per_sample").iter().enumerate() {
+        for (i, expected) in per_sample.iter().enumerate() {
             let what = format!("{set_name}, sample {i} ({:?})", samples[i]["prediction"]);
-            check_vqa(&what, plugin.compute(&eval, Some(&[i as u32])), expected);
+            check_vqa(&what, plugin.compute(&eval, Some(&[i as u32])), expected, &kinds[i..=i]);
         }
-        check_vqa(&format!("{set_name}, full set"), plugin.compute(&eval, None), &set["full"]);
+        check_vqa(&format!("{set_name}, full set"), plugin.compute(&eval, None), &set["full"], &kinds);
         for (r, resample) in set["resamples"].as_array().expect("resamples").iter().enumerate() {
             let ix = indices(&resample["indices"]);
-            check_vqa(&format!("{set_name}, resample {r}"), plugin.compute(&eval, Some(&ix)), &resample["expected"]);
+            let picked: Vec<(AnswerKind, &Value)> = ix.iter().map(|&i| kinds[i as usize]).collect();
+            let what = format!("{set_name}, resample {r}");
+            check_vqa(&what, plugin.compute(&eval, Some(&ix)), &resample["expected"], &picked);
         }
         let err = plugin.compute(&eval, Some(&[])).expect_err("empty resample");
         assert!(is_undefined(&err), "{err}");
@@ -258,8 +293,9 @@ fn vqa_metrics_handle_empty_sets_and_refuse_malformed_inputs() {
     let empty = [Prediction::Text(String::new()), Prediction::Text(String::new())];
     let eval = plugin.prepare(&empty, &[reference(AnswerKind::Closed), reference(AnswerKind::Open)]).expect("prepare");
     for score in plugin.compute(&eval, None).expect("scores") {
-        let unjudged = score.name.starts_with("gpt-score");
-        assert!(if unjudged { score.value.is_nan() } else { score.value == 0.0 }, "{}", score.name);
+        // No GPT score without a judge.
+        let undefined = score.name.starts_with("gpt-score");
+        assert!(if undefined { score.value.is_nan() } else { score.value == 0.0 }, "{}", score.name);
     }
     let scores = [Prediction::ClassScores(vec![0.1, 0.9])];
     assert!(is_invalid(&plugin.prepare(&scores, &[reference(AnswerKind::Open)]).expect_err("class scores")));

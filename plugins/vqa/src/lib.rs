@@ -33,6 +33,14 @@
 //!   judgement failed (no verdict) is left out of both (its count is reported by the host).
 //!   NaN when no prediction of the set is judged.
 //!
+//! - MedVLMBench's per-kind means (its `eval/vqa.py` logs `{metric}_open`, `{metric}_closed` and
+//!   `{metric}_overall`): `precision-open`, `recall-open`, `f1-open`, `exact-match-open`,
+//!   `bleu-1-open`..`bleu-4-open`, `rouge-1-open`, `rouge-2-open`, `rouge-l-open` over open
+//!   questions (BLEU and ROUGE are computed on open questions only there), and `precision-closed`,
+//!   `recall-closed`, `f1-closed`, `exact-match-closed` over closed ones; NaN when the set has
+//!   no question of that kind. `precision`, `recall`, `f1` and `exact-match` are its `_overall`
+//!   means; `bleu-*` and `rouge-*` without a suffix are mvb's means over every question.
+//!
 //! Every score is the mean over the samples of the set (of the resample, with repetition);
 //! `closed-accuracy` and `open-accuracy` are means over the closed, respectively open, samples
 //! only, and are NaN when the set has none of that kind. An empty set is `undefined`.
@@ -50,8 +58,13 @@ use mvb::plugin::types::{AnswerKind, Error, ErrorKind, Task};
 /// The scores averaged over every sample, in the order of `SCORES`.
 const PER_SAMPLE: usize = 11;
 
+/// The per-sample scores MedVLMBench averages over open questions (`{metric}_open`): all.
+const OPEN_SCORES: usize = PER_SAMPLE;
+/// Those it averages over closed questions (`{metric}_closed`): precision, recall, F1, exact match.
+const CLOSED_SCORES: usize = 4;
+
 /// Score names, in the order `compute` returns them.
-const SCORES: [&str; PER_SAMPLE + 4] = [
+const SCORES: [&str; PER_SAMPLE + 4 + OPEN_SCORES + CLOSED_SCORES] = [
     "precision",
     "recall",
     "f1",
@@ -67,6 +80,21 @@ const SCORES: [&str; PER_SAMPLE + 4] = [
     "open-accuracy",
     "gpt-score-open",
     "gpt-score-overall",
+    "precision-open",
+    "recall-open",
+    "f1-open",
+    "exact-match-open",
+    "bleu-1-open",
+    "bleu-2-open",
+    "bleu-3-open",
+    "bleu-4-open",
+    "rouge-1-open",
+    "rouge-2-open",
+    "rouge-l-open",
+    "precision-closed",
+    "recall-closed",
+    "f1-closed",
+    "exact-match-closed",
 ];
 
 struct Component;
@@ -164,13 +192,16 @@ struct Vqa {
 impl Vqa {
     fn means<'a>(&self, samples: impl Iterator<Item = &'a Sample>) -> Result<Vec<Score>, Error> {
         let mut sums = [0.0; PER_SAMPLE];
+        let (mut open_sums, mut closed_sums) = ([0.0; PER_SAMPLE], [0.0; PER_SAMPLE]);
         let (mut count, mut closed, mut closed_hits, mut open, mut open_hits) = (0usize, 0usize, 0.0, 0usize, 0.0);
         let mut gpt = GptScore::default();
         for sample in samples {
             count += 1;
             gpt.add(sample);
-            for (sum, value) in sums.iter_mut().zip(&sample.values) {
+            let by_kind = if sample.kind == AnswerKind::Open { &mut open_sums } else { &mut closed_sums };
+            for ((sum, kind_sum), value) in sums.iter_mut().zip(by_kind.iter_mut()).zip(&sample.values) {
                 *sum += value;
+                *kind_sum += value;
             }
             match sample.kind {
                 AnswerKind::Closed => {
@@ -192,6 +223,8 @@ impl Vqa {
         let mean = |sum: f64, n: usize| if n == 0 { f64::NAN } else { sum / n as f64 };
         let values = sums.iter().map(|&s| mean(s, count)).chain([mean(closed_hits, closed), mean(open_hits, open)]);
         let values = values.chain(gpt.scores());
+        let values = values.chain(open_sums.iter().map(|&s| mean(s, open)));
+        let values = values.chain(closed_sums[..CLOSED_SCORES].iter().map(|&s| mean(s, closed)));
         Ok(SCORES.iter().zip(values).map(|(name, value)| Score { name: (*name).to_string(), value }).collect())
     }
 }
