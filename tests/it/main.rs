@@ -16,6 +16,7 @@ mod llava;
 mod lora_run;
 mod lora_train;
 mod medmnist;
+mod medsiglip;
 mod metrics;
 mod ops;
 mod parity;
