@@ -107,7 +107,7 @@ impl DatasetPlugin {
             if ask == 0 {
                 return Ok(out);
             }
-            let got = self.call_samples(handle, split, start + out.len() as u64, ask)?;
+            let got = self.call_samples(handle, (split, start + out.len() as u64), ask)?;
             let ended = (got.len() as u32) < ask;
             for sample in got {
                 let cost = self.cost(&sample)?;
@@ -129,8 +129,7 @@ impl DatasetPlugin {
     fn call_samples(
         &mut self,
         handle: &mut DatasetHandle,
-        split: Split,
-        start: u64,
+        (split, start): (Split, u64),
         count: u32,
     ) -> Result<Vec<Sample>, PluginError> {
         const CALL: &str = "dataset.samples";
@@ -173,7 +172,7 @@ impl DatasetPlugin {
                 declared_bytes(image, root).map_err(|error| PluginError::Image {
                     plugin: self.name().to_owned(),
                     id: sample.id.clone(),
-                    error,
+                    error: Box::new(error),
                 })?
             }
         };

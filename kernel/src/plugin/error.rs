@@ -123,7 +123,7 @@ pub enum PluginError {
         /// The sample.
         id: String,
         /// What is wrong (in the message, not a `source`, so that it is printed once).
-        error: crate::data::DataError,
+        error: Box<crate::data::DataError>,
     },
     /// An earlier call failed in a way that leaves the instance unusable.
     #[error("plugin `{plugin}` was stopped after `{call}` failed; load it again to retry")]
