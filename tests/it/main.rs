@@ -3,6 +3,7 @@
 mod common;
 
 mod bootstrap;
+mod boundary;
 mod builtins;
 mod check;
 mod cli;

@@ -4,5 +4,8 @@
 mod image;
 mod types;
 
-pub use image::{DataError, load_file, load_image, resolve_in_root};
+pub use image::{
+    DataError, IMAGE_FORMATS, MAX_BATCH_DECODED_BYTES, MAX_IMAGE_BYTES, declared_bytes, load_file, load_image,
+    resolve_in_root,
+};
 pub use types::{AnswerKind, Attribute, DatasetInfo, ImageRef, Modality, Pixels, Qa, Sample, Split, SplitSizes, Task};

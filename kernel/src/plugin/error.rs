@@ -28,12 +28,12 @@ pub enum ErrorKind {
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The plugin file cannot be read.
-    #[error("cannot read plugin file {path}: {source}")]
+    #[error("cannot read plugin file {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a `source`, so that it is printed once).
+        error: std::io::Error,
     },
     /// The bytes are not a WebAssembly component wasmtime can compile.
     #[error("plugin `{plugin}` is not a valid WebAssembly component: {message}")]
@@ -113,6 +113,17 @@ pub enum PluginError {
         call: String,
         /// What is wrong.
         message: String,
+    },
+    /// A sample's image cannot be used: a missing file, a FIFO or folder, a header declaring
+    /// more pixels than the decode limit, an undecodable header.
+    #[error("plugin `{plugin}`: sample `{id}`: {error}")]
+    Image {
+        /// Plugin name.
+        plugin: String,
+        /// The sample.
+        id: String,
+        /// What is wrong (in the message, not a `source`, so that it is printed once).
+        error: Box<crate::data::DataError>,
     },
     /// An earlier call failed in a way that leaves the instance unusable.
     #[error("plugin `{plugin}` was stopped after `{call}` failed; load it again to retry")]

@@ -1,10 +1,11 @@
 //! The `host.log` import (`wit/host.wit`): a plugin's log lines become `tracing` events tagged
 //! with the plugin's name, cut to 4 KiB and rate-limited per call and per instance, so that a
-//! plugin logging in a loop slows only itself and cannot flood the terminal. The text is passed
-//! on as the plugin wrote it; the renderer escapes it (`cli::notices` shows control and
-//! bidirectional characters as `\u{..}`).
+//! plugin logging in a loop slows only itself and cannot flood the terminal. Control and
+//! bidirectional characters are escaped here (`\u{..}`, see `text`), before the event reaches
+//! any subscriber, so a line cannot clear the screen, forge another line or reorder itself.
 
 use super::bindings::host::LogLevel;
+use super::text;
 
 /// The longest message kept, in bytes (longer ones are cut at a character boundary).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 4096;
@@ -66,7 +67,7 @@ impl LogBudget {
     /// Emits `message` from `plugin` at `level`, or the notice that replaces it, or nothing.
     pub(crate) fn log(&mut self, plugin: &str, level: LogLevel, message: &str) {
         match self.admit() {
-            Admit::Line => emit(level, plugin, cut(message)),
+            Admit::Line => emit(level, plugin, &text::escape(cut(message))),
             Admit::CallCapped => emit(
                 LogLevel::Warn,
                 plugin,
@@ -84,7 +85,7 @@ impl LogBudget {
 
 /// `message` cut to at most [`MAX_MESSAGE_BYTES`], at a character boundary.
 fn cut(message: &str) -> &str {
-    &message[..message.floor_char_boundary(MAX_MESSAGE_BYTES)]
+    text::cut(message, MAX_MESSAGE_BYTES)
 }
 
 /// One event, the plugin's name first so that its text cannot pose as another plugin's.

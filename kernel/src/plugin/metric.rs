@@ -10,6 +10,7 @@ use super::error::PluginError;
 use super::host::PluginHost;
 use super::sandbox::Sandbox;
 use super::source::PluginSource;
+use super::text;
 use crate::data::{AnswerKind, Task};
 
 /// What a metric plugin says about itself.
@@ -100,18 +101,34 @@ impl PluginHost {
     pub fn metric(&self, source: &PluginSource) -> Result<MetricPlugin, PluginError> {
         let (mut sandbox, world) = self.start::<MetricWorld>(source, None, None)?;
         let raw = sandbox.run("info", |store| world.mvb_plugin_metric_api().call_info(store))?;
-        let info = MetricInfo {
-            name: raw.name,
-            description: raw.description,
-            task: convert::task(raw.task),
-            higher_is_better: raw.higher_is_better,
-            scores: raw.scores,
-        };
-        if info.name.is_empty() || info.scores.is_empty() {
-            return Err(sandbox.malformed("info", "a metric needs a name and at least one score name".into()));
-        }
+        let info = metric_info(raw).map_err(|m| sandbox.malformed("info", m))?;
         Ok(MetricPlugin { sandbox, world, info })
     }
+}
+
+/// The most score names a metric may declare.
+const MAX_SCORES: usize = 256;
+
+/// Validates a metric's info: a valid name, one to [`MAX_SCORES`] distinct valid score names;
+/// the description is escaped and cut.
+fn metric_info(raw: api::MetricInfo) -> Result<MetricInfo, String> {
+    text::identifier("metric name", &raw.name, text::MAX_NAME_BYTES)?;
+    if raw.scores.is_empty() || raw.scores.len() > MAX_SCORES {
+        return Err(format!("a metric declares 1 to {MAX_SCORES} score names, not {}", raw.scores.len()));
+    }
+    for (i, score) in raw.scores.iter().enumerate() {
+        text::identifier("score name", score, text::MAX_NAME_BYTES)?;
+        if raw.scores[..i].contains(score) {
+            return Err(format!("score name `{score}` is declared twice"));
+        }
+    }
+    Ok(MetricInfo {
+        name: raw.name,
+        description: text::free_text(&raw.description, text::MAX_LINE_BYTES),
+        task: convert::task(raw.task),
+        higher_is_better: raw.higher_is_better,
+        scores: raw.scores,
+    })
 }
 
 impl MetricPlugin {
@@ -155,8 +172,16 @@ impl MetricPlugin {
         let raw = self
             .sandbox
             .call("evaluation.compute", |store| api.evaluation().call_compute(store, evaluation.resource, indices))?;
+        if raw.len() > self.info.scores.len() {
+            let message = format!("{} scores returned, {} declared", raw.len(), self.info.scores.len());
+            return Err(self.sandbox.malformed("evaluation.compute", message));
+        }
         if let Some(unknown) = raw.iter().find(|s| !self.info.scores.contains(&s.name)) {
-            let message = format!("score `{}` is not among the declared scores {:?}", unknown.name, self.info.scores);
+            let message = format!(
+                "score `{}` is not among the declared scores {:?}",
+                text::quote(&unknown.name),
+                self.info.scores
+            );
             return Err(self.sandbox.malformed("evaluation.compute", message));
         }
         Ok(raw.into_iter().map(|s| Score { name: s.name, value: s.value }).collect())

@@ -2,8 +2,8 @@
 //! plugin instance, typed wrappers per world (`dataset`, `metric`, `judge`), the compiled
 //! component cache and the first-party plugins embedded in the binary.
 //!
-//! The modules form a DAG, leaves first: `bindings`, `cache`, `generation`; `error`, `log`,
-//! `convert`, `source`; `state` (store data and the host side of the imports); `sandbox` (the
+//! The modules form a DAG, leaves first: `bindings`, `cache`, `generation`, `text`; `error`,
+//! `log`, `convert`, `batch`, `source`; `state` (store data and the host side of the imports); `sandbox` (the
 //! call discipline); `world` (world names and the bindings glue); `host` (engine, linkers and
 //! the one start-up path); the typed wrappers `dataset`, `metric`, `judge`; then `check` and
 //! `builtin`. The library never prints: plugin log lines are `tracing` events.
@@ -11,6 +11,7 @@
 //! Follows the wasmtime component-model embedding API
 //! (<https://docs.wasmtime.dev/api/wasmtime/component/index.html>).
 
+mod batch;
 mod bindings;
 mod builtin;
 mod cache;
@@ -26,8 +27,10 @@ mod metric;
 mod sandbox;
 mod source;
 mod state;
+mod text;
 mod world;
 
+pub use batch::MAX_BATCH_BYTES;
 pub use builtin::{BUILTINS, Builtin};
 pub use check::{CatalogReport, CheckReport, WorldInfo};
 pub use dataset::{Dataset, DatasetHandle, DatasetPlugin};

@@ -15,6 +15,7 @@ use super::bindings::types as wit;
 use super::error::PluginError;
 use super::generation::Generator;
 use super::state::{CallClock, State};
+use super::text;
 
 /// The epoch period: call budgets are counted in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -108,7 +109,8 @@ impl Sandbox {
     }
 
     /// Runs one call into the plugin under the sandbox's budget. `f` returns the plugin's own
-    /// `result`, whose error side becomes `PluginError::Failed`.
+    /// `result`, whose error side becomes `PluginError::Failed` (its message escaped and cut
+    /// to `text::MAX_LINE_BYTES`).
     pub(crate) fn call<R>(
         &mut self,
         call: &str,
@@ -120,7 +122,7 @@ impl Sandbox {
                 plugin: self.plugin().to_owned(),
                 call: call.to_owned(),
                 kind: e.kind.into(),
-                message: e.message,
+                message: text::free_text(&e.message, text::MAX_LINE_BYTES),
             }),
         }
     }
@@ -187,6 +189,6 @@ impl Sandbox {
             text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("note:")).collect();
         let joined = words.join(" ");
         let tail: String = joined.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
-        (!tail.is_empty()).then_some(tail)
+        (!tail.is_empty()).then(|| text::escape(&tail))
     }
 }

@@ -28,7 +28,7 @@ pub struct PluginSource {
 impl PluginSource {
     /// Reads a component file.
     pub fn from_file(path: &Path) -> Result<Self, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|error| PluginError::Read { path: path.to_owned(), error })?;
         let name = path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
         Ok(PluginSource { name, bytes: Cow::Owned(bytes), origin: Origin::File(path.to_owned()) })
     }

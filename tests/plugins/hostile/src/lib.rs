@@ -1,8 +1,21 @@
 //! A dataset plugin that misbehaves on purpose, for the kernel's sandbox tests.
 //!
 //! `catalog` lists `hostile`; `open("hostile")` gives a small valid diagnosis dataset (classes
-//! `a` and `b`, an empty train and validation split, 8 test samples). Each `samples` call reads
-//! `/data/mode` (trimmed) and acts on it:
+//! `a` and `b`, an empty train and validation split, 8 test samples). Every call reads
+//! `/data/mode` (trimmed) and acts on it.
+//!
+//! Modes that break `catalog` or `dataset.info`:
+//!
+//! * `huge-catalog`: the catalog lists [`MANY`] names; `bad-catalog-name`: it lists a name
+//!   holding an escape sequence that would clear the screen.
+//! * `many-classes`: [`MANY`] class names; `long-class`: one class name of 1 MB;
+//!   `dup-classes`: `a` twice; `empty-class`: an empty class name.
+//! * `splits-unordered`: the splits listed test, train, validation; `splits-twice`: test twice.
+//! * `wrong-name`: the info calls the dataset `impostor`.
+//! * `control-text`: a description and licence full of control and bidirectional characters,
+//!   the description 1 MB long.
+//!
+//! Modes that break `samples`:
 //!
 //! * `read-outside`: tries to read files outside the data folder. If any read succeeds, returns
 //!   one sample whose id is the file's content (so a test can see the leak); otherwise fails
@@ -14,6 +27,12 @@
 //! * `trap`: panics.
 //! * `log-flood`: logs [`FLOOD_LINES`] info lines, each carrying an escape sequence and a
 //!   right-to-left override, then returns valid samples.
+//! * `long-error`: fails with a 10 MB message that starts by clearing the screen.
+//! * `id-newline`: sample ids holding a line feed and a forged JSON line.
+//! * `dup-ids`: sample `i` has id `s{i % 4}` (so ids repeat within a call and across calls).
+//! * `path:NAME`: every sample's image is the path `NAME` in the data folder (a test puts a
+//!   FIFO, a folder or a PNG header declaring a huge image there).
+//! * `raw-large`: the test split has [`LARGE_COUNT`] samples of raw 1024x1024 RGB pixels.
 //! * `ok`, anything else, or no `mode` file: returns valid samples.
 
 use std::hint::black_box;
@@ -29,6 +48,15 @@ const NAME: &str = "hostile";
 const TEST_SIZE: u64 = 8;
 /// How many lines one `log-flood` call logs.
 const FLOOD_LINES: u32 = 5000;
+/// How many names `huge-catalog` lists and classes `many-classes` declares.
+const MANY: usize = 100_000;
+/// The test split's size in `raw-large` mode.
+const LARGE_COUNT: u64 = 64;
+
+/// The mode the test set, from `/data/mode`.
+fn mode() -> String {
+    std::fs::read_to_string("/data/mode").map(|m| m.trim().to_owned()).unwrap_or_default()
+}
 
 /// Paths that must all stay out of reach: a `..` escape from the preopen, absolute paths
 /// outside it, and a relative `..` path.
@@ -44,7 +72,11 @@ impl Guest for Component {
     type Dataset = Hostile;
 
     fn catalog() -> Result<Vec<String>, Error> {
-        Ok(vec![NAME.to_string()])
+        Ok(match mode().as_str() {
+            "huge-catalog" => (0..MANY).map(|i| format!("d{i}")).collect(),
+            "bad-catalog-name" => vec![NAME.to_string(), "evil\u{1b}[2J".to_string()],
+            _ => vec![NAME.to_string()],
+        })
     }
 
     fn open(name: String) -> Result<Dataset, Error> {
@@ -62,7 +94,8 @@ struct Hostile;
 
 impl GuestDataset for Hostile {
     fn info(&self) -> DatasetInfo {
-        DatasetInfo {
+        let mode = mode();
+        let mut info = DatasetInfo {
             name: NAME.to_string(),
             description: "Test plugin that misbehaves as /data/mode says".to_string(),
             task: Task::Diagnosis,
@@ -72,16 +105,31 @@ impl GuestDataset for Hostile {
             splits: vec![
                 SplitSize { split: Split::Train, count: 0 },
                 SplitSize { split: Split::Validation, count: 0 },
-                SplitSize { split: Split::Test, count: TEST_SIZE },
+                SplitSize { split: Split::Test, count: test_size(&mode) },
             ],
             license: "CC0-1.0".to_string(),
             citation: String::new(),
+        };
+        match mode.as_str() {
+            "many-classes" => info.class_names = (0..MANY).map(|i| format!("c{i}")).collect(),
+            "long-class" => info.class_names[1] = "b".repeat(1 << 20),
+            "dup-classes" => info.class_names[1] = "a".to_string(),
+            "empty-class" => info.class_names[1] = String::new(),
+            "splits-unordered" => info.splits.rotate_right(1),
+            "splits-twice" => info.splits[0].split = Split::Test,
+            "wrong-name" => info.name = "impostor".to_string(),
+            "control-text" => {
+                info.description = format!("\u{1b}[2J\u{202e}cleared{}", "x".repeat(1 << 20));
+                info.license = "CC0\n{\"forged\": true}\r\u{9b}31m".to_string();
+            }
+            _ => {}
         }
+        info
     }
 
     fn samples(&self, split: Split, start: u64, count: u32) -> Result<Vec<Sample>, Error> {
-        let mode = std::fs::read_to_string("/data/mode").unwrap_or_default();
-        let mode = mode.trim();
+        let mode = mode();
+        let mode = mode.as_str();
         log(LogLevel::Debug, &format!("hostile: mode `{mode}`"));
         if mode == "read-outside" {
             read_outside()
@@ -95,9 +143,11 @@ impl GuestDataset for Hostile {
             panic!("hostile plugin panicked on purpose")
         } else if mode == "log-flood" {
             flood();
-            normal(split, start, count)
+            normal(split, start, count, mode)
+        } else if mode == "long-error" {
+            Err(error(ErrorKind::Other, format!("\u{1b}[2Jcleared{}", "e".repeat(10 << 20))))
         } else {
-            normal(split, start, count)
+            normal(split, start, count, mode)
         }
     }
 }
@@ -156,10 +206,16 @@ fn flood() {
     }
 }
 
-/// The well-behaved answer: the test split holds 8 samples of 2x2 grey pixels, label `i % 2`.
-fn normal(split: Split, start: u64, count: u32) -> Result<Vec<Sample>, Error> {
+/// The test split's size in `mode`.
+fn test_size(mode: &str) -> u64 {
+    if mode == "raw-large" { LARGE_COUNT } else { TEST_SIZE }
+}
+
+/// The well-behaved answer: the test split holds 8 samples of 2x2 grey pixels, label `i % 2`;
+/// the modes that bend samples bend them here.
+fn normal(split: Split, start: u64, count: u32, mode: &str) -> Result<Vec<Sample>, Error> {
     let len = match split {
-        Split::Test => TEST_SIZE,
+        Split::Test => test_size(mode),
         Split::Train | Split::Validation => 0,
     };
     if start > len {
@@ -169,7 +225,22 @@ fn normal(split: Split, start: u64, count: u32) -> Result<Vec<Sample>, Error> {
         ));
     }
     let end = start.saturating_add(u64::from(count)).min(len);
-    Ok((start..end).map(|i| sample(format!("test/{i}"), i)).collect())
+    Ok((start..end).map(|i| bent(sample(format!("test/{i}"), i), i, mode)).collect())
+}
+
+/// `sample` as `mode` bends it.
+fn bent(mut sample: Sample, i: u64, mode: &str) -> Sample {
+    if mode == "id-newline" {
+        sample.id = format!("test/{i}\n{{\"id\": \"forged\", \"label\": 1}}");
+    } else if mode == "dup-ids" {
+        sample.id = format!("s{}", i % 4);
+    } else if let Some(name) = mode.strip_prefix("path:") {
+        sample.image = Some(Image::Path(name.to_string()));
+    } else if mode == "raw-large" {
+        let data = vec![(i as u8).wrapping_mul(3); 1024 * 1024 * 3];
+        sample.image = Some(Image::Raw(Pixels { width: 1024, height: 1024, channels: 3, data }));
+    }
+    sample
 }
 
 fn sample(id: String, i: u64) -> Sample {
