@@ -363,3 +363,15 @@ fn a_run_killed_mid_judging_by_the_os_resumes_without_judging_twice() {
     assert!(verdicts.len() >= before);
     assert_eq!(results_json(&out)["judge"]["units"][0]["missing"], 0);
 }
+
+#[test]
+fn a_rationale_is_escaped_and_bounded_before_it_reaches_a_report() {
+    let reply = format!("77\n\u{1b}[2J\u{202e}forged\n{}", "x".repeat(100_000));
+    let model = Scripted::new(&[reply.as_str()], Duration::ZERO);
+    let v = gpt_score(&host(), model).judge("Q?", "a", "b", FREE).expect("verdict");
+    assert_eq!(v.score, 77.0);
+    assert!(v.rationale.len() < 8192 && v.rationale.contains("bytes cut by the host"), "{}", v.rationale.len());
+    let model = Scripted::new(&["77\n\u{1b}[2J\u{202e}forged"], Duration::ZERO);
+    let v = gpt_score(&host(), model).judge("Q?", "a", "b", FREE).expect("verdict");
+    assert!(!v.rationale.contains('\u{1b}') && !v.rationale.contains('\u{202e}'), "{:?}", v.rationale);
+}

@@ -10,6 +10,7 @@ use super::generation::Generator;
 use super::host::PluginHost;
 use super::sandbox::Sandbox;
 use super::source::PluginSource;
+use super::text;
 
 /// What a judge says about itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,9 +66,12 @@ impl PluginHost {
     ) -> Result<JudgePlugin, PluginError> {
         let (mut sandbox, world) = self.start::<JudgeWorld>(source, None, generator)?;
         let raw = sandbox.run("info", |store| world.mvb_plugin_judge_api().call_info(store))?;
+        if let Err(message) = text::identifier("judge name", &raw.name, text::MAX_NAME_BYTES) {
+            return Err(sandbox.malformed("info", message));
+        }
         let info = JudgeInfo {
             name: raw.name,
-            description: raw.description,
+            description: text::free_text(&raw.description, text::MAX_LINE_BYTES),
             min_score: raw.min_score,
             max_score: raw.max_score,
         };
@@ -105,6 +109,8 @@ impl JudgePlugin {
             );
             return Err(self.sandbox.malformed("judge", message));
         }
-        Ok(Verdict { score: v.score, rationale: v.rationale, model_calls: v.model_calls })
+        // The rationale reaches reports and terminals: escaped and bounded like any plugin text.
+        let rationale = text::free_text(&v.rationale, text::MAX_LINE_BYTES);
+        Ok(Verdict { score: v.score, rationale, model_calls: v.model_calls })
     }
 }
