@@ -258,7 +258,7 @@ fn judgements(dir: &Path) -> Vec<Judgement> {
 }
 
 fn run_into(config: &RunConfig, out: &Path, resume: bool) -> run::RunOutcome {
-    let options = RunOptions { out: out.to_owned(), resume, overwrite: false };
+    let options = RunOptions { out: out.to_owned(), resume, overwrite: false, shard: None };
     run::run(&host(), config, &options, &mut |_| {}).expect("the run completes")
 }
 

@@ -52,7 +52,7 @@ train_limit = 48
 fn lora_units_train_write_peft_adapters_and_join_the_gaps() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let out = tmp.path().join("out");
-    let options = RunOptions { out: out.clone(), resume: false, overwrite: false };
+    let options = RunOptions { out: out.clone(), resume: false, overwrite: false, shard: None };
     let outcome = run::run(&host(), &config(), &options, &mut |_| {}).expect("the run completes");
     assert_eq!(outcome.computed, 6, "zs, lp and lora for two models");
     for model in ["generalist", "specialist"] {
@@ -80,7 +80,7 @@ fn lora_units_train_write_peft_adapters_and_join_the_gaps() {
     let report = std::fs::read_to_string(out.join("report.md")).expect("report");
     assert!(report.contains("FT-LoRA") && report.contains("adapters in PEFT's layout"), "{report}");
     let before = std::fs::read(out.join("results.json")).expect("results");
-    let again = RunOptions { out: out.clone(), resume: true, overwrite: false };
+    let again = RunOptions { out: out.clone(), resume: true, overwrite: false, shard: None };
     let resumed = run::run(&host(), &config(), &again, &mut |_| {}).expect("resumes");
     assert_eq!((resumed.computed, resumed.reused), (0, 6));
     assert_eq!(std::fs::read(out.join("results.json")).expect("results"), before);

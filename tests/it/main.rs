@@ -23,6 +23,7 @@ mod ops;
 mod parity;
 mod run;
 mod sandbox;
+mod shards;
 mod template;
 mod tokenize;
 mod torch_bin;

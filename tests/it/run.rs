@@ -55,7 +55,7 @@ fn config() -> RunConfig {
 }
 
 fn options(out: &Path) -> RunOptions {
-    RunOptions { out: out.to_owned(), resume: false, overwrite: false }
+    RunOptions { out: out.to_owned(), resume: false, overwrite: false, shard: None }
 }
 
 fn read(path: PathBuf) -> Vec<u8> {
@@ -255,7 +255,7 @@ fn a_missing_model_fails_before_anything_is_overwritten() {
     let generalist = root().join("data/models/demo-generalist").display().to_string();
     let text = config_text().replace(&generalist, "/nonexistent/model");
     let config = RunConfig::parse(&text, "t.toml", &root()).expect("parses");
-    let options = RunOptions { out: out.clone(), resume: false, overwrite: true };
+    let options = RunOptions { out: out.clone(), resume: false, overwrite: true, shard: None };
     let err = run::run(&host(), &config, &options, &mut |_| {}).expect_err("a missing model fails");
     assert!(err.to_string().starts_with("model `demo-generalist`"), "{err}");
     let kept = std::fs::read_to_string(out.join("predictions.jsonl")).expect("still there");

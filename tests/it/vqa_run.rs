@@ -70,7 +70,7 @@ fn vqa_and_diagnosis_units_run_side_by_side_and_resume() {
     let out = tmp.path().join("out");
     let host = host();
     let config = config();
-    let options = RunOptions { out: out.clone(), resume: false, overwrite: false };
+    let options = RunOptions { out: out.clone(), resume: false, overwrite: false, shard: None };
     let outcome = run::run(&host, &config, &options, &mut |_| {}).expect("the run succeeds");
     // llava-g, llava-s on breast-vqa (OTS); clip-s on breastmnist (ZS). Nothing else applies.
     assert_eq!((outcome.computed, outcome.reused), (3, 0));
@@ -114,7 +114,7 @@ fn vqa_and_diagnosis_units_run_side_by_side_and_resume() {
     assert!(out.join("heatmap_f1.svg").is_file() && out.join("heatmap_auroc.svg").is_file());
 
     let before = std::fs::read(out.join("results.json")).expect("results");
-    let options = RunOptions { out: out.clone(), resume: true, overwrite: false };
+    let options = RunOptions { out: out.clone(), resume: true, overwrite: false, shard: None };
     let again = run::run(&host, &config, &options, &mut |_| {}).expect("resumes");
     assert_eq!((again.computed, again.reused), (0, 3));
     assert_eq!(std::fs::read(out.join("results.json")).expect("results"), before, "byte-identical results");

@@ -10,6 +10,7 @@ mod plugin_check;
 mod plugins;
 mod resolve;
 mod run;
+mod shards;
 mod zeroshot;
 
 use std::time::Duration;
@@ -66,6 +67,10 @@ enum Command {
     Run(run::RunArgs),
     /// Recompute results, report and figures from a run folder's predictions.jsonl.
     Report(run::ReportArgs),
+    /// Join the shard folders of a run (`mvb run --shard I/N`) into one run folder.
+    Merge(run::MergeArgs),
+    /// Print a Slurm job-array script or a Kubernetes Indexed Job that runs a config as shards.
+    Shards(shards::ShardsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +113,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Kernels(args)) => bench_kernels::kernels(args),
         Command::Run(args) => run::run(&host()?, args),
         Command::Report(args) => run::report(&host()?, args),
+        Command::Merge(args) => run::merge(&host()?, args),
+        Command::Shards(args) => shards::run(args),
     }
 }
 

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mvb::eval::run::{
-    self, BootstrapOverride, Progress, RunConfig, RunOptions, Stage, config::DEFAULT_OUT, report::summary,
+    self, BootstrapOverride, Progress, RunConfig, RunOptions, Stage,
+    config::DEFAULT_OUT,
+    report::summary,
+    shard::{self, Shard},
 };
 use mvb::plugin::PluginHost;
 
@@ -41,9 +44,24 @@ pub(crate) struct RunArgs {
     /// else f32 on the CPU and bf16 on the GPU).
     #[arg(long, value_name = "TYPE")]
     precision: Option<mvb::backend::Precision>,
+    /// Run only shard I of N (0-based; `0/4`): the units whose position in the plan is I
+    /// modulo N, into `OUT/shard-I-of-N`. Default: from a Slurm job
+    /// array (`SLURM_ARRAY_TASK_ID`, `_MIN`, `_COUNT`) or a Kubernetes Indexed Job
+    /// (`JOB_COMPLETION_INDEX` with `MVB_SHARDS`). `mvb merge` joins the shards.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
     /// Print the default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MergeArgs {
+    /// The folder to write the merged run into (no predictions there yet).
+    out: PathBuf,
+    /// The shard folders (`mvb run --shard I/N`), every shard of the run.
+    #[arg(required = true)]
+    shards: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -110,8 +128,13 @@ pub(crate) fn run(host: &PluginHost, args: &RunArgs) -> anyhow::Result<()> {
     if let Some(p) = args.precision {
         config.precision = Some(p);
     }
-    let out = args.out.clone().or_else(|| config.out.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
-    let options = RunOptions { out: out.clone(), resume: args.resume, overwrite: args.overwrite };
+    let shard = match args.shard {
+        Some(s) => Some(s),
+        None => Shard::from_env().map_err(anyhow::Error::msg)?,
+    };
+    let base = args.out.clone().or_else(|| config.out.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
+    let out = shard.map_or(base.clone(), |s| s.folder(&base));
+    let options = RunOptions { out: out.clone(), resume: args.resume, overwrite: args.overwrite, shard };
     let bar = ProgressBar::new(0);
     let outcome =
         notices::with_bar(&bar, || run::run(host, &config, &options, &mut render(&bar)).map_err(anyhow::Error::from))?;
@@ -119,6 +142,15 @@ pub(crate) fn run(host: &PluginHost, args: &RunArgs) -> anyhow::Result<()> {
         eprintln!("{} units computed, {} reused from the earlier run", outcome.computed, outcome.reused);
     }
     print_summary(&outcome.results, &out, &outcome.files);
+    Ok(())
+}
+
+pub(crate) fn merge(host: &PluginHost, args: &MergeArgs) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(0);
+    let (results, files) = notices::with_bar(&bar, || {
+        shard::merge(host, &args.out, &args.shards, &mut render(&bar)).map_err(anyhow::Error::from)
+    })?;
+    print_summary(&results, &args.out, &files);
     Ok(())
 }
 

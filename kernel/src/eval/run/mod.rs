@@ -31,6 +31,7 @@ pub mod provenance;
 pub mod report;
 pub mod results;
 pub mod scores;
+pub mod shard;
 pub mod vqa;
 
 use std::collections::{HashMap, HashSet};
@@ -60,6 +61,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// Replace an existing `predictions.jsonl` (the feature cache is kept).
     pub overwrite: bool,
+    /// Run only this shard's units ([`shard`]).
+    pub shard: Option<shard::Shard>,
 }
 
 /// The two stages of a run: predicting units, then scoring them.
@@ -118,7 +121,7 @@ pub fn run(
     check_named(host, config)?;
     let kinds = Kinds::of(host, config)?;
     let (writer, done) = open_predictions(config, options)?;
-    let plan = Plan::new(config, &done, &kinds);
+    let plan = Plan::new(config, &done, &kinds, options.shard);
     if plan.reused > 0 {
         tracing::info!("resuming: {} units already complete, {} to compute", plan.reused, plan.total);
     }
@@ -217,7 +220,7 @@ fn open_predictions(
 ) -> Result<(predictions::Writer, HashSet<UnitKey>), RunError> {
     let path = options.out.join(PREDICTIONS_FILE);
     let provenance = provenance::Provenance::of(config)?;
-    let header = RunHeader { provenance: Some(provenance.clone()), ..RunHeader::new(config) };
+    let header = RunHeader { provenance: Some(provenance.clone()), shard: options.shard, ..RunHeader::new(config) };
     let exists = std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false);
     if exists && !options.resume && !options.overwrite {
         return Err(RunError::Usage(format!(
@@ -308,10 +311,11 @@ struct Plan {
 }
 
 impl Plan {
-    /// The units of `config` that apply and are not `done`.
-    fn new(config: &RunConfig, done: &HashSet<UnitKey>, kinds: &Kinds) -> Plan {
+    /// The units of `config` that apply, belong to `shard` (all without one) and are not `done`.
+    fn new(config: &RunConfig, done: &HashSet<UnitKey>, kinds: &Kinds, shard: Option<shard::Shard>) -> Plan {
         let mut plan = Plan { todo: HashMap::new(), total: 0, reused: 0 };
-        for (mi, di, s) in kinds.units(config) {
+        let units = kinds.units(config).enumerate().filter(|(i, _)| shard.is_none_or(|s| s.owns(*i)));
+        for (_, (mi, di, s)) in units {
             if done.contains(&unit_key(&config.models[mi], &config.datasets[di], s)) {
                 plan.reused += 1;
             } else {
@@ -528,7 +532,7 @@ pub fn report(
     }
     let contents = predictions::read(&path)?;
     if let Some(header) = contents.last_header() {
-        let missing = missing_units(host, &header.config, &contents);
+        let missing = missing_units(host, header, &contents);
         if !missing.is_empty() {
             let shown: Vec<String> = missing.iter().take(5).map(ToString::to_string).collect();
             let more = if missing.len() > 5 { format!(" and {} more", missing.len() - 5) } else { String::new() };
@@ -543,16 +547,19 @@ pub fn report(
     finish(host, dir, bootstrap, progress)
 }
 
-/// The units `config` plans that `contents` does not hold complete (empty when a dataset
-/// cannot be opened to tell which strategies apply to it).
-fn missing_units(host: &PluginHost, config: &RunConfig, contents: &predictions::Contents) -> Vec<UnitKey> {
+/// The units `header`'s run (its shard's, if it is one) plans that `contents` does not hold
+/// complete (empty when a dataset cannot be opened to tell which strategies apply to it).
+fn missing_units(host: &PluginHost, header: &RunHeader, contents: &predictions::Contents) -> Vec<UnitKey> {
+    let config = &header.config;
     let Ok(kinds) = Kinds::of(host, config) else {
         return Vec::new();
     };
     let done: HashSet<UnitKey> = contents.units.iter().map(|u| u.key.clone()).collect();
     kinds
         .units(config)
-        .map(|(mi, di, s)| unit_key(&config.models[mi], &config.datasets[di], s))
+        .enumerate()
+        .filter(|(i, _)| header.shard.is_none_or(|s| s.owns(*i)))
+        .map(|(_, (mi, di, s))| unit_key(&config.models[mi], &config.datasets[di], s))
         .filter(|k| !done.contains(k))
         .collect()
 }

@@ -63,12 +63,20 @@ pub struct RunHeader {
     /// The content hashes of the run's inputs (absent in files of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// The shard this folder ran, if it is one (`mvb run --shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::shard::Shard>,
 }
 
 impl RunHeader {
     /// The header of a run of `config` by this mvb (without provenance).
     pub fn new(config: &RunConfig) -> Self {
-        RunHeader { mvb_version: env!("CARGO_PKG_VERSION").to_owned(), config: config.clone(), provenance: None }
+        RunHeader {
+            mvb_version: env!("CARGO_PKG_VERSION").to_owned(),
+            config: config.clone(),
+            provenance: None,
+            shard: None,
+        }
     }
 }
 
