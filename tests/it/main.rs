@@ -11,6 +11,7 @@ mod cuda;
 mod datasets;
 mod decoder;
 mod demo_vlm;
+mod fuzz;
 mod gguf;
 mod judge;
 mod llava;
