@@ -30,9 +30,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Removes the temporary files [`write_atomic`] leaves in `dir` when a process is killed
+/// between its write and its rename (`.NAME.PID.N.tmp`); returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let stale = |name: &str| {
+        let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { return false };
+        let mut parts = inner.rsplitn(3, '.');
+        let (unique, pid) = (parts.next(), parts.next());
+        let digits = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        digits(unique) && digits(pid) && parts.next().is_some_and(|n| !n.is_empty())
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()) && stale(&e.file_name().to_string_lossy()))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_temporaries_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in [".results.json.123.0.tmp", ".a.b.9.17.tmp", "results.json", ".x.tmp", ".y.12.z.tmp", "k.1.2.tmp"] {
+            std::fs::write(dir.path().join(name), b"x").expect("write");
+        }
+        assert_eq!(remove_stale_temporaries(dir.path()), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".x.tmp", ".y.12.z.tmp", "k.1.2.tmp", "results.json"]);
+    }
 
     #[test]
     fn hex_is_lower_case_two_digits_a_byte() {

@@ -118,6 +118,13 @@ pub fn run(
 ) -> Result<RunOutcome, RunError> {
     let out = &options.out;
     std::fs::create_dir_all(out).map_err(|e| RunError::io(out, e))?;
+    // What a killed earlier run left half-written (never read: the renames did not happen).
+    for dir in [out.to_path_buf(), features::cache_dir(out)] {
+        let removed = crate::util::remove_stale_temporaries(&dir);
+        if removed > 0 {
+            tracing::info!("removed {removed} temporary files a killed run left in {}", dir.display());
+        }
+    }
     check_named(host, config)?;
     let kinds = Kinds::of(host, config)?;
     let (writer, done) = open_predictions(config, options)?;
