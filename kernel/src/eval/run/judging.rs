@@ -329,12 +329,17 @@ pub fn judge_run(
         return Ok(0);
     }
     progress(Progress::Begin { stage: Stage::Judge, total: todo.len() as u64 });
-    progress(Progress::Status(format!("hashing {}", settings.model)));
-    let by = JudgeId {
-        judge: settings.plugin.clone(),
-        model_sha256: model_sha256(Path::new(&settings.model))?,
-        mode: settings.mode().to_owned(),
+    // The run's header already holds the judge model's hash (provenance, checked on resume):
+    // a multi-gigabyte model is hashed once per run, not twice.
+    let recorded = contents.last_header().and_then(|h| h.provenance.as_ref()).and_then(|p| p.judge.get("model"));
+    let model_sha256 = match recorded {
+        Some(hash) => hash.clone(),
+        None => {
+            progress(Progress::Status(format!("hashing {}", settings.model)));
+            model_sha256(Path::new(&settings.model))?
+        }
     };
+    let by = JudgeId { judge: settings.plugin.clone(), model_sha256, mode: settings.mode().to_owned() };
     if let Some(earlier) = known.judge().filter(|k| **k != by) {
         return Err(RunError::Usage(format!(
             "{}: earlier verdicts were made by judge {} with model sha256 {} ({}); this run's judge is {} with \
