@@ -121,18 +121,12 @@ pub fn encode_split(
     limit: Option<u64>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Encoded, ZeroShotError> {
-    let total = dataset.info().splits.get(split).min(limit.unwrap_or(u64::MAX));
     let root = dataset.data_dir().map(std::path::Path::to_path_buf).unwrap_or_default();
     let (mut ids, mut labels, mut features) = (Vec::new(), Vec::new(), Vec::new());
     let mut dim = 0;
-    let mut start = 0;
-    while start < total {
-        let count = READ_BATCH.min((total - start) as u32);
-        let samples: Vec<Sample> = dataset.samples(split, start, count)?;
-        if samples.is_empty() {
-            break;
-        }
-        start += samples.len() as u64;
+    let mut batches = dataset.batches(split, limit, READ_BATCH);
+    while let Some(samples) = batches.next() {
+        let samples: Vec<Sample> = samples?;
         for chunk in samples.chunks(ENCODE_BATCH) {
             let images = chunk
                 .iter()
@@ -155,7 +149,7 @@ pub fn encode_split(
                 labels.push(s.labels.clone());
             }
         }
-        progress(start, total);
+        progress(batches.done(), batches.total());
     }
     let n = ids.len();
     Ok(Encoded { ids, labels, features: Tensor::new([n, dim], features) })

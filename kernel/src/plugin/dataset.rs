@@ -220,4 +220,58 @@ impl Dataset {
     pub fn samples(&mut self, split: Split, start: u64, count: u32) -> Result<Vec<Sample>, PluginError> {
         self.plugin.samples(&mut self.handle, split, start, count)
     }
+
+    /// The samples of `split` (its first `limit` when given) in order, read `batch` at a time;
+    /// the plugin may return fewer per call. Ends early when the plugin has no more.
+    pub fn batches(&mut self, split: Split, limit: Option<u64>, batch: u32) -> Batches<'_> {
+        let total = self.info().splits.get(split).min(limit.unwrap_or(u64::MAX));
+        Batches { dataset: self, split, start: 0, total, batch: batch.max(1) }
+    }
+}
+
+/// The batches of one split of a [`Dataset`] (see [`Dataset::batches`]).
+#[derive(Debug)]
+pub struct Batches<'a> {
+    dataset: &'a mut Dataset,
+    split: Split,
+    start: u64,
+    total: u64,
+    batch: u32,
+}
+
+impl Batches<'_> {
+    /// The samples the split will give at most.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The samples read so far.
+    pub fn done(&self) -> u64 {
+        self.start
+    }
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Result<Vec<Sample>, PluginError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.start >= self.total {
+            return None;
+        }
+        let count = u64::from(self.batch).min(self.total - self.start) as u32;
+        match self.dataset.samples(self.split, self.start, count) {
+            Ok(s) if s.is_empty() => {
+                self.start = self.total;
+                None
+            }
+            Ok(s) => {
+                self.start += s.len() as u64;
+                Some(Ok(s))
+            }
+            Err(e) => {
+                self.start = self.total;
+                Some(Err(e))
+            }
+        }
+    }
 }

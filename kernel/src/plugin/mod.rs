@@ -33,7 +33,7 @@ mod world;
 pub use batch::MAX_BATCH_BYTES;
 pub use builtin::{BUILTINS, Builtin};
 pub use check::{CatalogReport, CheckReport, WorldInfo};
-pub use dataset::{Dataset, DatasetHandle, DatasetPlugin};
+pub use dataset::{Batches, Dataset, DatasetHandle, DatasetPlugin};
 pub use error::{ErrorKind, PluginError};
 pub use generation::{Constraint, GenerateOptions, GenerationError, Generator, MAX_TOKENS};
 pub use host::{HostConfig, PluginHost};

@@ -158,19 +158,11 @@ fn training_images(
     limit: Option<u64>,
     context: &str,
 ) -> Result<(Vec<Pixels>, Vec<u32>), RunError> {
-    let total = data.info().splits.get(split).min(limit.unwrap_or(u64::MAX));
     let root = data.data_dir().map(Path::to_path_buf).unwrap_or_default();
     let (mut images, mut labels) = (Vec::new(), Vec::new());
-    let mut start = 0;
-    while start < total {
-        let count = READ_BATCH.min((total - start) as u32);
-        let samples: Vec<Sample> = data
-            .samples(split, start, count)
-            .map_err(|e| RunError::Usage(format!("{context}: reading {split} samples: {e}")))?;
-        if samples.is_empty() {
-            break;
-        }
-        start += samples.len() as u64;
+    for samples in data.batches(split, limit, READ_BATCH) {
+        let samples: Vec<Sample> =
+            samples.map_err(|e| RunError::Usage(format!("{context}: reading {split} samples: {e}")))?;
         for s in samples {
             let bad = |m: String| RunError::Usage(format!("{context}: sample `{}`: {m}", s.id));
             let [label] = s.labels.as_slice() else {

@@ -104,21 +104,15 @@ pub fn answers(
     settings: &GenerationSettings,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Vec<String>, Vec<Answer>), RunError> {
-    let total = dataset.info().splits.get(split).min(limit.unwrap_or(u64::MAX));
     let root = dataset.data_dir().map(Path::to_path_buf).unwrap_or_default();
     let name = dataset.info().name.clone();
     let opts = GenerateOptions { max_new_tokens: settings.max_new_tokens, ..GenerateOptions::default() };
     let (mut ids, mut answers) = (Vec::new(), Vec::new());
-    let mut start = 0;
-    while start < total {
-        let count = READ_BATCH.min((total - start) as u32);
-        let samples: Vec<Sample> = dataset
-            .samples(split, start, count)
-            .map_err(|e| RunError::Usage(format!("dataset `{name}`: reading {split} samples: {e}")))?;
-        if samples.is_empty() {
-            break;
-        }
-        start += samples.len() as u64;
+    let batches = dataset.batches(split, limit, READ_BATCH);
+    let total = batches.total();
+    for samples in batches {
+        let samples: Vec<Sample> =
+            samples.map_err(|e| RunError::Usage(format!("dataset `{name}`: reading {split} samples: {e}")))?;
         for chunk in samples.chunks(settings.batch_size.max(1)) {
             let sample_err =
                 |s: &Sample, m: String| RunError::Usage(format!("dataset `{name}`, sample `{}`: {m}", s.id));
