@@ -99,7 +99,7 @@ run() {
     #   RUN=0     no `mvb run --device cuda --precision f32` on the embedded default (its
     #             results.json and predictions.jsonl come back, to compare with the CPU's)
     local filters=${FILTERS:-cuda:: ops:: decoder llava}
-    local torch_models=${TORCH-SmolLM2-135M,Llama-3.2-1B}
+    local torch_models=${TORCH-SmolLM2-135M,Llama-3.2-1B,Llama-2-7B}
     local quick="" iters=3
     [ "${QUICK:-0}" = 1 ] && quick=--quick && iters=1
 
@@ -135,7 +135,7 @@ run() {
     t0=$SECONDS
     local torch_rc=0
     if [ -n "$torch_models" ]; then
-        PYTHONUNBUFFERED=1 timeout 240 python3 tools/gpu_vs_torch.py --mvb "$bin/mvb" --iters $iters \
+        PYTHONUNBUFFERED=1 timeout 420 python3 tools/gpu_vs_torch.py --mvb "$bin/mvb" --iters $iters \
             --models "$torch_models" --out "$out/vs_torch.md" > "$out/vs_torch.log" 2>&1
         torch_rc=$?
     fi

@@ -81,17 +81,22 @@ def torch_decoder(model, vocab, batch, prompt, new, iters):
     return batch * prompt / prefill, batch * new / max(full - prefill, 1e-9)
 
 
-def mvb_decoder(mvb, folder, batches, prompt, new, iters):
+def mvb_decoder(mvb, folder, batches, prompt, new, iters, attention="fused", shares=None):
+    """Prefill and decode tokens/s per batch; `shares` (a dict) gets the attention kernels' share
+    of decode time per batch."""
     cmd = [mvb, "bench", "decoder", "--model", str(folder), "--device", "cuda", "--precision", "bf16",
            "--batch", ",".join(map(str, batches)), "--prompt", str(prompt), "--new", str(new),
-           "--iters", str(iters)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+           "--iters", str(iters), "--attention", attention]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     print(out.stdout + out.stderr, flush=True)
     found = {}
     for line in out.stdout.splitlines():
         m = re.search(r"batch (\d+) .*prefill ([\d.]+) tok/s .*decode ([\d.]+) tok/s", line)
         if m:
             found[int(m.group(1))] = (float(m.group(2)), float(m.group(3)))
+        m = re.search(r"attention .*batch (\d+), attention .*\(([\d.]+)%\)", line)
+        if m and shares is not None:
+            shares[int(m.group(1))] = float(m.group(2))
     return found
 
 
@@ -129,6 +134,8 @@ def main():
     ap.add_argument("--new", type=int, default=128)
     ap.add_argument("--models", default="SmolLM2-135M,Llama-3.2-1B")
     ap.add_argument("--no-encoder", action="store_true")
+    ap.add_argument("--unfused", default="Llama-2-7B",
+                    help="models also timed with mvb's unfused cuBLAS-only attention (comma-separated)")
     args = ap.parse_args()
     import transformers
 
@@ -136,9 +143,17 @@ def main():
             f"{torch.cuda.get_device_name()}; medians of {args.iters} runs after a warm-up.", "",
             "| what | unit | mvb | PyTorch | mvb / PyTorch |", "| --- | --- | --- | --- | --- |"]
 
+    attention_rows = []
+
     def flush():
-        Path(args.out).write_text("\n".join(rows) + "\n")
-        print("\n".join(rows), flush=True)
+        extra = []
+        if attention_rows:
+            extra = ["", "mvb decode (bf16, tokens/s) with the fused attention kernel next to the unfused cuBLAS-only "
+                     "path, and attention's share of decode GPU time (CUDA events around each call, one extra run):",
+                     "", "| model | fused | cuBLAS-only | fused / cuBLAS-only | attention share, fused "
+                     "| attention share, cuBLAS-only |", "| --- | --- | --- | --- | --- | --- |"] + attention_rows
+        Path(args.out).write_text("\n".join(rows + extra) + "\n")
+        print("\n".join(rows + extra), flush=True)
 
     try:
         if not args.no_encoder:
@@ -150,7 +165,17 @@ def main():
         for name in filter(None, args.models.split(",")):
             try:
                 model, folder = make_decoder(name, DECODERS[name], root, args.tokenizer)
-                got = mvb_decoder(args.mvb, folder, [1, 16], args.prompt, args.new, args.iters)
+                shares = {}
+                got = mvb_decoder(args.mvb, folder, [1, 16], args.prompt, args.new, args.iters, shares=shares)
+                if name in args.unfused.split(","):
+                    unfused_shares = {}
+                    unfused = mvb_decoder(args.mvb, folder, [1, 16], args.prompt, args.new, args.iters,
+                                          attention="unfused", shares=unfused_shares)
+                    for batch in (1, 16):
+                        fd, ud = got.get(batch, (0, float("nan")))[1], unfused.get(batch, (0, float("nan")))[1]
+                        attention_rows.append(
+                            f"| {name}, batch {batch} | {fd:.1f} | {ud:.1f} | {fd / ud:.2f} "
+                            f"| {shares.get(batch, float('nan')):.1f}% | {unfused_shares.get(batch, float('nan')):.1f}% |")
                 for batch in (1, 16):
                     tp, td = torch_decoder(model, DECODERS[name]["vocab_size"], batch, args.prompt, args.new,
                                            args.iters)

@@ -327,6 +327,15 @@ fn check_attention(dev: &Dev) {
                         let got = ob.to_host(gpu).expect("download");
                         assert_close(&format!("cuda unfused {dtype} {c:?}"), &got, &want, dtype.tolerance(), seed);
                     }
+                    // The unfused path on any layout (a decoder's baseline): grouped heads and
+                    // cached decoding included, no padding mask.
+                    if !c.key_mask {
+                        let mut ob = poisoned(gpu, dtype, nq);
+                        attn::attention_unfused_strided(gpu, &args, ob.view_mut()).expect("unfused strided");
+                        let got = ob.to_host(gpu).expect("download");
+                        let what = format!("cuda unfused strided {dtype} {c:?}");
+                        assert_close(&what, &got, &want, dtype.tolerance(), seed);
+                    }
                 }
             }
         }

@@ -116,6 +116,31 @@ fn decoders_match_transformers_on_cuda() {
     }
 }
 
+/// The unfused cuBLAS baseline of `mvb bench decoder --attention unfused` computes the same
+/// decoder: logits within the f32 bound and the same 32 greedy tokens (one prompt at a time:
+/// the baseline takes no padding mask), grouped-query heads (tiny-qwen2) included.
+#[test]
+fn decoders_with_unfused_attention_match_transformers_on_cuda() {
+    let Ok(f32) = Device::cuda(Precision::F32).map_err(|e| eprintln!("SKIP cuda decoder unfused: {e}")) else {
+        return;
+    };
+    let gpu = f32.gpu().expect("a GPU device").clone();
+    gpu.set_unfused_attention(true);
+    for dir in ["tiny-llama", "tiny-qwen2"] {
+        let lm = CausalLm::load_dir(&fixtures().join(dir), &f32).expect("loads");
+        for (i, p) in reference(dir)["prompts"].as_array().expect("prompts").iter().enumerate() {
+            let input = ids(&p["input_ids"]);
+            let logits = generate::prompt_logits(&lm.model, lm.device(), &Prompt::text(input.clone()));
+            let err = rel_error(logits.expect("logits").data(), &floats(&p["logits"]));
+            eprintln!("decoder cuda unfused {dir} prompt {i}: logits relative error {err:e}");
+            assert!(err <= 1e-4, "unfused {dir} prompt {i}: logits differ by {err:e}");
+            let got = run(&lm, std::slice::from_ref(&input), 32).remove(0);
+            assert_eq!(got, ids(&p["greedy"]["new_ids"]), "unfused {dir} prompt {i}: greedy tokens");
+        }
+    }
+    gpu.set_unfused_attention(false);
+}
+
 #[test]
 fn llama_matches_transformers() {
     check_model("tiny-llama", "tiny-llama", 1e-4);

@@ -106,6 +106,17 @@ pub(crate) struct DecoderArgs {
     /// Arithmetic on the GPU: f32, bf16 or f16.
     #[arg(long, value_name = "TYPE")]
     precision: Option<Precision>,
+    /// Attention on the GPU: the fused kernel, or the unfused cuBLAS-only baseline.
+    #[arg(long, value_enum, default_value_t = AttentionPath::Fused)]
+    attention: AttentionPath,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AttentionPath {
+    /// FlashAttention-2 style fused kernel (`cuda/attention.cu`).
+    Fused,
+    /// cuBLAS `Q·Kᵀ`, a softmax kernel, cuBLAS `P·V` (the score matrix in memory).
+    Unfused,
 }
 
 /// `mvb bench decoder`: prefill and decode tokens/s at each batch size, greedy, on the CPU or
@@ -117,6 +128,12 @@ pub(crate) fn decoder(args: &DecoderArgs) -> anyhow::Result<()> {
     let lm = CausalLm::load(&args.model, &device, args.dequantize)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let vocab = lm.model.config().vocab as u32;
+    let gpu = device.gpu();
+    if let Some(gpu) = gpu {
+        gpu.set_unfused_attention(args.attention == AttentionPath::Unfused);
+    } else if args.attention == AttentionPath::Unfused {
+        anyhow::bail!("--attention unfused is a GPU baseline: use it with --device cuda");
+    }
     for &batch in &args.batch {
         let prompts: Vec<Prompt> = (0..batch)
             .map(|b| {
@@ -140,6 +157,27 @@ pub(crate) fn decoder(args: &DecoderArgs) -> anyhow::Result<()> {
             prefills.push(prefill);
         }
         let (prefill, decode) = (median(&mut prefills), median(&mut decodes));
+        // The attention calls' GPU time in one more (untimed) run: events around each call.
+        let share = match gpu {
+            Some(gpu) => {
+                gpu.time_attention(true);
+                let measured = (|| -> anyhow::Result<(f64, f64)> {
+                    let prefill = time(&prefill_only)?;
+                    let in_prefill = gpu.attention_ms()?;
+                    let full = time(&opts)?;
+                    Ok((gpu.attention_ms()? - in_prefill, (full - prefill) * 1e3))
+                })();
+                gpu.time_attention(false);
+                let (in_decode, decode_ms) = measured?;
+                format!(
+                    ", attention {:.1} of {:.1} decode ms ({:.1}%)",
+                    in_decode,
+                    decode_ms,
+                    100.0 * in_decode / decode_ms
+                )
+            }
+            None => String::new(),
+        };
         println!(
             "mvb decoder {} {} batch {batch} threads {}: prefill {:.1} tok/s ({} tokens in {:.3} s), decode {:.1} tok/s ({} steps in {:.3} s)",
             args.model.display(),
@@ -152,6 +190,9 @@ pub(crate) fn decoder(args: &DecoderArgs) -> anyhow::Result<()> {
             args.new,
             decode,
         );
+        if !share.is_empty() {
+            println!("mvb decoder attention ({:?}) batch {batch}{share}", args.attention);
+        }
     }
     Ok(())
 }

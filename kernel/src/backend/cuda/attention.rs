@@ -299,3 +299,74 @@ pub fn attention_unfused(
         0.0,
     )
 }
+
+/// The elements of `v` from `at` on.
+fn from(v: GpuView<'_>, at: usize) -> Result<GpuView<'_>, CudaError> {
+    v.slice(at, v.len().saturating_sub(at))
+}
+
+/// The unfused path on any layouts (a decoder's interleaved projections and KV cache): per batch
+/// element, `S = Q·Kᵀ` over the heads (cuBLAS, strided batched; grouped-query heads share their
+/// key/value head by a zero stride), `P = softmax(scale·S)` with the causal mask, `O = P·V`.
+/// The cuBLAS-only baseline the fused kernel is timed against inside a whole decoder
+/// (`mvb bench decoder --attention unfused`); it takes no padding mask.
+pub fn attention_unfused_strided(gpu: &Gpu, args: &AttnArgs<'_>, mut o: GpuViewMut<'_>) -> Result<(), CudaError> {
+    let s = args.shape;
+    if args.key_mask.is_some() {
+        return Err(CudaError::Shape("unfused attention: a padding mask is not supported".into()));
+    }
+    if s.heads == 0 || s.kv_heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
+        return Err(CudaError::Shape(format!("attention: {} heads cannot share {} kv heads", s.heads, s.kv_heads)));
+    }
+    if s.batch == 0 || s.q_len == 0 {
+        return Ok(());
+    }
+    if s.kv_len < s.q_len && s.causal || s.kv_len == 0 || s.head_dim == 0 {
+        return Err(CudaError::Shape(format!("attention: {} queries over {} keys", s.q_len, s.kv_len)));
+    }
+    let dt = args.check(&o)?;
+    let [lq, lk, lv, lo] = args.layouts;
+    let (d, area) = (s.head_dim, s.q_len * s.kv_len);
+    let group = s.heads / s.kv_heads;
+    // Multi-head: one product over all heads; grouped: one per key/value head over its group.
+    let (calls, count, kv_stride) =
+        if group == 1 { (1, s.heads, (lk.head, lv.head)) } else { (s.kv_heads, group, (0, 0)) };
+    let mut scores = GpuBuf::alloc(gpu, dt, s.heads * area)?;
+    let scale = args.scale.unwrap_or(1.0 / (d as f32).sqrt());
+    for b in 0..s.batch {
+        for c in 0..calls {
+            let (h0, g) = (c * count, c * count / group);
+            let q = from(args.q, b * lq.batch + h0 * lq.head)?;
+            let k = from(args.k, b * lk.batch + g * lk.head)?;
+            let out = scores.slice_mut(h0 * area, count * area)?;
+            let (a, bk) = (Operand::n(q, lq.row), Operand::t(k, lk.row));
+            gemm_batched(
+                gpu,
+                (s.q_len, s.kv_len, d),
+                a,
+                lq.head,
+                bk,
+                kv_stride.0,
+                out,
+                s.kv_len,
+                area,
+                count,
+                1.0,
+                0.0,
+            )?;
+        }
+        super::elementwise::softmax(gpu, scores.view_mut(), s.heads * s.q_len, s.kv_len, scale, s.causal, s.q_len)?;
+        for c in 0..calls {
+            let (h0, g) = (c * count, c * count / group);
+            let p = scores.slice(h0 * area, count * area)?;
+            let v = from(args.v, b * lv.batch + g * lv.head)?;
+            let at = b * lo.batch + h0 * lo.head;
+            let out = o.reborrow();
+            let len = out.as_view().len().saturating_sub(at);
+            let out = out.slice(at, len)?;
+            let (a, bv) = (Operand::n(p, s.kv_len), Operand::n(v, lv.row));
+            gemm_batched(gpu, (s.q_len, d, s.kv_len), a, area, bv, kv_stride.1, out, lo.row, lo.head, count, 1.0, 0.0)?;
+        }
+    }
+    Ok(())
+}

@@ -97,6 +97,18 @@ pub struct Gpu {
     capability: (i32, i32),
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
+    attention: Mutex<AttentionProfile>,
+}
+
+thread_local! {
+    static UNFUSED_ATTENTION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The time attention took inside the models, when asked (`mvb bench decoder`).
+#[derive(Debug, Default)]
+struct AttentionProfile {
+    /// Start and end events around each attention call since [`Gpu::time_attention`].
+    events: Option<Vec<(cudarc::driver::CudaEvent, cudarc::driver::CudaEvent)>>,
 }
 
 impl Gpu {
@@ -132,6 +144,7 @@ impl Gpu {
             capability,
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
+            attention: Mutex::new(AttentionProfile::default()),
         })
     }
 
@@ -162,6 +175,50 @@ impl Gpu {
     /// Waits for every queued operation.
     pub fn synchronize(&self) -> Result<(), CudaError> {
         guarded(|| Ok(self.stream.synchronize()?))
+    }
+
+    /// Runs the models' attention on the calling thread through the unfused cuBLAS baseline
+    /// (`true`) or the fused kernel (the default). Per thread, so that a benchmark or a test
+    /// switching it never changes what another thread computes.
+    pub fn set_unfused_attention(&self, unfused: bool) {
+        UNFUSED_ATTENTION.set(unfused);
+    }
+
+    pub(crate) fn unfused_attention(&self) -> bool {
+        UNFUSED_ATTENTION.get()
+    }
+
+    /// Starts (or, with `false`, stops) recording the GPU time of every attention call.
+    pub fn time_attention(&self, on: bool) {
+        self.attention.lock().unwrap_or_else(|e| e.into_inner()).events = on.then(Vec::new);
+    }
+
+    /// Runs `f` (one attention call), between two recorded events when timing is on.
+    pub(crate) fn timed_attention<T>(&self, f: impl FnOnce() -> Result<T, CudaError>) -> Result<T, CudaError> {
+        if self.attention.lock().unwrap_or_else(|e| e.into_inner()).events.is_none() {
+            return f();
+        }
+        let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let (start, end) = (self.ctx.new_event(flags)?, self.ctx.new_event(flags)?);
+        start.record(&self.stream)?;
+        let out = f()?;
+        end.record(&self.stream)?;
+        if let Some(events) = &mut self.attention.lock().unwrap_or_else(|e| e.into_inner()).events {
+            events.push((start, end));
+        }
+        Ok(out)
+    }
+
+    /// Milliseconds of GPU time the attention calls took since timing started (waits for
+    /// them), and clears the record.
+    pub fn attention_ms(&self) -> Result<f64, CudaError> {
+        let events = self.attention.lock().unwrap_or_else(|e| e.into_inner()).events.replace(Vec::new());
+        self.synchronize()?;
+        let mut total = 0.0;
+        for (start, end) in events.unwrap_or_default() {
+            total += f64::from(start.elapsed_ms(&end)?);
+        }
+        Ok(total)
     }
 
     /// The kernel `name` of source `file` (compiled and loaded on first use).

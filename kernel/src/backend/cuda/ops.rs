@@ -5,7 +5,7 @@
 //! runs under [`guarded`], so that a panic inside mvb's GPU code is an error, never a crash or a
 //! silent fall-back.
 
-use super::attention::{AttnArgs, AttnShape, Layout, attention as attn};
+use super::attention::{AttnArgs, AttnShape, Layout, attention as attn, attention_unfused_strided as attn_unfused};
 use super::buffer::{GpuInts, GpuView, GpuViewMut};
 use super::elementwise as ew;
 use super::gemm::{Operand, gemm, linear as gemm_linear};
@@ -175,7 +175,10 @@ pub(crate) fn attention(
         let (batch, d) = (q.batch(), q.head_dim);
         let width = q.heads * d;
         let mut o = GpuBuf::alloc(gpu, dt, batch * q.len * width)?;
+        let unfused = gpu.unfused_attention();
         let keys = match mask.keys {
+            // The unfused baseline takes no padding mask; one with every key visible is none.
+            Some(m) if unfused && m.iter().all(|&v| v != 0) => None,
             Some(m) => Some(GpuInts::from_host(gpu, &m.iter().map(|&v| i32::from(v != 0)).collect::<Vec<_>>())?),
             None => None,
         };
@@ -196,7 +199,9 @@ pub(crate) fn attention(
             },
             scale: None,
         };
-        attn(gpu, &args, o.view_mut(), None)?;
+        gpu.timed_attention(|| {
+            if unfused { attn_unfused(gpu, &args, o.view_mut()) } else { attn(gpu, &args, o.view_mut(), None) }
+        })?;
         Ok(o)
     })
 }
