@@ -335,14 +335,23 @@ fn resume_refuses_weights_replaced_at_the_same_path_and_results_record_the_hashe
         results["provenance"]["data"]["breastmnist"].is_string()
             && results["provenance"]["metrics"]["auroc"].is_string()
     );
-    // The same path, other weights (one byte of one tensor changed).
+    // The same path, other weights (one byte of one tensor changed), same size and same
+    // modification time.
     let weights = model.join("model.safetensors");
+    let mtime = std::fs::metadata(&weights).and_then(|m| m.modified()).expect("mtime");
     let mut bytes = std::fs::read(&weights).expect("weights");
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&weights, bytes).expect("write");
+    std::fs::File::options().write(true).open(&weights).and_then(|f| f.set_modified(mtime)).expect("set mtime");
     let resume = RunOptions { resume: true, ..options(&out) };
     let err = run::run(&host, &config, &resume, &mut |_| {}).expect_err("refused").to_string();
     assert!(err.contains("cannot resume") && err.contains("the files of model `demo-specialist`"), "{err}");
     assert!(!err.contains('\n'), "{err}");
+    // Starting over with the new weights: the feature cache is keyed by content, so the old
+    // features (same names, sizes and times) are not reused.
+    let cache = out.join("cache/demo-specialist--breastmnist--test.safetensors");
+    let cached = read(cache.clone());
+    run::run(&host, &config, &RunOptions { overwrite: true, ..options(&out) }, &mut |_| {}).expect("overwrite");
+    assert_ne!(read(cache), cached, "features of the old weights were reused from the cache");
 }

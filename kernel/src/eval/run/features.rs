@@ -1,6 +1,7 @@
 //! The image-feature cache of `mvb run`: `<out>/cache/<model>--<dataset>--<split>.safetensors`,
 //! the features of one split with its sample ids and labels, keyed by a fingerprint of the
-//! checkpoint files, the plugin, the data folder, the split, the limit and the mvb version, and
+//! content hashes (SHA-256) of the checkpoint files, the plugin and the data folder as the run's
+//! provenance records them, the split, the limit and the mvb version, and
 //! holding a SHA-256 of its content that is verified on every read. A stale, unreadable or
 //! damaged file is recomputed (a damaged one with a notice); a failed write costs only a
 //! recompute next time.
@@ -23,7 +24,7 @@ use crate::util::{hex, write_atomic};
 pub const CACHE_DIR: &str = "cache";
 
 /// Which features: a model's name, a dataset, one of its splits and a limit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Request<'a> {
     /// The model's name in the configuration.
     pub model: &'a str,
@@ -33,6 +34,19 @@ pub(super) struct Request<'a> {
     pub split: Split,
     /// At most this many samples.
     pub limit: Option<u64>,
+    /// The content hashes of the model, data folder and plugin (the run's provenance).
+    pub inputs: Inputs,
+}
+
+/// The SHA-256 of each input the features depend on, as the run's provenance records them.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Inputs {
+    /// The model's files.
+    pub model: Option<String>,
+    /// Every file of the dataset's data folder.
+    pub data: Option<String>,
+    /// The dataset plugin's component.
+    pub plugin: Option<String>,
 }
 
 /// The features of `request`, from the cache in `dir` when its fingerprint matches, else
@@ -44,9 +58,9 @@ pub(super) fn features(
     request: Request<'_>,
     status: &mut dyn FnMut(String),
 ) -> Result<Encoded, RunError> {
-    let Request { model: name, dataset: spec, split, limit } = request;
+    let Request { model: name, dataset: spec, split, limit, ref inputs } = request;
     let file = dir.join(format!("{}--{}--{split}.safetensors", file_safe(name), file_safe(&spec.name)));
-    let fp = fingerprint(model, dataset, spec, split, limit);
+    let fp = fingerprint(model, dataset, (split, limit), inputs);
     if let Some(encoded) = read(&file, &fp) {
         return Ok(encoded);
     }
@@ -72,52 +86,27 @@ fn file_safe(name: &str) -> String {
     if safe == name { safe } else { format!("{safe}-{}", &hex(&Sha256::digest(name.as_bytes()))[..8]) }
 }
 
-/// Name, size and modification time of each entry of `dir` (not recursive), sorted.
-fn listing(dir: &Path) -> String {
-    let mut entries: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| {
-            let meta = e.metadata().ok();
-            let mtime = meta
-                .as_ref()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            format!("{}:{}:{mtime}", e.file_name().to_string_lossy(), meta.map_or(0, |m| m.len()))
-        })
-        .collect();
-    entries.sort();
-    entries.join("|")
-}
-
-/// What the features of one split depend on.
+/// What the features of one split depend on: the content of the model, data and plugin
+/// (SHA-256, not names, sizes or times: a byte changed in any of them is a new key), the dataset,
+/// split and limit, the mvb version, and the device and precision when not the CPU's.
 fn fingerprint(
     model: &ContrastiveModel,
     dataset: &Dataset,
-    spec: &DatasetSpec,
-    split: Split,
-    limit: Option<u64>,
+    (split, limit): (Split, Option<u64>),
+    inputs: &Inputs,
 ) -> String {
     let mut h = Sha256::new();
     let mut part = |s: &str| {
         h.update((s.len() as u64).to_le_bytes());
         h.update(s.as_bytes());
     };
-    part("mvb image features v1");
+    part("mvb image features v2");
     part(env!("CARGO_PKG_VERSION"));
-    part(&model.dir().display().to_string());
-    part(&listing(model.dir()));
+    for hash in [&inputs.model, &inputs.data, &inputs.plugin] {
+        part(hash.as_deref().unwrap_or("unknown"));
+    }
     part(dataset.plugin());
     part(&dataset.info().name);
-    if let Some(file) = &spec.plugin_file {
-        part(&file.display().to_string());
-        part(&std::fs::metadata(file).map(|m| m.len()).unwrap_or(0).to_string());
-    }
-    let data = dataset.data_dir().map(Path::to_path_buf).unwrap_or_default();
-    part(&data.display().to_string());
-    part(&listing(&data));
     part(split.as_str());
     part(&limit.map_or("all".to_owned(), |l| l.to_string()));
     if model.compute_tag() != "cpu" {

@@ -127,7 +127,7 @@ pub fn run(
     }
     check_named(host, config)?;
     let kinds = Kinds::of(host, config)?;
-    let (writer, done) = open_predictions(config, options)?;
+    let (writer, done, provenance) = open_predictions(config, options)?;
     let plan = Plan::new(config, &done, &kinds, options.shard);
     if plan.reused > 0 {
         tracing::info!("resuming: {} units already complete, {} to compute", plan.reused, plan.total);
@@ -138,6 +138,7 @@ pub fn run(
         config,
         out,
         cache_dir: features::cache_dir(out),
+        provenance,
         writer,
         progress: &mut *progress,
         computed: 0,
@@ -220,11 +221,12 @@ fn check_named(host: &PluginHost, config: &RunConfig) -> Result<(), RunError> {
 }
 
 /// Opens the predictions file of a run: resumed (its complete units returned), created, or
-/// refused when it exists and neither resuming nor overwriting was asked for.
+/// refused when it exists and neither resuming nor overwriting was asked for; with the content
+/// hashes of the run's inputs.
 fn open_predictions(
     config: &RunConfig,
     options: &RunOptions,
-) -> Result<(predictions::Writer, HashSet<UnitKey>), RunError> {
+) -> Result<(predictions::Writer, HashSet<UnitKey>, provenance::Provenance), RunError> {
     let path = options.out.join(PREDICTIONS_FILE);
     let provenance = provenance::Provenance::of(config)?;
     let header = RunHeader { provenance: Some(provenance.clone()), shard: options.shard, ..RunHeader::new(config) };
@@ -242,7 +244,7 @@ fn open_predictions(
         }
         let mut writer = predictions::Writer::create(&path)?;
         writer.header(&header)?;
-        return Ok((writer, HashSet::new()));
+        return Ok((writer, HashSet::new(), provenance));
     }
     let contents = predictions::read(&path)?;
     for w in contents.dropped.warnings(&path) {
@@ -272,7 +274,7 @@ fn open_predictions(
         }
         writer.header(&header)?;
     }
-    Ok((writer, contents.units.iter().map(|u| u.key.clone()).collect()))
+    Ok((writer, contents.units.iter().map(|u| u.key.clone()).collect(), provenance))
 }
 
 /// The settings that differ between two configurations: top-level keys, and models and
@@ -373,6 +375,8 @@ struct Predictor<'a> {
     config: &'a RunConfig,
     out: &'a Path,
     cache_dir: PathBuf,
+    /// The content hashes of the run's inputs (the feature cache's key).
+    provenance: provenance::Provenance,
     writer: predictions::Writer,
     progress: &'a mut dyn FnMut(Progress),
     computed: usize,
@@ -471,7 +475,13 @@ impl Predictor<'_> {
         d: &DatasetSpec,
         (split, limit): (Split, Option<u64>),
     ) -> Result<Encoded, RunError> {
-        let request = features::Request { model: &m.name, dataset: d, split, limit };
+        let hash = |map: &std::collections::BTreeMap<String, String>, name: &str| map.get(name).cloned();
+        let inputs = features::Inputs {
+            model: hash(&self.provenance.models, &m.name),
+            data: hash(&self.provenance.data, &d.name),
+            plugin: hash(&self.provenance.dataset_plugins, &d.name),
+        };
+        let request = features::Request { model: &m.name, dataset: d, split, limit, inputs };
         let progress = &mut *self.progress;
         features::features(&self.cache_dir, model, dataset, request, &mut |s| progress(Progress::Status(s)))
     }
