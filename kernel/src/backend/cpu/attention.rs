@@ -76,7 +76,11 @@ pub fn attention(
                 let s = &mut scores[..rows * kv_len];
                 // scores = Q_blk · Kᵀ: Q rows strided, K read transposed.
                 let qs = &q.data[q_off + start * q.row_stride..];
-                matmul(rows, kv_len, dim, qs, q.row_stride, 1, &k.data[k_off..], 1, k.row_stride, s, false, false);
+                if rows <= FEW {
+                    few_rows_scores(rows, kv_len, dim, qs, q.row_stride, &k.data[k_off..], k.row_stride, s);
+                } else {
+                    matmul(rows, kv_len, dim, qs, q.row_stride, 1, &k.data[k_off..], 1, k.row_stride, s, false, false);
+                }
                 for (r, row) in s.chunks_mut(kv_len).enumerate() {
                     let i = start + r + shift;
                     for (j, val) in row.iter_mut().enumerate() {
@@ -87,7 +91,11 @@ pub fn attention(
                 softmax_rows(s, kv_len);
                 // out_blk = P · V.
                 let vs = &v.data[v_off..];
-                matmul(rows, dim, kv_len, s, kv_len, 1, vs, v.row_stride, 1, &mut out[start * dim..], false, false);
+                if rows <= FEW {
+                    few_rows_values(rows, kv_len, dim, s, vs, v.row_stride, &mut out[start * dim..]);
+                } else {
+                    matmul(rows, dim, kv_len, s, kv_len, 1, vs, v.row_stride, 1, &mut out[start * dim..], false, false);
+                }
             }
             out
         })
@@ -101,6 +109,57 @@ pub fn attention(
         }
     }
     result
+}
+
+/// Query rows up to which plain loops beat a general matrix product (a decoding step has one).
+const FEW: usize = 4;
+
+/// `s[r, j] = q_r · k_j` for a few query rows, eight independent lanes per dot product so that
+/// the loop vectorises.
+#[allow(clippy::too_many_arguments)]
+fn few_rows_scores(
+    rows: usize,
+    kv_len: usize,
+    dim: usize,
+    q: &[f32],
+    q_row: usize,
+    k: &[f32],
+    k_row: usize,
+    s: &mut [f32],
+) {
+    for r in 0..rows {
+        let qr = &q[r * q_row..r * q_row + dim];
+        for (j, out) in s[r * kv_len..(r + 1) * kv_len].iter_mut().enumerate() {
+            *out = dot(qr, &k[j * k_row..j * k_row + dim]);
+        }
+    }
+}
+
+/// `out[r] = Σ_j p[r, j] · v_j` for a few query rows.
+fn few_rows_values(rows: usize, kv_len: usize, dim: usize, p: &[f32], v: &[f32], v_row: usize, out: &mut [f32]) {
+    for r in 0..rows {
+        let o = &mut out[r * dim..(r + 1) * dim];
+        o.fill(0.0);
+        for (j, &w) in p[r * kv_len..(r + 1) * kv_len].iter().enumerate() {
+            if w != 0.0 {
+                o.iter_mut().zip(&v[j * v_row..j * v_row + dim]).for_each(|(a, b)| *a += w * b);
+            }
+        }
+    }
+}
+
+/// A dot product in eight lanes (then summed in a fixed order).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7])) + tail
 }
 
 /// A contiguous `[batch, seq, heads·dim]` tensor as an [`Operand`].
