@@ -201,3 +201,66 @@ fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct LoraArgs {
+    /// The architecture of the random CLIP whose image tower trains.
+    #[arg(long, value_enum, default_value = "b32")]
+    arch: Arch,
+    /// Images per optimizer step.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Timed steps (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Where it runs: `cpu` or `cuda`.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    device: DeviceRequest,
+}
+
+/// `mvb bench lora`: FT-LoRA training steps (forward, backward, AdamW) on a random CLIP image
+/// tower at a real ViT shape, MedVLMBench's settings (r 8, alpha 32, dropout 0.05, every linear
+/// layer and the position embedding), f32 (`tools/bench_lora_vs_torch.py` runs PyTorch + PEFT
+/// next to it).
+pub(crate) fn lora(args: &LoraArgs) -> anyhow::Result<()> {
+    use mvb::model::ContrastiveModel;
+    use mvb::train::{Head, LoraConfig, Trainer, lora::Adapter, lora::LoraShape, targets};
+    let shape = match args.arch {
+        Arch::B32 => VitShape::B32,
+        Arch::B16 => VitShape::B16,
+    };
+    let dir = std::env::temp_dir().join(format!("mvb-bench-lora-{:?}-{}", args.arch, std::process::id()));
+    write_random_clip(&dir, shape, false).context("writing the random checkpoint")?;
+    let device = args.device.resolve(Some(Precision::F32))?;
+    let model = ContrastiveModel::load_dir(&dir, &device);
+    let _ = std::fs::remove_dir_all(&dir);
+    let model = model?;
+    let side = shape.image;
+    let adapter = Adapter::init(LoraShape::default(), &targets(&model), 1);
+    let dim = model.image_features_from_pixels(&vec![0.0; 3 * side * side], 1)?.cols();
+    let head = Head { classes: 2, dim, weight: vec![0.01; 2 * dim], bias: vec![0.0; 2] };
+    let config = LoraConfig { batch_size: args.batch, ..LoraConfig::default() };
+    let mut trainer = Trainer::new(&model, adapter, head, vec![1.0, 1.0], config)?;
+    let pixels: Vec<f32> = (0..args.batch * 3 * side * side).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
+    let labels: Vec<u32> = (0..args.batch as u32).map(|i| i % 2).collect();
+    let mut times = Vec::with_capacity(args.steps);
+    for i in 0..=args.steps.max(1) {
+        let t = Instant::now();
+        trainer.step(&pixels, &labels)?;
+        device.synchronize()?;
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let step = median(&mut times);
+    println!(
+        "mvb lora {:?} {} f32 batch {} threads {}: median {:.3} s/step, {:.2} samples/s",
+        args.arch,
+        device.tag(),
+        args.batch,
+        rayon::current_num_threads(),
+        step,
+        args.batch as f64 / step
+    );
+    Ok(())
+}

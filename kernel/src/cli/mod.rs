@@ -79,6 +79,8 @@ enum BenchCommand {
     Encoder(bench::EncoderArgs),
     /// Decoder prefill and decode tokens/s at batch 1 and 16 (greedy, CPU).
     Decoder(bench::DecoderArgs),
+    /// FT-LoRA training steps on a random CLIP image tower (samples/s).
+    Lora(bench::LoraArgs),
     /// CUDA kernels (fused attention, LoRA) next to their unfused cuBLAS paths, on the GPU.
     Kernels(bench_kernels::KernelsArgs),
 }
@@ -110,6 +112,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Judge(args) => judge::run(&host()?, args),
         Command::Bench(BenchCommand::Encoder(args)) => bench::encoder(args),
         Command::Bench(BenchCommand::Decoder(args)) => bench::decoder(args),
+        Command::Bench(BenchCommand::Lora(args)) => bench::lora(args),
         Command::Bench(BenchCommand::Kernels(args)) => bench_kernels::kernels(args),
         Command::Run(args) => run::run(&host()?, args),
         Command::Report(args) => run::report(&host()?, args),

@@ -125,5 +125,27 @@ pub fn write_random_clip(dir: &Path, shape: VitShape, bf16: bool) -> Result<(), 
         "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
     });
     std::fs::write(dir.join("preprocessor_config.json"), pre.to_string()).map_err(io)?;
-    Ok(())
+    write_word_tokenizer(dir, 16).map_err(io)
+}
+
+/// A whitespace word-level `tokenizer.json` over `vocab` ids (`<pad>`, `<bos>`, `<eos>`, then
+/// `w3`, `w4`, ...; unknown words are `<pad>`), so a random checkpoint is a whole model folder.
+fn write_word_tokenizer(dir: &Path, vocab: usize) -> std::io::Result<()> {
+    let mut words = serde_json::Map::new();
+    for id in 0..vocab {
+        let word = match id {
+            0 => "<pad>".to_owned(),
+            1 => "<bos>".to_owned(),
+            2 => "<eos>".to_owned(),
+            _ => format!("w{id}"),
+        };
+        words.insert(word, id.into());
+    }
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": words, "unk_token": "<pad>"},
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string())?;
+    std::fs::write(dir.join("tokenizer_config.json"), r#"{"pad_token": "<pad>"}"#)
 }
