@@ -359,4 +359,25 @@ mod tests {
         v.sort_by(|a, b| value_order(a, b));
         assert_eq!(v, ["0-39", "9", "40-59", "60-79", "80+"]);
     }
+
+    fn value(name: &str, point: f64, values: Vec<Option<f64>>) -> SubgroupValue {
+        let score = MetricScore { name: "accuracy".into(), boot: Bootstrapped::new(point, values) };
+        SubgroupValue { value: name.into(), n: 2, scores: vec![SubgroupScore { score, note: None }] }
+    }
+
+    /// The gap is best minus worst by point estimate, paired replicate by replicate; with one
+    /// defined value it is not computable, with the reason.
+    #[test]
+    fn gaps_pair_the_best_and_worst_values() {
+        let f = value("F", 0.5, vec![Some(0.5), Some(0.25), None]);
+        let m = value("M", 0.75, vec![Some(1.0), Some(0.5), Some(0.5)]);
+        let g = &gaps(&[f.clone(), m.clone()]).unwrap()[0];
+        assert_eq!(g.best_worst, Some(("M".into(), "F".into())));
+        assert_eq!((g.estimate.point, g.estimate.replicates, g.estimate.skipped), (0.25, 2, 1));
+        assert_eq!(g.estimate.mean, 0.375);
+        let undefined = value("X", f64::NAN, vec![None, None, None]);
+        let g = &gaps(&[f, undefined]).unwrap()[0];
+        assert_eq!((g.best_worst.as_ref(), g.estimate.point.is_nan()), (None, true));
+        assert!(g.note.as_deref().unwrap().contains("a value on 1 of the 2 subgroups"));
+    }
 }
