@@ -19,6 +19,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("mvb-plugin-pathvqa", "mvb_plugin_pathvqa"),
     ("mvb-plugin-imagefolder", "mvb_plugin_imagefolder"),
     ("mvb-plugin-csv", "mvb_plugin_csv"),
+    ("mvb-plugin-vqa-jsonl", "mvb_plugin_vqa_jsonl"),
     ("mvb-plugin-chexpert", "mvb_plugin_chexpert"),
     ("mvb-plugin-ham10000", "mvb_plugin_ham10000"),
     ("mvb-plugin-camelyon17", "mvb_plugin_camelyon17"),

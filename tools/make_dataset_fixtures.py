@@ -144,6 +144,27 @@ def csv_plugin() -> None:
     (d / "lesions.csv").write_text("\n".join(lines) + "\n")
 
 
+def vqa_jsonl() -> None:
+    """The no-code VQA layout: `NAME.jsonl`, one question a line, images beside it."""
+    d = fresh("vqa-jsonl")
+    for i, name in enumerate(["a.png", "b.jpg", "c.png"]):
+        image(d / "images" / name, 600 + i)
+    rows = [
+        {"id": "q1", "image": "images/a.png", "question": "Is there a fracture?", "answer": "yes",
+         "kind": "closed", "split": "train", "sex": "F"},
+        {"id": "q2", "image": "images/a.png", "question": "Where is the lesion?", "answer": "left lung",
+         "kind": "open", "split": "validation"},
+        {"id": "q3", "image": "images/b.jpg", "question": "Is the heart enlarged?", "answer": "no",
+         "kind": "Closed", "split": "test", "sex": "M", "age": 71},
+        {"id": "q4", "image": "images/c.png", "question": "How many nodules are there?", "answer": 2,
+         "kind": "open", "split": "test", "sex": "F", "site": ""},
+        {"image": "images/c.png", "question": "Is this an MRI?", "answer": "no", "kind": "closed"},
+    ]
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(3, "")  # a blank line is skipped
+    (d / "chest.jsonl").write_text("\n".join(lines) + "\n")
+
+
 def chexpert() -> None:
     d = fresh("chexpert") / "CheXpert-v1.0-small"
     header = ("Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,"
@@ -298,6 +319,7 @@ if __name__ == "__main__":
     ham10000()
     imagefolder()
     csv_plugin()
+    vqa_jsonl()
     vqa_rad()
     slake()
     pathvqa()

@@ -511,3 +511,56 @@ fn fairvlmed10k_errors_name_the_file_line_and_column() {
         &["`ReadMe/data_summary.csv` line 5, column `use`", "`testing`"],
     );
 }
+
+#[test]
+fn vqa_jsonl_reads_questions_kinds_splits_and_attributes() {
+    let mut ds = opened("vqa-jsonl", "chest", (1, 1, 3));
+    let test = all(&mut ds, Split::Test);
+    let expected = [
+        ("q3", "Is the heart enlarged?", "no", Closed),
+        ("q4", "How many nodules are there?", "2", Open),
+        ("line-6", "Is this an MRI?", "no", Closed),
+    ];
+    let expected: Vec<_> = expected.iter().map(|&(i, q, a, k)| (i.into(), q.into(), a.into(), k)).collect();
+    assert_eq!(qa(&test), expected, "a blank line is skipped; `Closed` is closed; no split is test");
+    assert_eq!((attr(&test[0], "sex"), attr(&test[0], "age")), (Some("M"), Some("71")));
+    assert_eq!((attr(&test[1], "site"), test[2].attributes.len()), (None, 0), "an empty field is no attribute");
+    let px = load_image(test[0].image.as_ref().expect("image"), &fixture("vqa-jsonl")).expect("decodes");
+    assert_eq!((px.width, px.height), (8, 8));
+    assert_eq!(qa(&all(&mut ds, Split::Validation))[0].3, Open);
+}
+
+#[test]
+fn vqa_jsonl_errors_name_the_file_line_and_field() {
+    let file = "chest.jsonl";
+    let broken = |from: &str, to: &str, parts: &[&str]| {
+        let dir = copy("vqa-jsonl");
+        edit(&dir.path().join(file), |t| t.replacen(from, to, 1));
+        expect_error("vqa-jsonl", dir.path(), "chest", parts);
+    };
+    broken(
+        "\"kind\": \"open\", \"split\": \"test\"",
+        "\"kind\": \"free\", \"split\": \"test\"",
+        &["`chest.jsonl` line 5, field `kind`", "`free` is neither `open` nor `closed`"],
+    );
+    broken(
+        "\"split\": \"validation\"",
+        "\"split\": \"dev\"",
+        &["`chest.jsonl` line 2, field `split`", "`dev` is not train, validation or test"],
+    );
+    broken("images/b.jpg", "images/z.jpg", &["`chest.jsonl` line 3, field `image`", "`images/z.jpg` is missing"]);
+    broken("images/a.png", "../a.png", &["`chest.jsonl` line 1, field `image`", "no `..`"]);
+    broken("\"answer\": \"left lung\", ", "", &["`chest.jsonl` line 2, field `answer`: missing"]);
+    broken(
+        "\"question\": \"Is this an MRI?\"",
+        "\"question\": [1]",
+        &["`chest.jsonl` line 6, field `question`", "an array"],
+    );
+    broken(
+        "\"id\": \"q2\"",
+        "\"id\": \"q1\"",
+        &["`chest.jsonl` line 2, field `id`", "`q1` is used by an earlier line"],
+    );
+    broken("{\"id\": \"q3\"", "{\"id\" \"q3\"", &["`chest.jsonl` line 3, column", "not a JSON object"]);
+    broken("\"sex\": \"M\"", "\"sex\": {\"a\": 1}", &["`chest.jsonl` line 3, field `sex`", "an object"]);
+}

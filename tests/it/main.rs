@@ -26,6 +26,7 @@ mod run;
 mod sandbox;
 mod shards;
 mod template;
+mod ten_datasets;
 mod tokenize;
 mod torch_bin;
 mod vqa_run;

@@ -172,8 +172,8 @@ fn synthetic_predictions(dir: &Path) -> PathBuf {
             .collect();
         let key =
             UnitKey { model: model.into(), dataset: "breastmnist".into(), split: Split::Test, strategy: Strategy::Lp };
-        w.unit(&Unit { key, ids: (0..6).map(|i| format!("test-{i}")).collect(), labels, scores, answers: Vec::new() })
-            .expect("unit");
+        let ids = (0..6).map(|i| format!("test-{i}")).collect();
+        w.unit(&Unit { key, ids, labels, scores, answers: Vec::new(), attributes: Vec::new() }).expect("unit");
     }
     path
 }

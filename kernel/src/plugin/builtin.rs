@@ -59,6 +59,12 @@ pub static BUILTINS: &[Builtin] = &[
         data_folder: None,
     },
     Builtin {
+        name: "vqa-jsonl",
+        world: World::Dataset,
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_vqa_jsonl.wasm")),
+        data_folder: None,
+    },
+    Builtin {
         name: "chexpert",
         world: World::Dataset,
         bytes: include_bytes!(concat!(env!("OUT_DIR"), "/mvb_plugin_chexpert.wasm")),

@@ -373,6 +373,39 @@ fn default_templates() -> Vec<String> {
     vec![crate::eval::zeroshot::DEFAULT_TEMPLATE.to_owned()]
 }
 
+/// What the report adds to the main results.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Sample attributes whose every value gets its own rows and the gap between its best and
+    /// worst value (`["sex", "age_group"]`; `age_group` is derived from a whole-number `age`).
+    #[serde(default)]
+    pub subgroups: Vec<String>,
+    /// The config file and the line of `subgroups`, for errors found once the datasets are open.
+    #[serde(skip)]
+    pub at: Option<(String, Option<usize>)>,
+}
+
+impl ReportSettings {
+    /// Whether nothing is asked for (then `[report]` is not recorded).
+    pub fn is_empty(&self) -> bool {
+        self.subgroups.is_empty()
+    }
+
+    /// An error about `subgroups`, at its line.
+    pub fn error(&self, message: String) -> RunError {
+        let (file, line) = self.at.clone().unwrap_or_else(|| ("recorded in the predictions file".to_owned(), None));
+        RunError::Config { file, line, message }
+    }
+}
+
+impl PartialEq for ReportSettings {
+    /// Where the settings were read is no part of them.
+    fn eq(&self, other: &Self) -> bool {
+        self.subgroups == other.subgroups
+    }
+}
+
 /// A whole benchmark run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -404,6 +437,9 @@ pub struct RunConfig {
     /// Generation settings of VQA units.
     #[serde(default)]
     pub generation: GenerationSettings,
+    /// Subgroup results (`[report] subgroups = ["sex"]`); recorded only when asked for.
+    #[serde(default, skip_serializing_if = "ReportSettings::is_empty")]
+    pub report: ReportSettings,
     /// The judge of open VQA answers (MedVLMBench's GPT score); none: no judge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<JudgeSettings>,
@@ -430,6 +466,7 @@ impl RunConfig {
             RunError::Config { file: origin.to_owned(), line, message: one_line(e.message()) }
         })?;
         config.validate(text, origin)?;
+        config.report.at = Some((origin.to_owned(), find_line(text, "subgroups", 0)));
         config.resolve_paths(base);
         Ok(config)
     }
@@ -491,6 +528,16 @@ impl RunConfig {
             if self.metrics[..i].contains(m) {
                 return Err(at.err(Some("metrics"), 0, format!("metric `{m}` is listed twice")));
             }
+        }
+        for (i, a) in self.report.subgroups.iter().enumerate() {
+            let message = if a.trim().is_empty() {
+                "`subgroups` names an empty attribute".to_owned()
+            } else if self.report.subgroups[..i].contains(a) {
+                format!("`subgroups` names `{a}` twice")
+            } else {
+                continue;
+            };
+            return Err(at.err(Some("subgroups"), 0, message));
         }
         self.validate_models(&at)?;
         self.validate_datasets(&at)?;

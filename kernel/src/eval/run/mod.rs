@@ -32,6 +32,7 @@ pub mod report;
 pub mod results;
 pub mod scores;
 pub mod shard;
+pub mod subgroups;
 pub mod vqa;
 
 use std::collections::{HashMap, HashSet};
@@ -40,7 +41,7 @@ use std::path::{Path, PathBuf};
 pub use config::{DatasetSpec, Group, ModelSpec, RunConfig, Strategy};
 pub use error::RunError;
 pub use features::CACHE_DIR;
-pub use predictions::{Answer, PREDICTIONS_FILE, RunHeader, Unit, UnitKey};
+pub use predictions::{Answer, Attributes, PREDICTIONS_FILE, RunHeader, Unit, UnitKey};
 pub use results::{BootstrapOverride, Results};
 pub use scores::{MetricScore, UnitResult};
 
@@ -127,6 +128,7 @@ pub fn run(
     }
     check_named(host, config)?;
     let kinds = Kinds::of(host, config)?;
+    let attributes = subgroup_attributes(host, config)?;
     let (writer, done, provenance) = open_predictions(config, options)?;
     let plan = Plan::new(config, &done, &kinds, options.shard);
     if plan.reused > 0 {
@@ -142,6 +144,7 @@ pub fn run(
         writer,
         progress: &mut *progress,
         computed: 0,
+        attributes,
     };
     for (mi, m) in config.models.iter().enumerate() {
         let datasets: Vec<(usize, &Vec<Strategy>)> =
@@ -166,6 +169,24 @@ pub fn run(
     judge(host, config, out, progress)?;
     let (results, files) = finish(host, out, BootstrapOverride::default(), progress)?;
     Ok(RunOutcome { results, computed, reused: plan.reused, files })
+}
+
+/// With `[report] subgroups`, the sample attributes of every dataset's evaluated split, read
+/// before the first prediction so that an attribute no dataset gives is refused at once.
+fn subgroup_attributes(
+    host: &PluginHost,
+    config: &RunConfig,
+) -> Result<HashMap<String, HashMap<String, Attributes>>, RunError> {
+    let mut out = HashMap::new();
+    if config.report.subgroups.is_empty() {
+        return Ok(out);
+    }
+    for d in &config.datasets {
+        out.insert(d.name.clone(), subgroups::read(&mut open(host, d)?, &d.name, (d.split, d.limit))?);
+    }
+    let all: Vec<HashMap<String, Attributes>> = out.values().cloned().collect();
+    subgroups::check(&config.report, &all)?;
+    Ok(out)
 }
 
 /// Judges the open answers of the run's complete VQA units that have no verdict yet.
@@ -259,6 +280,7 @@ fn open_predictions(
             let mut old = h.config.clone();
             old.bootstrap = config.bootstrap;
             old.metrics.clone_from(&config.metrics);
+            old.report.clone_from(&config.report);
             let mut changed = changed_settings(&old, config);
             if let Some(recorded) = &h.provenance {
                 changed.extend(provenance.changes(recorded));
@@ -380,6 +402,8 @@ struct Predictor<'a> {
     writer: predictions::Writer,
     progress: &'a mut dyn FnMut(Progress),
     computed: usize,
+    /// The sample attributes of each dataset's evaluated split, by dataset name and sample id.
+    attributes: HashMap<String, HashMap<String, Attributes>>,
 }
 
 impl Predictor<'_> {
@@ -394,6 +418,7 @@ impl Predictor<'_> {
         let mut dataset = open(self.host, d)?;
         let classes = class_names(&dataset, d)?;
         let eval = self.features(model, m, &mut dataset, d, (d.split, d.limit))?;
+        let attributes = self.attributes(&mut dataset, d, &eval.ids)?;
         let mut train: Option<Encoded> = None;
         for &s in strategies {
             let k = unit_key(m, d, s);
@@ -435,6 +460,7 @@ impl Predictor<'_> {
                 labels: eval.labels.clone(),
                 scores: rows(&probs),
                 answers: Vec::new(),
+                attributes: attributes.clone(),
             })?;
             self.computed += 1;
             (self.progress)(Progress::Done(self.computed as u64));
@@ -459,11 +485,26 @@ impl Predictor<'_> {
                 vqa::answers(model, &mut dataset, (d.split, d.limit), &self.config.generation, &mut |done, total| {
                     progress(Progress::Status(format!("{k}: {done}/{total} questions answered")));
                 })?;
-            self.writer.unit(&Unit { key: k, ids, labels: Vec::new(), scores: Vec::new(), answers })?;
+            let attributes = self.attributes(&mut dataset, d, &ids)?;
+            self.writer.unit(&Unit { key: k, ids, labels: Vec::new(), scores: Vec::new(), answers, attributes })?;
             self.computed += 1;
             (self.progress)(Progress::Done(self.computed as u64));
         }
         Ok(())
+    }
+
+    /// The attributes of the samples `ids` of `d`'s evaluated split (read once per dataset).
+    fn attributes(
+        &mut self,
+        dataset: &mut Dataset,
+        d: &DatasetSpec,
+        ids: &[String],
+    ) -> Result<Vec<Attributes>, RunError> {
+        if !self.attributes.contains_key(&d.name) {
+            let read = subgroups::read(dataset, &d.name, (d.split, d.limit))?;
+            self.attributes.insert(d.name.clone(), read);
+        }
+        Ok(self.attributes.get(&d.name).map(|by_id| subgroups::of_ids(ids, by_id)).unwrap_or_default())
     }
 
     /// The features of one split of `d` (cached).

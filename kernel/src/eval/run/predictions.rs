@@ -10,6 +10,8 @@
 //! - `{"model", "dataset", "split", "strategy", "id", "qa": {"question", "answer", "kind"},
 //!   "prompt", "text"}`: one VQA sample's question, reference answer and kind, the prompt the
 //!   model was given and the text it generated. A unit holds one kind of line only.
+//! - Either kind of prediction line ends with `"attributes": {"sex": "F", …}` when the
+//!   dataset gives the sample attributes (for subgroup results; absent otherwise).
 //! - `{"done": {"model", "dataset", "split", "strategy", "n"}}`: the unit above it is complete
 //!   with `n` samples. Prediction lines without their marker belong to a unit that was
 //!   interrupted; readers ignore them (and `--resume` cuts them off and recomputes the unit).
@@ -17,7 +19,7 @@
 //! A last line without its newline is a write cut short: it is ignored with a warning. Any
 //! other line that does not parse is an error naming its line number.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -80,6 +82,9 @@ impl RunHeader {
     }
 }
 
+/// A sample's attributes (sex, age, site, ...), by key, for subgroup results.
+pub type Attributes = BTreeMap<String, String>;
+
 /// One VQA sample's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +110,8 @@ pub struct Unit {
     pub scores: Vec<Vec<f32>>,
     /// VQA: one answer per sample (empty for diagnosis).
     pub answers: Vec<Answer>,
+    /// One per sample, or empty when no sample has attributes.
+    pub attributes: Vec<Attributes>,
 }
 
 impl Unit {
@@ -125,7 +132,14 @@ impl Unit {
 
     /// An empty unit.
     fn new(key: UnitKey) -> Unit {
-        Unit { key, ids: Vec::new(), labels: Vec::new(), scores: Vec::new(), answers: Vec::new() }
+        Unit {
+            key,
+            ids: Vec::new(),
+            labels: Vec::new(),
+            scores: Vec::new(),
+            answers: Vec::new(),
+            attributes: Vec::new(),
+        }
     }
 }
 
@@ -139,6 +153,8 @@ struct PredictionOut<'a> {
     id: &'a str,
     #[serde(flatten)]
     output: OutputOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attributes: Option<&'a Attributes>,
 }
 
 /// What a prediction line holds, as written.
@@ -163,6 +179,8 @@ struct PredictionIn {
     qa: Option<Qa>,
     prompt: Option<String>,
     text: Option<String>,
+    #[serde(default)]
+    attributes: Attributes,
 }
 
 /// What a prediction line holds, as read.
@@ -369,6 +387,10 @@ impl Parser<'_> {
         if self.contents.headers.is_empty() {
             return Err(self.err(number, "predictions before any run header".into()));
         }
+        let mut unit = unit;
+        if unit.attributes.iter().all(Attributes::is_empty) {
+            unit.attributes.clear();
+        }
         self.contents.units.push(unit);
         Ok(())
     }
@@ -416,6 +438,7 @@ impl Parser<'_> {
             }
         }
         unit.ids.push(p.id);
+        unit.attributes.push(p.attributes);
         Ok(())
     }
 }
@@ -471,7 +494,11 @@ impl Writer {
         if outputs.len() != unit.ids.len() {
             return Err(RunError::Usage(format!("unit {k}: {} ids but {} predictions", unit.ids.len(), outputs.len())));
         }
-        for (id, output) in unit.ids.iter().zip(outputs) {
+        if !unit.attributes.is_empty() && unit.attributes.len() != unit.ids.len() {
+            let (ids, attributes) = (unit.ids.len(), unit.attributes.len());
+            return Err(RunError::Usage(format!("unit {k}: {ids} ids but {attributes} attribute sets")));
+        }
+        for (i, (id, output)) in unit.ids.iter().zip(outputs).enumerate() {
             self.line(&PredictionOut {
                 model: &k.model,
                 dataset: &k.dataset,
@@ -479,6 +506,7 @@ impl Writer {
                 strategy: k.strategy,
                 id,
                 output,
+                attributes: unit.attributes.get(i).filter(|a| !a.is_empty()),
             })?;
         }
         let done = Done {
@@ -504,6 +532,12 @@ mod tests {
             labels: (0..n).map(|i| vec![(i % 2) as u32]).collect(),
             scores: (0..n).map(|i| vec![0.25 + i as f32 / 100.0, 0.75 - i as f32 / 100.0]).collect(),
             answers: Vec::new(),
+            attributes: (0..n)
+                .map(|i| match i {
+                    0 => Attributes::new(),
+                    _ => Attributes::from([("sex".to_owned(), if i % 2 == 0 { "F" } else { "M" }.to_owned())]),
+                })
+                .collect(),
         }
     }
 
@@ -523,6 +557,7 @@ mod tests {
                     text: format!("answer \"{i}\"\n"),
                 })
                 .collect(),
+            attributes: Vec::new(),
         }
     }
 

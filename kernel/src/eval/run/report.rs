@@ -235,6 +235,7 @@ pub fn markdown(results: &Results) -> Result<String, RunError> {
     if !firsts.is_empty() {
         gaps_section(&mut out, results);
     }
+    subgroups_section(&mut out, results);
     provenance(&mut out, results)?;
     Ok(out)
 }
@@ -363,6 +364,65 @@ fn gaps_section(out: &mut String, results: &Results) {
         out.push('\n');
     }
     let _ = writeln!(out, "![RQ gaps with 95% CIs]({FOREST_SVG})\n");
+}
+
+/// The primary scores per value of each `[report] subgroups` attribute, and the gap between
+/// the best and worst value (`subgroups.csv` has every score).
+fn subgroups_section(out: &mut String, results: &Results) {
+    if results.config.report.subgroups.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Subgroups
+"
+    );
+    let _ = writeln!(
+        out,
+        "Each unit's score on the samples of each value of {}, with the same paired bootstrap (replicate r is          the unit's replicate r restricted to the subgroup), and the gap between the best and the worst value          (by point estimate) with the paired bootstrap of their difference. `subgroups.csv` has every score.\n",
+        results.config.report.subgroups.iter().map(|a| format!("`{}`", md_escape(a))).collect::<Vec<_>>().join(", ")
+    );
+    if results.subgroups.is_empty() {
+        let _ = writeln!(out, "No unit's samples carry these attributes.\n");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "| model | dataset | strategy | attribute | score | value (n): estimate [95% CI] | best - worst [95% CI] |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let firsts = primaries(results);
+    for s in &results.subgroups {
+        for (m, g) in s.gaps.iter().enumerate().filter(|(_, g)| firsts.contains(&g.metric.as_str())) {
+            let values: Vec<String> = s
+                .values
+                .iter()
+                .filter_map(|v| {
+                    let sc = v.scores.get(m)?;
+                    let shown = match &sc.note {
+                        Some(note) if sc.score.boot.estimate.point.is_nan() => md_escape(note),
+                        _ => format_estimate(&sc.score.boot.estimate),
+                    };
+                    Some(format!("{} ({}): {shown}", md_escape(&v.value), v.n))
+                })
+                .collect();
+            let gap = match &g.best_worst {
+                Some((b, w)) => format!("{} - {}: {}", md_escape(b), md_escape(w), format_gap(&g.estimate)),
+                None => md_escape(g.note.as_deref().unwrap_or("not computable")),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {gap} |",
+                md_escape(&s.key.model),
+                md_escape(&s.key.dataset),
+                s.key.strategy.label(),
+                md_escape(&s.attribute),
+                metric_label(&g.metric),
+                values.join("<br>")
+            );
+        }
+    }
+    out.push('\n');
 }
 
 /// Versions, bootstrap, metric definitions, probe settings and the configuration.

@@ -1,6 +1,8 @@
 //! Results recomputed from `predictions.jsonl` alone: every complete unit scored by the metric
 //! plugins on the full set (the point estimate) and on the paired bootstrap's index sets, then
-//! the RQ gaps; written as `results.json` and `results.csv` (and `gaps.csv`).
+//! the RQ gaps; written as `results.json` and `results.csv` (and `gaps.csv`), with the
+//! subgroup results of `[report] subgroups` ([`subgroups`](super::subgroups)) in
+//! `results.json` and `subgroups.csv`.
 //!
 //! - Paired: the index sets depend only on the dataset's size and the bootstrap settings
 //!   (numpy's `default_rng(seed)` and `integers(0, n, n)` per replicate, or the legacy
@@ -26,7 +28,8 @@ use super::gaps::{self, Gap};
 use super::judging::{self, Judgements};
 use super::predictions::{Contents, Unit};
 use super::provenance::Provenance;
-use super::scores::UnitResult;
+use super::scores::{MetricScore, UnitResult};
+use super::subgroups::{self, SubgroupResult};
 use crate::data::{Split, Task};
 use crate::eval::bootstrap::{BootstrapConfig, Estimate, resample_indices};
 use crate::eval::metrics::Scorer;
@@ -37,6 +40,8 @@ pub const RESULTS_JSON: &str = "results.json";
 pub const RESULTS_CSV: &str = "results.csv";
 /// `gaps.csv`.
 pub const GAPS_CSV: &str = "gaps.csv";
+/// `subgroups.csv` (written when the run has subgroup results).
+pub const SUBGROUPS_CSV: &str = "subgroups.csv";
 
 /// Everything computed from a predictions file.
 #[derive(Debug, Clone)]
@@ -70,6 +75,8 @@ pub struct Results {
     pub units: Vec<UnitResult>,
     /// The RQ gaps of the primary score.
     pub gaps: Vec<Gap>,
+    /// Per unit and attribute of `[report] subgroups` its samples carry, in report order.
+    pub subgroups: Vec<SubgroupResult>,
 }
 
 impl Results {
@@ -180,33 +187,38 @@ impl<'a> Pairing<'a> {
     }
 }
 
-/// Scores one unit, in its reference's sample order, on the full set and the index sets.
+/// Scores one unit, in its reference's sample order, on the full set and the index sets, and
+/// on the samples of each value of each attribute of `subgroups`.
 fn score_unit(
     scorer: &mut Scorer,
     (unit, reference): (&Unit, &Unit),
     index_sets: &[Vec<u32>],
-    models: &[ModelSpec],
+    (models, wanted): (&[ModelSpec], &[String]),
     judgements: Option<&Judgements>,
-) -> Result<UnitResult, RunError> {
+) -> Result<(UnitResult, Vec<SubgroupResult>), RunError> {
     let permutation = align(unit, reference)?;
     let (judged, judge) = judging::unit_scores(&unit.answers, judgements.filter(|_| unit.is_vqa()));
-    let scores = if unit.is_vqa() {
-        let samples = permutation.iter().map(|&i| (unit.answers[i].text.as_str(), &unit.answers[i].qa, judged[i]));
-        scorer.score_answers(samples, index_sets)
-    } else {
-        let samples = permutation.iter().map(|&i| (unit.scores[i].as_slice(), unit.labels[i].as_slice()));
-        scorer.score(samples, index_sets)
-    }
-    .map_err(|error| RunError::Metric { context: unit.key.to_string(), error: Box::new(error) })?;
+    let mut score = |positions: &[usize], sets: &[Vec<u32>]| -> Result<Vec<MetricScore>, RunError> {
+        if unit.is_vqa() {
+            let samples = positions.iter().map(|&i| (unit.answers[i].text.as_str(), &unit.answers[i].qa, judged[i]));
+            scorer.score_answers(samples, sets)
+        } else {
+            let samples = positions.iter().map(|&i| (unit.scores[i].as_slice(), unit.labels[i].as_slice()));
+            scorer.score(samples, sets)
+        }
+        .map_err(|error| RunError::Metric { context: unit.key.to_string(), error: Box::new(error) })
+    };
+    let scores = score(&permutation, index_sets)?;
     let spec = models.iter().find(|m| m.name == unit.key.model);
-    Ok(UnitResult {
-        key: unit.key.clone(),
-        family: spec.map(|m| m.family.clone()),
-        group: spec.map(|m| m.group),
-        n: unit.len(),
-        scores,
-        judge,
-    })
+    let (family, group) = (spec.map(|m| m.family.clone()), spec.map(|m| m.group));
+    let mut by_value = Vec::new();
+    for (attribute, values) in subgroups::score(unit, &permutation, index_sets, wanted, &mut score)? {
+        let gaps = subgroups::gaps(&values)?;
+        let (key, family, group) = (unit.key.clone(), family.clone(), group);
+        by_value.push(SubgroupResult { key, family, group, attribute, values, gaps });
+    }
+    let result = UnitResult { key: unit.key.clone(), family, group, n: unit.len(), scores, judge };
+    Ok((result, by_value))
 }
 
 /// Scores every complete unit of `contents` with the metric plugins ([`Scorer`]), with the
@@ -232,11 +244,14 @@ pub fn evaluate(
     let mut scorer = Scorer::new(host, &config.metrics)
         .map_err(|error| RunError::Metric { context: "loading the metrics".into(), error: Box::new(error) })?;
     let mut pairing = Pairing::default();
-    let mut units = Vec::with_capacity(order.len());
+    let (mut units, mut subgroups) = (Vec::with_capacity(order.len()), Vec::new());
     let judged = config.judge.as_ref().map(|_| judgements);
+    let wanted = (models.as_slice(), config.report.subgroups.as_slice());
     for (done, &unit) in order.iter().enumerate() {
         let (reference, index_sets) = pairing.of(unit, &bootstrap)?;
-        units.push(score_unit(&mut scorer, (unit, reference), index_sets, &models, judged)?);
+        let (result, by_value) = score_unit(&mut scorer, (unit, reference), index_sets, wanted, judged)?;
+        units.push(result);
+        subgroups.extend(by_value);
         progress(done + 1, order.len());
     }
     let metrics = scorer.names().to_vec();
@@ -280,6 +295,7 @@ pub fn evaluate(
         provenance: header.provenance.clone(),
         units,
         gaps,
+        subgroups,
     })
 }
 
@@ -429,6 +445,19 @@ struct ResultsJson<'a> {
     provenance: Option<&'a Provenance>,
     results: Vec<ResultRow<'a>>,
     gaps: Vec<GapRow<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subgroups: Vec<SubgroupRow<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subgroup_gaps: Vec<SubgroupRow<'a>>,
+}
+
+/// One row of `results.json`'s `subgroups` or `subgroup_gaps`, and of `subgroups.csv`.
+type SubgroupRow<'a> = Row<subgroups::RowKey<'a>>;
+
+/// The subgroup rows, gaps' (`true`) or values'.
+fn subgroup_rows(results: &Results, gaps: bool) -> Vec<SubgroupRow<'_>> {
+    let rows = subgroups::rows(&results.subgroups).into_iter();
+    rows.filter(|(k, _)| k.is_gap() == gaps).map(|(key, e)| Row { key, estimate: e.into() }).collect()
 }
 
 /// The judge in `results.json`: who judged, and each judged unit's tally.
@@ -503,6 +532,8 @@ pub fn results_json(results: &Results) -> Result<String, RunError> {
         provenance: results.provenance.as_ref(),
         results: result_rows(results),
         gaps: results.gaps.iter().map(gap_row).collect(),
+        subgroups: subgroup_rows(results, false),
+        subgroup_gaps: subgroup_rows(results, true),
     };
     let mut text =
         serde_json::to_string_pretty(&doc).map_err(|e| RunError::Usage(format!("cannot encode results: {e}")))?;
@@ -538,11 +569,28 @@ pub fn gaps_csv(results: &Results) -> Result<String, RunError> {
     csv_text(GAPS_CSV, &gaps_header(), results.gaps.iter().map(gap_row))
 }
 
-/// Writes `results.json`, `results.csv` and `gaps.csv` into `dir`.
+/// `subgroups.csv`'s text: per unit and attribute, one row per value and score, then one per
+/// score for the gap between the best and worst value.
+pub fn subgroups_csv(results: &Results) -> Result<String, RunError> {
+    let header = [&subgroups::KEY_COLUMNS[..], &ESTIMATE_COLUMNS].concat();
+    let rows = subgroups::rows(&results.subgroups).into_iter().map(|(key, e)| Row { key, estimate: e.into() });
+    csv_text(SUBGROUPS_CSV, &header, rows)
+}
+
+/// Writes `results.json`, `results.csv` and `gaps.csv` into `dir`, and `subgroups.csv` when
+/// there are subgroup results (else removes an earlier one).
 pub fn write(dir: &Path, results: &Results) -> Result<(), RunError> {
     write_file(&dir.join(RESULTS_JSON), &results_json(results)?)?;
     write_file(&dir.join(RESULTS_CSV), &results_csv(results)?)?;
-    write_file(&dir.join(GAPS_CSV), &gaps_csv(results)?)
+    write_file(&dir.join(GAPS_CSV), &gaps_csv(results)?)?;
+    let subgroups = dir.join(SUBGROUPS_CSV);
+    if !results.subgroups.is_empty() {
+        return write_file(&subgroups, &subgroups_csv(results)?);
+    }
+    match std::fs::remove_file(&subgroups) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RunError::io(&subgroups, e)),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -603,6 +651,7 @@ mod tests {
             provenance: None,
             units,
             gaps,
+            subgroups: Vec::new(),
         }
     }
 
