@@ -182,10 +182,14 @@ fn grad_columns_products_sums_and_copies() {
     });
 }
 
+/// One head of 3 over the first position of `x`.
+fn heads(x: &Array) -> Heads<'_> {
+    Heads { array: x, col: 0, heads: 1, head_dim: 3, len: 1 }
+}
+
 /// Shape errors of the training operations on `d`.
 fn bad_shapes(d: &Device) -> Vec<(&'static str, Result<(), ComputeError>)> {
     let a = || array(d, &[2, 3], &[0.0; 6]);
-    let heads = |x: &Array| Heads { array: x, col: 0, heads: 1, head_dim: 3, len: 1 };
     let mut out = Vec::new();
     out.push(("matmul", a().and_then(|x| d.matmul(&x, false, &x, false, 1.0).map(drop))));
     out.push((
