@@ -23,15 +23,8 @@ __device__ __forceinline__ void layernorm_backward(const T* x, const T* dy, T* d
     const T* xr = x + (i64)row * cols;
     const T* gr = dy + (i64)row * cols;
     T* out = dx + (i64)row * cols;
-    float sum = 0.f;
-    for (int i = lane; i < cols; i += 32) sum += to_float(xr[i]);
-    const float mean = warp_sum(sum) / cols;
-    float var = 0.f;
-    for (int i = lane; i < cols; i += 32) {
-        const float d = to_float(xr[i]) - mean;
-        var = fmaf(d, d, var);
-    }
-    const float rstd = rsqrtf(warp_sum(var) / cols + eps);
+    float mean, rstd;
+    warp_row_stats(xr, cols, lane, eps, mean, rstd);
     float mg = 0.f, mgx = 0.f;
     for (int i = lane; i < cols; i += 32) {
         const float g = to_float(gr[i]) * gamma[i];
