@@ -105,3 +105,18 @@ __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
+
+// Mean and 1/sqrt(biased variance + eps) of row `xr` of `cols` values, by one warp (lane `lane`
+// of 32; two passes: the mean, then the centred variance), as PyTorch's layer_norm.
+template <typename T>
+__device__ __forceinline__ void warp_row_stats(const T* xr, int cols, int lane, float eps, float& mean, float& rstd) {
+    float sum = 0.f;
+    for (int i = lane; i < cols; i += 32) sum += to_float(xr[i]);
+    mean = warp_sum(sum) / cols;
+    float var = 0.f;
+    for (int i = lane; i < cols; i += 32) {
+        const float d = to_float(xr[i]) - mean;
+        var = fmaf(d, d, var);
+    }
+    rstd = rsqrtf(warp_sum(var) / cols + eps);
+}

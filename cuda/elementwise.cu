@@ -26,15 +26,8 @@ __device__ __forceinline__ void layernorm(const T* x, T* y, const float* gamma, 
     if (row >= rows) return;
     const T* xr = x + (i64)row * cols;
     T* yr = y + (i64)row * cols;
-    float sum = 0.f;
-    for (int i = lane; i < cols; i += 32) sum += to_float(xr[i]);
-    const float mean = warp_sum(sum) / cols;
-    float var = 0.f;
-    for (int i = lane; i < cols; i += 32) {
-        const float d = to_float(xr[i]) - mean;
-        var = fmaf(d, d, var);
-    }
-    const float inv = rsqrtf(warp_sum(var) / cols + eps);
+    float mean, inv;
+    warp_row_stats(xr, cols, lane, eps, mean, inv);
     for (int i = lane; i < cols; i += 32) yr[i] = from_float<T>((to_float(xr[i]) - mean) * inv * gamma[i] + beta[i]);
 }
 

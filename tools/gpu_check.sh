@@ -9,8 +9,9 @@
 #                                # carried: every CUDA path in one run of under 10 minutes:
 #                                # the tests/it filters `cuda::` (kernels, safe-API checks,
 #                                # models), `ops::` (each compute-layer op) and `decoder` (the
-#                                # decoders against transformers, f32 and bf16, on the GPU) and
-#                                # `llava` (LLaVA-1.5 against transformers), then
+#                                # decoders against transformers, f32 and bf16, on the GPU),
+#                                # `grad::` (the training ops), `lora_train::` (FT-LoRA against
+#                                # torch + PEFT) and `llava` (LLaVA-1.5 against transformers), then
 #                                # `mvb bench kernels` (attention, LoRA SGMV, ViT-B/16), then
 #                                # tools/gpu_vs_torch.py (mvb and PyTorch on the same card in the
 #                                # same run: ViT-B/16 and two decoder shapes); everything lands in
@@ -98,7 +99,7 @@ run() {
     #   TORCH     the gpu_vs_torch.py shapes (comma-separated; empty: none)
     #   RUN=0     no `mvb run --device cuda --precision f32` on the embedded default (its
     #             results.json and predictions.jsonl come back, to compare with the CPU's)
-    local filters=${FILTERS:-cuda:: ops:: decoder llava}
+    local filters=${FILTERS:-cuda:: ops:: grad:: lora_train:: decoder llava swin}
     local torch_models=${TORCH-SmolLM2-135M,Llama-3.2-1B,Llama-2-7B}
     local quick="" iters=3
     [ "${QUICK:-0}" = 1 ] && quick=--quick && iters=1

@@ -2,16 +2,19 @@
 //! in `tests/fixtures/lora/`): the loss and the gradient of every LoRA weight and of the head on
 //! one batch (dropout off), a 20-step AdamW run (loss per step, final weights), and PEFT adapters
 //! both ways (PEFT-written loaded by mvb; mvb-written loaded by PEFT, its features stored by the
-//! script). Errors are relative to the largest magnitude of the reference tensor.
+//! script). Errors are relative to the largest magnitude of the reference tensor. The gradient
+//! and training checks run on the CPU, then on CUDA in f32 when a GPU starts (else a
+//! `SKIP cuda <check>` line), held to the same bounds.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use mvb::backend::{Device, Precision};
 use mvb::model::ContrastiveModel;
 use mvb::train::lora::{Adapter, LoraShape};
 use mvb::train::{Head, LoraConfig, Trainer, peft, targets};
 
-use crate::common::root;
+use crate::common::{Dev, on_each_device, root};
 
 const FAMILIES: [&str; 2] = ["clip", "siglip"];
 
@@ -20,8 +23,20 @@ fn dir(family: &str) -> PathBuf {
 }
 
 fn model(family: &str) -> ContrastiveModel {
-    ContrastiveModel::load(root().join(format!("tests/fixtures/tiny-{family}")).to_str().expect("utf-8"))
-        .expect("loads")
+    model_on(family, &Device::cpu())
+}
+
+fn model_on(family: &str, device: &Device) -> ContrastiveModel {
+    let spec = root().join(format!("tests/fixtures/tiny-{family}"));
+    ContrastiveModel::load_on(spec.to_str().expect("utf-8"), device).expect("loads")
+}
+
+/// Runs `check` on the CPU, then on the GPU in f32 when one starts.
+fn each_device(name: &str, check: impl Fn(&Device)) {
+    on_each_device(name, |dev| match dev {
+        Dev::Cpu => check(&Device::cpu()),
+        Dev::Cuda(_) => check(&Device::cuda(Precision::F32).expect("the GPU started once")),
+    });
 }
 
 /// The reference tensors of `family`, as f32.
@@ -63,11 +78,16 @@ fn batch(r: &HashMap<String, Vec<f32>>, rows: &[usize]) -> (Vec<f32>, Vec<u32>) 
 
 #[test]
 fn gradients_match_torch_autograd() {
+    each_device("lora gradients", gradients_match_on);
+}
+
+fn gradients_match_on(device: &Device) {
+    let tag = device.tag();
     for family in FAMILIES {
-        let (m, r) = (model(family), reference(family));
+        let (m, r) = (model_on(family, device), reference(family));
         let mut t = trainer(family, &m, &r, 1e-3);
         let (px, ys) = batch(&r, &(0..8).collect::<Vec<_>>());
-        let g = t.gradients(&px, &ys, false).expect("gradients");
+        let g = t.gradients(&px, &ys, false).unwrap_or_else(|e| panic!("{tag} {family}: {e}"));
         let mut worst = rel(&[g.loss], &r["loss"]);
         worst = worst.max(rel(&g.head_weight, &r["grad/head.weight"])).max(rel(&g.head_bias, &r["grad/head.bias"]));
         let mut checked = 0;
@@ -76,30 +96,35 @@ fn gradients_match_torch_autograd() {
                 let name = format!("grad/{}", peft::key(*target, which));
                 let want = r.get(&name).unwrap_or_else(|| panic!("{family}: torch has no {name}"));
                 let e = rel(got, want);
-                assert!(e < 1e-5, "{family} {name}: relative error {e}");
+                assert!(e < 1e-5, "{tag} {family} {name}: relative error {e}");
                 worst = worst.max(e);
                 checked += 1;
             }
         }
         let in_torch = r.keys().filter(|k| k.starts_with("grad/base_model")).count();
-        assert_eq!(checked, in_torch, "{family}: every LoRA gradient torch has");
-        assert!(worst < 1e-5, "{family}: worst relative error {worst}");
-        println!("{family}: {checked} LoRA gradients + head, max relative error {worst:.2e}");
+        assert_eq!(checked, in_torch, "{tag} {family}: every LoRA gradient torch has");
+        assert!(worst < 1e-5, "{tag} {family}: worst relative error {worst}");
+        println!("{tag} {family}: {checked} LoRA gradients + head, max relative error {worst:.2e}");
     }
 }
 
 #[test]
 fn twenty_adamw_steps_match_peft() {
+    each_device("lora 20 steps", twenty_steps_on);
+}
+
+fn twenty_steps_on(device: &Device) {
+    let tag = device.tag();
     for family in FAMILIES {
-        let (m, r) = (model(family), reference(family));
+        let (m, r) = (model_on(family, device), reference(family));
         let mut t = trainer(family, &m, &r, 1e-3);
         let mut worst_loss = 0f32;
         for (step, rows) in r["order"].chunks(8).enumerate() {
             let rows: Vec<usize> = rows.iter().map(|&v| v as usize).collect();
             let (px, ys) = batch(&r, &rows);
-            let loss = t.step(&px, &ys).expect("step");
+            let loss = t.step(&px, &ys).unwrap_or_else(|e| panic!("{tag} {family} step {step}: {e}"));
             let want = r["losses"][step];
-            assert!((loss - want).abs() < 1e-5, "{family} step {step}: loss {loss} vs torch {want}");
+            assert!((loss - want).abs() < 1e-5, "{tag} {family} step {step}: loss {loss} vs torch {want}");
             worst_loss = worst_loss.max((loss - want).abs());
         }
         let mut worst = rel(&t.head.weight, &r["final/head.weight"]).max(rel(&t.head.bias, &r["final/head.bias"]));
@@ -107,11 +132,11 @@ fn twenty_adamw_steps_match_peft() {
             for (which, got) in [("A", &pair.a), ("B", &pair.b)] {
                 let want = &r[&format!("final/{}", peft::key(*target, which))];
                 let abs = got.iter().zip(want).fold(0f32, |m, (g, w)| m.max((g - w).abs()));
-                assert!(abs < 1e-4, "{family} {target:?} {which}: {abs}");
+                assert!(abs < 1e-4, "{tag} {family} {target:?} {which}: {abs}");
                 worst = worst.max(abs);
             }
         }
-        println!("{family}: 20 steps, max loss difference {worst_loss:.2e}, max weight difference {worst:.2e}");
+        println!("{tag} {family}: 20 steps, max loss difference {worst_loss:.2e}, max weight difference {worst:.2e}");
     }
 }
 

@@ -13,6 +13,7 @@ mod decoder;
 mod demo_vlm;
 mod fuzz;
 mod gguf;
+mod grad;
 mod judge;
 mod llava;
 mod lora_run;

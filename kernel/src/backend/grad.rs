@@ -1,29 +1,30 @@
 //! The operations training needs beyond inference, for every device: backward passes of the
 //! layers a ViT image tower trains through (frozen linear layers, layer norm, activations,
 //! attention), general matrix products for LoRA's `A` and `B`, and the column and batch
-//! bookkeeping between them. The CPU computes them in f32 (`cpu/grad.rs`); on the GPU each
-//! answers `Unsupported` for now, so that the CUDA kernels (cuBLAS products, the SGMV LoRA
-//! kernels) can be added one arm at a time without touching the training code (`train/`).
+//! bookkeeping between them. The CPU computes them in f32 (`cpu/grad.rs`); the GPU in its
+//! precision with f32 accumulation (`cuda/backward.rs`: cuBLAS products, the kernels of
+//! `cuda/grad.cu`, an unfused attention backward), so that the training code (`train/`) runs
+//! unchanged on either device.
 
 use super::array::Data;
 use super::cpu::{self, Activation};
 use super::error::ensure;
 use super::params::MatrixData;
-use super::{Array, ComputeError, Device, Heads, Kind, Linear, Vector};
+use super::{Array, ComputeError, Device, Heads, Kind, Linear, Vector, cuda};
 
 /// The host slice of a CPU array, or why it has none.
 fn host<'a>(x: &'a Array, what: &str) -> Result<&'a [f32], ComputeError> {
     x.host().ok_or_else(|| ComputeError::Unsupported(format!("{what}: a GPU array given to the CPU")))
 }
 
-/// The refusal of a backward pass on a device that has none yet.
-fn gpu_pending(what: &str) -> ComputeError {
-    ComputeError::Unsupported(format!("{what}: training runs on the CPU only for now (docs/TRAINING.md)"))
-}
-
 /// A host array of `shape`.
 fn host_array(shape: Vec<usize>, data: Vec<f32>) -> Array {
     Array { shape, data: Data::Host(data) }
+}
+
+/// A GPU array of `shape`.
+fn gpu_array(shape: Vec<usize>, buf: cuda::GpuBuf) -> Array {
+    Array { shape, data: Data::Gpu(buf) }
 }
 
 impl Device {
@@ -56,7 +57,10 @@ impl Device {
                 let out = cpu::grad::product(host(a, "matmul")?, ta, host(b, "matmul")?, tb, m, k, n, alpha);
                 Ok(host_array(vec![m, n], out))
             }
-            Kind::Cuda(_) => Err(gpu_pending("matmul")),
+            Kind::Cuda(g) => {
+                let c = cuda::backward::matmul(g, self.precision.into(), (a, ta), (b, tb), (m, k, n), alpha)?;
+                Ok(gpu_array(vec![m, n], c))
+            }
         }
     }
 
@@ -78,7 +82,9 @@ impl Device {
             (Kind::Cpu, _) => Err(ComputeError::Unsupported(
                 "linear backward: training needs f32 weights on the CPU (precision f32)".into(),
             )),
-            (Kind::Cuda(_), _) => Err(gpu_pending("linear backward")),
+            (Kind::Cuda(g), _) => {
+                Ok(gpu_array(shape, cuda::backward::linear_backward(g, self.precision.into(), dy, l)?))
+            }
         }
     }
 
@@ -96,7 +102,10 @@ impl Device {
                     cpu::grad::layer_norm_backward(host(x, "layer norm")?, host(dy, "layer norm")?, &gamma.host, eps);
                 Ok(host_array(x.shape.clone(), dx))
             }
-            Kind::Cuda(_) => Err(gpu_pending("layer norm backward")),
+            Kind::Cuda(g) => {
+                let dx = cuda::backward::layer_norm_backward(g, self.precision.into(), x, gamma, eps, dy)?;
+                Ok(gpu_array(x.shape.clone(), dx))
+            }
         }
     }
 
@@ -108,7 +117,10 @@ impl Device {
                 x.shape.clone(),
                 cpu::grad::activate_backward(host(x, "activation")?, host(dy, "activation")?, act),
             )),
-            Kind::Cuda(_) => Err(gpu_pending("activation backward")),
+            Kind::Cuda(g) => {
+                let dx = cuda::backward::activate_backward(g, self.precision.into(), x, dy, act)?;
+                Ok(gpu_array(x.shape.clone(), dx))
+            }
         }
     }
 
@@ -153,7 +165,11 @@ impl Device {
                     host_array(kv_shape, dv),
                 ))
             }
-            Kind::Cuda(_) => Err(gpu_pending("attention backward")),
+            Kind::Cuda(g) => {
+                let [dq, dk, dv] = cuda::backward::attention_backward(g, self.precision.into(), [q, k, v], dout)?;
+                let kv_shape = vec![batch, k.len, width];
+                Ok((gpu_array(vec![batch, q.len, width], dq), gpu_array(kv_shape.clone(), dk), gpu_array(kv_shape, dv)))
+            }
         }
     }
 
@@ -179,7 +195,9 @@ impl Device {
                 }
                 Ok(host_array(shape, out))
             }
-            Kind::Cuda(_) => Err(gpu_pending("concat")),
+            Kind::Cuda(g) => {
+                Ok(gpu_array(shape, cuda::backward::concat_cols(g, self.precision.into(), parts, rows, cols)?))
+            }
         }
     }
 
@@ -200,7 +218,10 @@ impl Device {
                 }
                 Ok(())
             }
-            _ => Err(gpu_pending("add_cols")),
+            (Kind::Cuda(g), _) => Ok(cuda::backward::add_cols(g, self.precision.into(), y, col, src)?),
+            (Kind::Cpu, Data::Gpu(_)) => {
+                Err(ComputeError::Unsupported("add_cols: a GPU array given to the CPU".into()))
+            }
         }
     }
 
@@ -212,7 +233,8 @@ impl Device {
                 xv.iter_mut().zip(host(y, "mul")?).for_each(|(a, b)| *a *= b);
                 Ok(())
             }
-            _ => Err(gpu_pending("mul")),
+            (Kind::Cuda(g), _) => Ok(cuda::backward::mul(g, self.precision.into(), x, y)?),
+            (Kind::Cpu, Data::Gpu(_)) => Err(ComputeError::Unsupported("mul: a GPU array given to the CPU".into())),
         }
     }
 
@@ -227,7 +249,10 @@ impl Device {
                 host(x, "sum_batches")?.chunks(per).for_each(|b| cpu::add_assign_slice(&mut out, b));
                 Ok(host_array(vec![x.shape[1], x.shape[2]], out))
             }
-            Kind::Cuda(_) => Err(gpu_pending("sum_batches")),
+            Kind::Cuda(g) => {
+                let out = cuda::backward::sum_batches(g, self.precision.into(), x, x.shape[0], per)?;
+                Ok(gpu_array(vec![x.shape[1], x.shape[2]], out))
+            }
         }
     }
 }

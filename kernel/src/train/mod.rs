@@ -6,8 +6,9 @@
 //! ([`adamw`]) with FT-LP's settings (lr 5e-5, 10 epochs, batch 8, seed 42), the base frozen.
 //!
 //! The forward is the model's own, run through its hooks ([`vision`]); the backward passes are
-//! hand-written f32 operations of the compute layer (`backend/grad.rs`): CPU today, each
-//! returning `Unsupported` on the GPU until its CUDA kernel lands, with no change here.
+//! hand-written operations of the compute layer (`backend/grad.rs`), on the CPU (f32) or the GPU
+//! (`backend/cuda/backward.rs`, the device's precision), with no change here; the head, its loss
+//! and AdamW run on the host (f32) from the small tensors the device hands back.
 //! `tests/it/lora_train.rs` checks gradients and short training runs against PyTorch + PEFT
 //! (`tools/make_lora_reference.py`), and PEFT adapters both ways ([`peft`]).
 //!
@@ -183,7 +184,7 @@ pub struct Trainer<'m> {
 }
 
 impl<'m> Trainer<'m> {
-    /// A trainer of `adapter` and `head` on `model` (f32 on the CPU), the loss weighted by
+    /// A trainer of `adapter` and `head` on `model` (on its device), the loss weighted by
     /// `class_weights` (one per class).
     pub fn new(
         model: &'m ContrastiveModel,
@@ -298,7 +299,8 @@ fn feature_dim(model: &ContrastiveModel) -> usize {
 }
 
 /// FT-LoRA on `images` with `labels` in `0..classes`: the trained adapter and head. Runs on
-/// the model's device (f32 CPU today); one `info` event per epoch gives the mean loss.
+/// the model's device (the CPU in f32, or the GPU); one `debug` event per epoch gives the mean
+/// loss.
 pub fn fit_lora(
     model: &ContrastiveModel,
     images: &[Pixels],

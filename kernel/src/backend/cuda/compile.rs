@@ -17,6 +17,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("lora.cu", include_str!("../../../../cuda/lora.cu")),
     ("elementwise.cu", include_str!("../../../../cuda/elementwise.cu")),
     ("rope.cu", include_str!("../../../../cuda/rope.cu")),
+    ("grad.cu", include_str!("../../../../cuda/grad.cu")),
 ];
 
 /// The headers `SOURCES` may include.
@@ -193,6 +194,11 @@ pub fn kernel_names(file: &str) -> Vec<String> {
             names.push("fill_u32".to_owned());
         }
         "rope.cu" => names.extend(TYPES.iter().map(|t| format!("rope_{t}"))),
+        "grad.cu" => {
+            for k in ["layernorm_backward", "act_backward", "softmax_backward", "copy_cols", "mul", "sum_batches"] {
+                names.extend(TYPES.iter().map(|t| format!("{k}_{t}")));
+            }
+        }
         _ => {}
     }
     names

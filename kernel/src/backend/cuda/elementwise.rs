@@ -28,16 +28,16 @@ macro_rules! launch {
 }
 pub(crate) use launch;
 
-fn linear_cfg(n: usize) -> LaunchConfig {
+pub(crate) fn linear_cfg(n: usize) -> LaunchConfig {
     LaunchConfig { grid_dim: (grid_for(n), 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
 }
 
-fn rows_cfg(rows: usize) -> LaunchConfig {
+pub(crate) fn rows_cfg(rows: usize) -> LaunchConfig {
     // One warp per row, four rows per block.
     LaunchConfig { grid_dim: (rows.div_ceil(4).max(1) as u32, 1, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 }
 }
 
-fn name(kernel: &str, dtype: DType) -> String {
+pub(crate) fn name(kernel: &str, dtype: DType) -> String {
     format!("{kernel}_{}", dtype.kernel_suffix())
 }
 
@@ -47,7 +47,7 @@ fn product(dims: &[usize]) -> Option<usize> {
 }
 
 /// `rows · cols`, `None` on overflow.
-fn area(rows: usize, cols: usize) -> Option<usize> {
+pub(crate) fn area(rows: usize, cols: usize) -> Option<usize> {
     product(&[rows, cols])
 }
 

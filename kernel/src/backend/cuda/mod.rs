@@ -6,19 +6,23 @@
 //! Layers: the compute layer (`backend::ops`, shapes checked) calls `ops` (the operations on
 //! the GPU: typed views of arrays and parameters, panics caught as errors), which calls the
 //! launch wrappers [`gemm`] (cuBLAS), [`attention`] (FlashAttention-2 forward and the unfused
-//! baseline), [`lora`] (SGMV shrink/expand and the unfused baseline) and [`elementwise`]. The
+//! baseline), [`lora`] (SGMV shrink/expand and the unfused baseline) and [`elementwise`]; the
+//! training operations (`backend/grad.rs`) call `backward`, which calls [`gemm`] and [`grad`]
+//! (the backward kernels and the unfused attention backward). The
 //! wrappers are safe: device memory is a typed [`GpuBuf`] or a [`GpuView`]/[`GpuViewMut`] of
 //! one (or [`GpuInts`]), never a raw address, and each wrapper checks that what its kernel reaches
 //! lies inside the views before launching. Also: [`compile`] (NVRTC), [`buffer`] (the types),
 //! [`reference`] (CPU references of the kernels), [`bench`] (kernel timings).
 
 pub mod attention;
+pub(crate) mod backward;
 pub mod bench;
 pub mod buffer;
 pub mod compile;
 pub mod elementwise;
 mod error;
 pub mod gemm;
+pub mod grad;
 pub mod lora;
 pub(crate) mod ops;
 pub mod reference;

@@ -27,12 +27,12 @@ fn buf(x: &Array, dtype: DType) -> Result<&GpuBuf, CudaError> {
 }
 
 /// `x`'s elements, to read.
-fn view(x: &Array, dtype: DType) -> Result<GpuView<'_>, CudaError> {
+pub(super) fn view(x: &Array, dtype: DType) -> Result<GpuView<'_>, CudaError> {
     buf(x, dtype)?.slice(0, x.len())
 }
 
 /// `x`'s elements, to write.
-fn view_mut(x: &mut Array, dtype: DType) -> Result<GpuViewMut<'_>, CudaError> {
+pub(super) fn view_mut(x: &mut Array, dtype: DType) -> Result<GpuViewMut<'_>, CudaError> {
     buf(x, dtype)?;
     let n = x.len();
     match &mut x.data {
@@ -41,14 +41,14 @@ fn view_mut(x: &mut Array, dtype: DType) -> Result<GpuViewMut<'_>, CudaError> {
     }
 }
 
-fn matrix(m: &Matrix) -> Result<GpuView<'_>, CudaError> {
+pub(super) fn matrix(m: &Matrix) -> Result<GpuView<'_>, CudaError> {
     match &m.data {
         MatrixData::Gpu(b) => b.slice(0, m.rows * m.cols),
         _ => Err(CudaError::Shape("a weight that is not on the GPU".into())),
     }
 }
 
-fn vector(v: &Vector) -> Result<GpuView<'_>, CudaError> {
+pub(super) fn vector(v: &Vector) -> Result<GpuView<'_>, CudaError> {
     let b = v.gpu.as_ref().ok_or_else(|| CudaError::Shape("a parameter vector that is not on the GPU".into()))?;
     b.slice(0, v.len())
 }
@@ -154,12 +154,12 @@ pub(crate) fn rope(gpu: &Gpu, dt: DType, x: &mut Array, positions: &[u32], inv_f
     })
 }
 
-fn layout(h: &Heads<'_>) -> Layout {
+pub(super) fn layout(h: &Heads<'_>) -> Layout {
     Layout { batch: h.batch_stride(), row: h.row_stride(), head: h.head_dim }
 }
 
 /// The elements of `h`'s array from its first column on.
-fn heads_view<'a>(h: &Heads<'a>, dt: DType) -> Result<GpuView<'a>, CudaError> {
+pub(super) fn heads_view<'a>(h: &Heads<'a>, dt: DType) -> Result<GpuView<'a>, CudaError> {
     view(h.array, dt)?.slice(h.col, h.array.len().saturating_sub(h.col))
 }
 
