@@ -266,7 +266,7 @@ pub fn lora_shapes(quick: bool) -> Vec<(usize, usize, usize, usize)> {
     let mut v = Vec::new();
     for tokens in [1, 16, 256, 4096] {
         for d in [768, 4096] {
-            for rank in [8, 64, 128] {
+            for rank in [8, 16, 64, 128] {
                 for adapters in [1, 4] {
                     v.push((tokens, d, rank, adapters));
                 }
