@@ -67,7 +67,8 @@ impl Bert {
             (table("word_embeddings")?, table("position_embeddings")?, table("token_type_embeddings")?);
         let norm = LayerNorm::load(w, dev, &format!("{e}.LayerNorm"), width, s.eps)?;
         let layer_name = |i: usize| format!("{prefix}.encoder.layer.{i}");
-        let count = (0..).take_while(|&i| w.contains(&format!("{}.attention.self.query.weight", layer_name(i)))).count();
+        let count =
+            (0..).take_while(|&i| w.contains(&format!("{}.attention.self.query.weight", layer_name(i)))).count();
         if count == 0 {
             return Err(w.missing(&format!("{}.attention.self.query.weight", layer_name(0))));
         }

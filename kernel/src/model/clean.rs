@@ -122,7 +122,10 @@ mod tests {
 
     #[test]
     fn cleans_as_open_clip() {
-        assert_eq!(open_clip("  a\tphoto \n of\u{a0}a “cat’s” ﬁsh &amp;amp; &#233;  "), "a photo of a \"cat's\" fish & é");
+        assert_eq!(
+            open_clip("  a\tphoto \n of\u{a0}a “cat’s” ﬁsh &amp;amp; &#233;  "),
+            "a photo of a \"cat's\" fish & é"
+        );
         assert_eq!(open_clip("ＣＴ\u{1b}[31m scan\u{0}"), "CT scan");
         assert_eq!(open_clip("a & b &unknown; &#x41;"), "a & b &unknown; A");
     }

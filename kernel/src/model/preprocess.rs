@@ -128,11 +128,15 @@ impl Preprocessor {
             "bilinear" => Filter::from_pil(2),
             _ => None,
         }
-        .ok_or_else(|| bad(format!("preprocess_cfg.interpolation `{interpolation}` (bicubic, bilinear are implemented)")))?;
+        .ok_or_else(|| {
+            bad(format!("preprocess_cfg.interpolation `{interpolation}` (bicubic, bilinear are implemented)"))
+        })?;
         let (resize, crop) = match resize_mode {
             "shortest" => (Resize::ShortestEdge(size), Some((size, size))),
             "squash" => (Resize::Exact(size, size), None),
-            other => return Err(bad(format!("preprocess_cfg.resize_mode `{other}` (shortest, squash are implemented)"))),
+            other => {
+                return Err(bad(format!("preprocess_cfg.resize_mode `{other}` (shortest, squash are implemented)")));
+            }
         };
         if mean.iter().any(|m| !m.is_finite()) || std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(bad(format!("preprocess_cfg mean {mean:?} / std {std:?}: the std must be finite and > 0")));

@@ -40,10 +40,11 @@ impl OpenClipConfig {
         let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
         let json: Value = serde_json::from_str(&text)
             .map_err(|e| ModelError::Format { path: path.clone(), message: format!("invalid JSON: {e}") })?;
-        let model = json.get("model_cfg").filter(|m| m.is_object()).cloned().ok_or_else(|| ModelError::Format {
-            path: path.clone(),
-            message: "no `model_cfg` object".into(),
-        })?;
+        let model = json
+            .get("model_cfg")
+            .filter(|m| m.is_object())
+            .cloned()
+            .ok_or_else(|| ModelError::Format { path: path.clone(), message: "no `model_cfg` object".into() })?;
         let preprocess = json.get("preprocess_cfg").cloned().unwrap_or(Value::Null);
         let config = OpenClipConfig { path, model, preprocess };
         for key in ["vision_cfg", "text_cfg"] {
@@ -80,7 +81,7 @@ impl OpenClipConfig {
 
     /// Refuses model-level settings mvb does not implement.
     pub fn check_model(&self) -> Result<(), ModelError> {
-        if self.model_section().has("init_logit_bias").is_some() {
+        if self.model_section().has("init_logit_bias") {
             return Err(self.unsupported(
                 "`model_cfg.init_logit_bias` (a SigLIP-style open_clip model) is not implemented".into(),
             ));
@@ -107,7 +108,8 @@ impl OpenClipConfig {
         let p = Section { name: "preprocess_cfg", json: &self.preprocess, path: &self.path };
         let triple = |key: &str, default: [f32; 3]| -> Result<[f32; 3], ModelError> {
             let Some(v) = p.get(key) else { return Ok(default) };
-            let vals: Option<Vec<f32>> = v.as_array().map(|a| a.iter().filter_map(Value::as_f64).map(|x| x as f32).collect());
+            let vals: Option<Vec<f32>> =
+                v.as_array().map(|a| a.iter().filter_map(Value::as_f64).map(|x| x as f32).collect());
             match vals.as_deref() {
                 Some(&[a, b, c]) => Ok([a, b, c]),
                 Some(&[a]) => Ok([a, a, a]),
@@ -135,10 +137,7 @@ impl<'a> Section<'a> {
     }
 
     fn bad(&self, key: &str, expected: &str) -> ModelError {
-        ModelError::Format {
-            path: self.path.to_owned(),
-            message: format!("`{}.{key}` must be {expected}", self.name),
-        }
+        ModelError::Format { path: self.path.to_owned(), message: format!("`{}.{key}` must be {expected}", self.name) }
     }
 
     /// A non-negative integer `key`, or `default`.
@@ -208,6 +207,8 @@ impl<'a> Section<'a> {
                 message: format!("`{}.norm_kwargs.{k}` is not implemented (only eps)", self.name),
             });
         }
-        obj.get("eps").map_or(Ok(default), |e| e.as_f64().map(|e| e as f32).ok_or_else(|| self.bad("norm_kwargs", "{\"eps\": number}")))
+        obj.get("eps").map_or(Ok(default), |e| {
+            e.as_f64().map(|e| e as f32).ok_or_else(|| self.bad("norm_kwargs", "{\"eps\": number}"))
+        })
     }
 }

@@ -126,7 +126,8 @@ pub fn only_known(
     let known = |rest: &str| {
         top.contains(&rest)
             || rest.strip_prefix(blocks).and_then(|r| r.strip_prefix('.')).is_some_and(|r| {
-                r.split_once('.').is_some_and(|(i, t)| i.parse::<usize>().is_ok() && layer.iter().any(|l| l == t))
+                r.split_once('.')
+                    .is_some_and(|(i, t)| i.parse::<usize>().is_ok() && layer.iter().any(|l| l.as_str() == t))
             })
     };
     let mut unknown: Vec<&str> =

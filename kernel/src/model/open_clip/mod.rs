@@ -72,12 +72,12 @@ pub fn load(dir: &Path, dev: &Device) -> Result<Loaded, ModelError> {
     let (text, context, pad): (Box<dyn TextFeatures>, usize, Option<u32>) = if hf {
         let t = HfText::load(&w, dev, &config)?;
         let context = t.max_len();
-        (Box::new(t), context, None)
+        (Box::new(t) as Box<dyn TextFeatures>, context, None)
     } else {
         let prefix = if w.contains("text.token_embedding.weight") { "text." } else { "" };
         let (t, context) = towers::text(&w, dev, &config, prefix)?;
         let pad = config.text().uint("pad_id", 0)? as u32;
-        (Box::new(t), context, Some(pad))
+        (Box::new(t) as Box<dyn TextFeatures>, context, Some(pad))
     };
     let embed = config.embed_dim()?;
     if visual_projection.outputs() != embed {

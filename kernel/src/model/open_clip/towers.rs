@@ -19,7 +19,13 @@ fn activation(config: &OpenClipConfig) -> Result<Activation, ModelError> {
 }
 
 /// Checks that the checkpoint holds exactly `layers` blocks under `prefix`.
-fn check_layers(w: &Weights, config: &OpenClipConfig, prefix: &str, layers: usize, key: &str) -> Result<(), ModelError> {
+fn check_layers(
+    w: &Weights,
+    config: &OpenClipConfig,
+    prefix: &str,
+    layers: usize,
+    key: &str,
+) -> Result<(), ModelError> {
     let found = layers::count(w, prefix, OPEN_CLIP);
     if found != layers {
         return Err(config.format(format!(
@@ -59,7 +65,8 @@ pub fn vision(w: &Weights, dev: &Device, config: &OpenClipConfig) -> Result<(Cli
     let tokens = patch.grid() * patch.grid() + 1;
     let class = w.vector("visual.class_embedding", width)?;
     let positions = w.tensor("visual.positional_embedding", &[tokens, width])?.into_data();
-    let pre = if v.flag("no_ln_pre", false)? { None } else { Some(LayerNorm::load(w, dev, "visual.ln_pre", width, s.eps)?) };
+    let pre =
+        if v.flag("no_ln_pre", false)? { None } else { Some(LayerNorm::load(w, dev, "visual.ln_pre", width, s.eps)?) };
     let encoder = layers::encoder(w, dev, "visual.transformer.resblocks", layers, s, OPEN_CLIP)?;
     let post = LayerNorm::load(w, dev, "visual.ln_post", width, s.eps)?;
     let tower = ClipVision::from_parts(dev, patch, (class, positions), (pre, encoder, post))?;
@@ -87,8 +94,12 @@ pub fn text(
     let s = Shape { width, heads, act: activation(config)?, eps: t.eps(1e-5)? };
     let blocks = format!("{prefix}transformer.resblocks");
     check_layers(w, config, &blocks, layers, "text_cfg.layers")?;
-    let embeddings =
-        TextEmbeddings::from_names(w, dev, &format!("{prefix}token_embedding.weight"), &format!("{prefix}positional_embedding"))?;
+    let embeddings = TextEmbeddings::from_names(
+        w,
+        dev,
+        &format!("{prefix}token_embedding.weight"),
+        &format!("{prefix}positional_embedding"),
+    )?;
     if embeddings.max_len() != context || embeddings.width() != width {
         return Err(config.format(format!(
             "`text_cfg.context_length` {context} / `width` {width} disagree with `{prefix}positional_embedding` \
