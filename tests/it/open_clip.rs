@@ -147,9 +147,12 @@ fn load_err(dir: &Path) -> String {
     ContrastiveModel::load_dir(dir, &Device::cpu()).expect_err("must not load").to_string()
 }
 
+/// An edit of a configuration.
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
 #[test]
 fn a_bad_or_missing_config_key_is_named() {
-    let cases: [(&str, Box<dyn FnOnce(&mut Value)>, &str); 4] = [
+    let cases: [(&str, Edit, &str); 4] = [
         ("missing", Box::new(|j| drop(j["model_cfg"].as_object_mut().map(|m| m.remove("embed_dim")))), "embed_dim"),
         ("wrong type", Box::new(|j| j["model_cfg"]["vision_cfg"]["layers"] = "two".into()), "vision_cfg.layers"),
         ("variant", Box::new(|j| j["model_cfg"]["text_cfg"]["ls_init_value"] = 0.1.into()), "text_cfg.ls_init_value"),

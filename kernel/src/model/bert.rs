@@ -5,11 +5,11 @@
 //! bidirectional with padding masked; the final hidden states, without the pooler. Written once
 //! on the compute layer; open_clip's Hugging Face text tower (BiomedCLIP's PubMedBERT) uses it.
 
-use super::nn::{Inference, LayerNorm, Mlp, SelfAttention, Site, linear, stacked};
+use super::nn::{Inference, LayerNorm, Mlp, SelfAttention, Site, TextEmbeddings, linear, stacked};
 use super::tokenizer::TokenBatch;
 use super::{ModelError, Weights};
 use crate::backend::cpu::Activation;
-use crate::backend::{Array, Device, Mask, Matrix};
+use crate::backend::{Array, Device, Mask, Vector};
 
 /// The settings a BERT checkpoint's tensors do not tell.
 #[derive(Debug, Clone, Copy)]
@@ -34,9 +34,9 @@ struct BertLayer {
 /// A loaded BERT encoder.
 #[derive(Debug)]
 pub struct Bert {
-    words: Matrix,
-    positions: Matrix,
-    types: Matrix,
+    embeddings: TextEmbeddings,
+    /// The token-type embedding of type 0, added to every token.
+    type0: Vector,
     norm: LayerNorm,
     layers: Vec<BertLayer>,
 }
@@ -58,13 +58,16 @@ impl Bert {
         if s.heads == 0 || !width.is_multiple_of(s.heads) {
             return Err(ModelError::Input(format!("{prefix}: width {width} is not divisible by {} heads", s.heads)));
         }
-        let table = |name: &str| -> Result<Matrix, ModelError> {
-            let name = format!("{e}.{name}.weight");
-            let (rows, _) = dims(w, &name)?;
-            Ok(Matrix::table(dev, w.tensor(&name, &[rows, width])?)?)
-        };
-        let (words, positions, types) =
-            (table("word_embeddings")?, table("position_embeddings")?, table("token_type_embeddings")?);
+        let embeddings = TextEmbeddings::from_names(
+            w,
+            dev,
+            &format!("{e}.word_embeddings.weight"),
+            &format!("{e}.position_embeddings.weight"),
+        )?;
+        let types = format!("{e}.token_type_embeddings.weight");
+        let (rows, _) = dims(w, &types)?;
+        let type0 = w.tensor(&types, &[rows, width])?.into_data()[..width].to_vec();
+        let type0 = Vector::activation(dev, type0)?;
         let norm = LayerNorm::load(w, dev, &format!("{e}.LayerNorm"), width, s.eps)?;
         let layer_name = |i: usize| format!("{prefix}.encoder.layer.{i}");
         let count =
@@ -73,17 +76,17 @@ impl Bert {
             return Err(w.missing(&format!("{}.attention.self.query.weight", layer_name(0))));
         }
         let layers = (0..count).map(|i| BertLayer::load(w, dev, &layer_name(i), width, s)).collect::<Result<_, _>>()?;
-        Ok(Bert { words, positions, types, norm, layers })
+        Ok(Bert { embeddings, type0, norm, layers })
     }
 
     /// Hidden width.
     pub fn width(&self) -> usize {
-        self.words.cols()
+        self.embeddings.width()
     }
 
     /// The longest text the position table allows.
     pub fn max_len(&self) -> usize {
-        self.positions.rows()
+        self.embeddings.max_len()
     }
 
     /// Encoder layers.
@@ -93,19 +96,9 @@ impl Bert {
 
     /// The final hidden states, `[batch, len, width]`; padding (mask 0) is not attended to.
     pub fn forward(&self, dev: &Device, batch: &TokenBatch) -> Result<Array, ModelError> {
-        if batch.len > self.max_len() {
-            return Err(ModelError::Input(format!(
-                "{} tokens exceed the {} positions of the BERT text tower",
-                batch.len,
-                self.max_len()
-            )));
-        }
-        let n = batch.batch * batch.len;
-        let mut x = dev.embedding(&self.words, &batch.ids)?;
-        dev.add(&mut x, &dev.embedding(&self.types, &vec![0; n])?)?;
-        let pos: Vec<u32> = (0..n).map(|i| (i % batch.len) as u32).collect();
-        dev.add(&mut x, &dev.embedding(&self.positions, &pos)?)?;
-        let mut x = self.norm.forward(dev, &x.reshape([batch.batch, batch.len, self.width()])?)?;
+        let mut x = self.embeddings.forward(dev, batch)?;
+        dev.add_periodic(&mut x, &self.type0)?;
+        let mut x = self.norm.forward(dev, &x)?;
         let mask = Mask { causal: false, keys: Some(&batch.mask) };
         for layer in &self.layers {
             x = layer.forward(dev, x, mask)?;

@@ -12,8 +12,11 @@ use crate::model::{ModelError, Preprocessor};
 /// The file's name in a checkpoint folder.
 pub const FILE: &str = "open_clip_config.json";
 
-/// open_clip's `OPENAI_DATASET_MEAN` and `OPENAI_DATASET_STD`, its preprocessing defaults.
+/// open_clip's `OPENAI_DATASET_MEAN` and `OPENAI_DATASET_STD`, its preprocessing defaults
+/// (written as open_clip writes them; they round to the same f32).
+#[allow(clippy::excessive_precision)]
 const OPENAI_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+#[allow(clippy::excessive_precision)]
 const OPENAI_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// The parsed `open_clip_config.json`.

@@ -24,20 +24,13 @@ enum Pooler {
     Mean,
 }
 
-/// The projection into the shared space.
-#[derive(Debug)]
-enum Projection {
-    Identity,
-    Linear(Linear),
-    Mlp(Linear, Linear),
-}
-
 /// The Hugging Face text tower with its pooling and projection.
 #[derive(Debug)]
 pub struct HfText {
     bert: Bert,
     pooler: Pooler,
-    projection: Projection,
+    /// The projection's layers, exact GELU between them (none: the identity).
+    projection: Vec<Linear>,
     context: usize,
 }
 
@@ -75,13 +68,13 @@ impl HfText {
         let projection = match t.string("hf_proj_type", "mlp")?.as_str() {
             "mlp" => {
                 let hidden = (width + embed) / 2;
-                Projection::Mlp(
+                vec![
                     linear(w, dev, "text.proj.0", width, hidden, false)?,
                     linear(w, dev, "text.proj.2", hidden, embed, false)?,
-                )
+                ]
             }
-            "linear" => Projection::Linear(linear(w, dev, "text.proj", width, embed, false)?),
-            _ if width == embed => Projection::Identity,
+            "linear" => vec![linear(w, dev, "text.proj", width, embed, false)?],
+            _ if width == embed => Vec::new(),
             other => {
                 return Err(config.unsupported(format!("`text_cfg.hf_proj_type` `{other}` is not implemented")));
             }
@@ -119,16 +112,14 @@ impl HfText {
 impl TextFeatures for HfText {
     fn features(&self, dev: &Device, tokens: &TokenBatch) -> Result<Array, ModelError> {
         let h = self.bert.forward(dev, tokens)?;
-        let pooled = self.pool(dev, &h, tokens)?;
-        Ok(match &self.projection {
-            Projection::Identity => pooled,
-            Projection::Linear(l) => dev.linear(&pooled, l)?,
-            Projection::Mlp(a, b) => {
-                let mut m = dev.linear(&pooled, a)?;
-                dev.activate(&mut m, Activation::Gelu)?;
-                dev.linear(&m, b)?
+        let mut x = self.pool(dev, &h, tokens)?;
+        for (i, layer) in self.projection.iter().enumerate() {
+            if i > 0 {
+                dev.activate(&mut x, Activation::Gelu)?;
             }
-        })
+            x = dev.linear(&x, layer)?;
+        }
+        Ok(x)
     }
 
     fn max_len(&self) -> usize {

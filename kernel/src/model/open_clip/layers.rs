@@ -25,24 +25,26 @@ pub struct LayerNames {
 }
 
 /// open_clip's `ResidualAttentionBlock` (`nn.MultiheadAttention`).
-pub const OPEN_CLIP: LayerNames = LayerNames {
-    ln1: "ln_1",
-    qkv: ("attn.in_proj_weight", "attn.in_proj_bias"),
-    out: "attn.out_proj",
-    ln2: "ln_2",
-    fc: ("mlp.c_fc", "mlp.c_proj"),
-};
+pub const OPEN_CLIP: LayerNames = LayerNames::new([
+    "ln_1",
+    "attn.in_proj_weight",
+    "attn.in_proj_bias",
+    "attn.out_proj",
+    "ln_2",
+    "mlp.c_fc",
+    "mlp.c_proj",
+]);
 
 /// timm's ViT `Block`.
-pub const TIMM: LayerNames = LayerNames {
-    ln1: "norm1",
-    qkv: ("attn.qkv.weight", "attn.qkv.bias"),
-    out: "attn.proj",
-    ln2: "norm2",
-    fc: ("mlp.fc1", "mlp.fc2"),
-};
+pub const TIMM: LayerNames =
+    LayerNames::new(["norm1", "attn.qkv.weight", "attn.qkv.bias", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"]);
 
 impl LayerNames {
+    /// `[ln1, qkv weight, qkv bias, out, ln2, fc1, fc2]`.
+    const fn new([ln1, qkv_w, qkv_b, out, ln2, fc1, fc2]: [&'static str; 7]) -> Self {
+        LayerNames { ln1, qkv: (qkv_w, qkv_b), out, ln2, fc: (fc1, fc2) }
+    }
+
     /// Every tensor name of a layer, relative to its prefix.
     fn all(&self) -> Vec<String> {
         let mut v = vec![self.qkv.0.to_owned(), self.qkv.1.to_owned()];
