@@ -21,6 +21,7 @@ mod lora_train;
 mod medmnist;
 mod medsiglip;
 mod metrics;
+mod open_clip;
 mod ops;
 mod parity;
 mod run;

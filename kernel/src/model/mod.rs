@@ -1,10 +1,13 @@
 //! Models, loaded natively from Hugging Face checkpoints (a folder, or an id in the local HF
 //! cache): configuration, safetensors weights, tokenizer, preprocessing, and one module per
 //! family. Contrastive families (`clip`, `siglip`) give image and text features and zero-shot
-//! logits; generative ones (`llama`, `llava`) generate text.
+//! logits (open_clip checkpoints, `open_clip`, load as CLIP models); generative ones (`llama`,
+//! `llava`) generate text.
 
+pub mod bert;
 pub mod causal;
 pub mod chat;
+mod clean;
 pub mod clip;
 mod config;
 pub mod constrain;
@@ -15,6 +18,7 @@ mod hub;
 pub mod llama;
 pub mod llava;
 pub(crate) mod nn;
+pub mod open_clip;
 mod patch;
 pub mod preprocess;
 mod resize;
@@ -75,6 +79,8 @@ pub(crate) enum TowerMut<'a> {
 #[derive(Debug)]
 pub struct ContrastiveModel {
     family: Family,
+    /// The family's name (`clip`, `siglip`, `open_clip`, `open_clip-bert`).
+    label: &'static str,
     preprocessor: Preprocessor,
     tokenizer: TextTokenizer,
     dir: PathBuf,
@@ -96,30 +102,46 @@ impl ContrastiveModel {
 
     /// Loads the checkpoint in `dir` onto `device`.
     pub fn load_dir(dir: &Path, device: &Device) -> Result<Self, ModelError> {
+        if open_clip::is_open_clip(dir) {
+            let l = open_clip::load(dir, device)?;
+            return Ok(ContrastiveModel {
+                family: Family::Clip(Box::new(l.model)),
+                label: l.family,
+                preprocessor: l.preprocessor,
+                tokenizer: l.tokenizer,
+                dir: dir.to_owned(),
+                dtype: l.dtype,
+                device: device.clone(),
+            });
+        }
         let config = Config::open(dir)?;
         let weights = Weights::open(dir)?;
         let preprocessor = Preprocessor::open(dir)?;
-        let (family, max_len, pad) = match config.model_type.as_str() {
+        let (family, label, max_len, pad) = match config.model_type.as_str() {
             "clip" => {
                 let m = clip::Clip::load(&weights, device, &config)?;
                 let max = m.text.max_len();
-                (Family::Clip(Box::new(m)), max, 49407)
+                (Family::Clip(Box::new(m)), "clip", max, 49407)
             }
             "siglip" => {
                 let m = siglip::Siglip::load(&weights, device, &config)?;
                 let max = m.text.max_len();
-                (Family::Siglip(Box::new(m)), max, 1)
+                (Family::Siglip(Box::new(m)), "siglip", max, 1)
             }
             other => {
                 return Err(ModelError::Unsupported {
                     path: config.path.clone(),
-                    message: format!("model_type `{other}` is not a contrastive family mvb implements (clip, siglip)"),
+                    message: format!(
+                        "model_type `{other}` is not a contrastive family mvb implements (clip, siglip; \
+                         open_clip folders have open_clip_config.json)"
+                    ),
                 });
             }
         };
         let tokenizer = TextTokenizer::open(dir, pad, max_len)?;
         Ok(ContrastiveModel {
             family,
+            label,
             preprocessor,
             tokenizer,
             dir: dir.to_owned(),
@@ -160,12 +182,9 @@ impl ContrastiveModel {
         &self.dir
     }
 
-    /// The family name (`clip`, `siglip`).
+    /// The family name (`clip`, `siglip`, `open_clip`, `open_clip-bert`).
     pub fn family(&self) -> &'static str {
-        match self.family {
-            Family::Clip(_) => "clip",
-            Family::Siglip(_) => "siglip",
-        }
+        self.label
     }
 
     /// The checkpoint's storage dtype (`F32`, `BF16`, ...).

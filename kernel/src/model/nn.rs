@@ -64,14 +64,20 @@ impl TextEmbeddings {
     pub fn load(w: &Weights, dev: &Device, prefix: &str) -> Result<Self, ModelError> {
         let tok_name = format!("{prefix}.embeddings.token_embedding.weight");
         let pos_name = format!("{prefix}.embeddings.position_embedding.weight");
-        let (vocab, width) = match w.shape(&tok_name) {
+        Self::from_names(w, dev, &tok_name, &pos_name)
+    }
+
+    /// Loads the token table `tok_name` (`[vocab, width]`) and the position table `pos_name`
+    /// (`[positions, width]`).
+    pub fn from_names(w: &Weights, dev: &Device, tok_name: &str, pos_name: &str) -> Result<Self, ModelError> {
+        let (vocab, width) = match w.shape(tok_name) {
             Some(&[v, d]) => (v, d),
-            _ => return Err(w.missing(&tok_name)),
+            _ => return Err(w.missing(tok_name)),
         };
-        let max_pos = w.shape(&pos_name).map(|s| s[0]).ok_or_else(|| w.missing(&pos_name))?;
+        let max_pos = w.shape(pos_name).map(|s| s[0]).ok_or_else(|| w.missing(pos_name))?;
         Ok(TextEmbeddings {
-            tokens: Matrix::table(dev, w.tensor(&tok_name, &[vocab, width])?)?,
-            positions: Matrix::table(dev, w.tensor(&pos_name, &[max_pos, width])?)?,
+            tokens: Matrix::table(dev, w.tensor(tok_name, &[vocab, width])?)?,
+            positions: Matrix::table(dev, w.tensor(pos_name, &[max_pos, width])?)?,
         })
     }
 
@@ -215,7 +221,7 @@ impl SelfAttention {
     }
 
     /// `x += out(attention(qkv(h)))` in layer `i`.
-    fn forward_add(
+    pub(crate) fn forward_add(
         &self,
         dev: &Device,
         h: &Array,

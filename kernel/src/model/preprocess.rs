@@ -1,7 +1,9 @@
 //! Image preprocessing exactly as a checkpoint's `preprocessor_config.json` says, following
 //! transformers' `CLIPImageProcessor` (resize the shortest edge, centre crop) and
 //! `SiglipImageProcessor` (resize to a fixed size): convert to RGB, resize with Pillow's
-//! filters (`resize.rs`), crop, rescale, normalise, channels first.
+//! filters (`resize.rs`), crop, rescale, normalise, channels first. open_clip checkpoints give
+//! the same steps in their `preprocess_cfg` (torchvision's `Resize`, `CenterCrop`, `ToTensor`,
+//! `Normalize`; see [`Preprocessor::open_clip`]).
 
 use std::path::Path;
 
@@ -29,6 +31,9 @@ pub struct Preprocessor {
     crop: Option<(usize, usize)>,
     rescale: Option<f64>,
     normalize: Option<([f32; 3], [f32; 3])>,
+    /// torchvision's `CenterCrop` offsets (`round((h - ch) / 2)`, half to even) instead of
+    /// transformers' (`(h - ch) // 2`).
+    round_crop: bool,
 }
 
 fn get<'a>(json: &'a Value, key: &str) -> Option<&'a Value> {
@@ -103,7 +108,41 @@ impl Preprocessor {
         if rescale.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
             return Err(bad("`rescale_factor` must be finite and > 0".into()));
         }
-        Ok(Preprocessor { resize, filter, crop, rescale, normalize })
+        Ok(Preprocessor { resize, filter, crop, rescale, normalize, round_crop: false })
+    }
+
+    /// open_clip's evaluation transform (`open_clip/transform.py`, `image_transform` with
+    /// `is_train=False`) for a square `size`: `resize_mode` `shortest` (resize the shorter side,
+    /// centre crop) or `squash` (resize to `size × size`), `interpolation` `bicubic` or
+    /// `bilinear`, then `/255` and `(x - mean) / std`. `path` is named in errors.
+    pub(crate) fn open_clip(
+        size: usize,
+        (resize_mode, interpolation): (&str, &str),
+        mean: [f32; 3],
+        std: [f32; 3],
+        path: &Path,
+    ) -> Result<Self, ModelError> {
+        let bad = |message: String| ModelError::Unsupported { path: path.to_owned(), message };
+        let filter = match interpolation {
+            "bicubic" => Filter::from_pil(3),
+            "bilinear" => Filter::from_pil(2),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            bad(format!("preprocess_cfg.interpolation `{interpolation}` (bicubic, bilinear are implemented)"))
+        })?;
+        let (resize, crop) = match resize_mode {
+            "shortest" => (Resize::ShortestEdge(size), Some((size, size))),
+            "squash" => (Resize::Exact(size, size), None),
+            other => {
+                return Err(bad(format!("preprocess_cfg.resize_mode `{other}` (shortest, squash are implemented)")));
+            }
+        };
+        if mean.iter().any(|m| !m.is_finite()) || std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(bad(format!("preprocess_cfg mean {mean:?} / std {std:?}: the std must be finite and > 0")));
+        }
+        let rescale = Some(1.0 / 255.0);
+        Ok(Preprocessor { resize, filter, crop, rescale, normalize: Some((mean, std)), round_crop: true })
     }
 
     /// The `(height, width)` of the output for an input of `h × w`.
@@ -137,8 +176,10 @@ impl Preprocessor {
                 "a {h}x{w} image resized to {rh}x{rw} is smaller than the {ch}x{cw} crop"
             )));
         }
-        // transformers' center_crop: top = (h - ch) // 2, left = (w - cw) // 2.
-        let (top, left) = ((rh - ch) / 2, (rw - cw) / 2);
+        // transformers' center_crop: top = (h - ch) // 2, left = (w - cw) // 2; torchvision
+        // rounds (h - ch) / 2 half to even.
+        let offset = |d: usize| if self.round_crop && d % 4 == 3 { d / 2 + 1 } else { d / 2 };
+        let (top, left) = (offset(rh - ch), offset(rw - cw));
         let mut out = vec![0f32; 3 * ch * cw];
         for c in 0..3 {
             let (mean, std) = self.normalize.map_or((0.0, 1.0), |(m, s)| (m[c], s[c]));

@@ -1,6 +1,7 @@
 //! Text tokenization with the checkpoint's `tokenizer.json` (the `tokenizers` crate), or its
 //! SentencePiece `spiece.model` with SigLIP's text canonicalisation (see [`super::spm`]),
-//! padded to the longest text of a batch, as MedVLMBench tokenizes its prompts.
+//! padded to the longest text of a batch, as MedVLMBench tokenizes its prompts. open_clip
+//! checkpoints clean texts first (see [`super::clean`]) and truncate them to their context.
 
 use std::path::Path;
 
@@ -37,6 +38,8 @@ enum Prepare {
     Nothing,
     /// `SiglipTokenizer`'s canonicalisation, lower-casing first when `lower`.
     Siglip { lower: bool },
+    /// open_clip's cleaning ([`super::clean::open_clip`]), and truncation to the context.
+    OpenClip,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -98,6 +101,24 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner, pad_id, max_len, prepare })
     }
 
+    /// [`TextTokenizer::open`] for an open_clip checkpoint: texts are cleaned as open_clip
+    /// cleans them and truncated (special tokens kept) to `context` tokens, as open_clip's
+    /// tokenizers do, instead of refused; `pad`, when given, replaces the tokenizer's padding
+    /// id (open_clip's own tokenizer pads with `pad_id`, 0).
+    pub(crate) fn open_clip(dir: &Path, context: usize, pad: Option<u32>) -> Result<Self, ModelError> {
+        let mut t = Self::open(dir, pad.unwrap_or(0), context)?;
+        if let Some(pad) = pad {
+            t.pad_id = pad;
+        }
+        let params = tokenizers::TruncationParams { max_length: context, ..Default::default() };
+        t.inner.with_truncation(Some(params)).map_err(|e| ModelError::Format {
+            path: dir.join("tokenizer.json"),
+            message: format!("cannot truncate to {context} tokens: {e}"),
+        })?;
+        t.prepare = Prepare::OpenClip;
+        Ok(t)
+    }
+
     /// Tokenizes `texts` with special tokens and pads them to the longest.
     pub fn encode(&self, texts: &[String]) -> Result<TokenBatch, ModelError> {
         let mut rows = Vec::with_capacity(texts.len());
@@ -105,6 +126,7 @@ impl TextTokenizer {
             let prepared = match self.prepare {
                 Prepare::Nothing => None,
                 Prepare::Siglip { lower } => Some(super::spm::canonicalize(text, lower).unwrap_or_default()),
+                Prepare::OpenClip => Some(super::clean::open_clip(text)),
             };
             let enc = self
                 .inner

@@ -95,6 +95,16 @@ impl Weights {
         self.names.contains_key(name)
     }
 
+    /// The checkpoint file (or index) errors name.
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    /// Every tensor name, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.keys().map(String::as_str)
+    }
+
     /// The shape of `name`, if present.
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         let shard = &self.shards[*self.names.get(name)?];

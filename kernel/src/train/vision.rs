@@ -272,14 +272,16 @@ impl<'r, 'a> Backward<'r, 'a> {
         let v = &m.vision;
         let dpooled = dev.linear_backward(dfeat, &m.visual_projection)?;
         let dcls = self.norm(&v.post, Site::Post, &dpooled)?;
-        let pre = self.rec.kept(Site::Pre, Slot::Input)?;
-        let (batch, seq) = (pre.shape()[0], pre.shape()[1]);
+        let (batch, seq) = (dfeat.shape()[0], v.positions.len() / v.width());
         let mut dx = dev.zeros([batch * seq, v.width()])?;
         let rows: Vec<usize> = (0..batch).map(|b| b * seq).collect();
         dev.scatter_rows(&mut dx, &rows, &dcls)?;
         let mut dx = dx.reshape([batch, seq, v.width()])?;
         self.encoder(&v.encoder.layers, &mut dx)?;
-        let dtok = self.norm(&v.pre, Site::Pre, &dx)?;
+        let dtok = match &v.pre {
+            Some(pre) => self.norm(pre, Site::Pre, &dx)?,
+            None => dx,
+        };
         self.positions(&dtok)
     }
 

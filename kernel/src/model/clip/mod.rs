@@ -1,7 +1,8 @@
 //! CLIP (transformers' `CLIPModel`, <https://github.com/huggingface/transformers/blob/main/src/transformers/models/clip/modeling_clip.py>):
 //! a ViT image tower and a causal text transformer, each projected into a shared space.
-//! Covers openai/clip-vit-*, PubMedCLIP, PLIP and other `CLIPModel` checkpoints; written once
-//! on the compute layer, it runs on the CPU or the GPU.
+//! Covers openai/clip-vit-*, PubMedCLIP, PLIP and other `CLIPModel` checkpoints, and (built by
+//! `open_clip`) open_clip's CLIPs, whose text side may be another encoder ([`TextFeatures`]);
+//! written once on the compute layer, it runs on the CPU or the GPU.
 
 mod text;
 mod vision;
@@ -15,15 +16,47 @@ use crate::backend::{Array, Device, Linear};
 pub use text::ClipText;
 pub use vision::ClipVision;
 
+/// A text encoder giving a CLIP model's (projected, unnormalised) text features.
+pub trait TextFeatures: std::fmt::Debug + Send + Sync {
+    /// `[batch, proj]` features of a token batch.
+    fn features(&self, dev: &Device, tokens: &TokenBatch) -> Result<Array, ModelError>;
+    /// The longest text (in tokens) the encoder takes.
+    fn max_len(&self) -> usize;
+}
+
+/// CLIP's text tower followed by `text_projection`.
+#[derive(Debug)]
+pub struct ProjectedText {
+    /// The tower.
+    pub tower: ClipText,
+    projection: Linear,
+}
+
+impl ProjectedText {
+    /// The tower and its projection (`[proj, width]`, no bias).
+    pub(crate) fn new(tower: ClipText, projection: Linear) -> Self {
+        ProjectedText { tower, projection }
+    }
+}
+
+impl TextFeatures for ProjectedText {
+    fn features(&self, dev: &Device, tokens: &TokenBatch) -> Result<Array, ModelError> {
+        Ok(dev.linear(&self.tower.forward(dev, tokens)?, &self.projection)?)
+    }
+
+    fn max_len(&self) -> usize {
+        self.tower.max_len()
+    }
+}
+
 /// A loaded CLIP model.
 #[derive(Debug)]
 pub struct Clip {
     /// The image tower.
     pub vision: ClipVision,
-    /// The text tower.
-    pub text: ClipText,
+    /// The text encoder with its projection.
+    pub text: Box<dyn TextFeatures>,
     pub(crate) visual_projection: Linear,
-    text_projection: Linear,
     /// `exp(logit_scale)`.
     pub scale: f32,
 }
@@ -37,7 +70,19 @@ impl Clip {
         let visual_projection = linear(w, dev, "visual_projection", vision.width(), proj_dim, false)?;
         let text_projection = linear(w, dev, "text_projection", text.width(), proj_dim, false)?;
         let scale = super::scalar(w, "logit_scale")?.exp();
-        Ok(Clip { vision, text, visual_projection, text_projection, scale })
+        let text = Box::new(ProjectedText::new(text, text_projection));
+        Ok(Clip { vision, text, visual_projection, scale })
+    }
+
+    /// A model from its parts (other checkpoint layouts: open_clip); `scale` is
+    /// `exp(logit_scale)`.
+    pub(crate) fn from_parts(
+        vision: ClipVision,
+        visual_projection: Linear,
+        text: Box<dyn TextFeatures>,
+        scale: f32,
+    ) -> Self {
+        Clip { vision, text, visual_projection, scale }
     }
 
     /// `get_image_features`: projected, unnormalised, `[batch, proj]`.
@@ -59,6 +104,6 @@ impl Clip {
 
     /// `get_text_features`: projected, unnormalised, `[batch, proj]`.
     pub fn text_features(&self, dev: &Device, tokens: &TokenBatch) -> Result<Array, ModelError> {
-        Ok(dev.linear(&self.text.forward(dev, tokens)?, &self.text_projection)?)
+        self.text.features(dev, tokens)
     }
 }

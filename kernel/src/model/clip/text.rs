@@ -34,6 +34,13 @@ impl ClipText {
         })
     }
 
+    /// A tower from its parts (open_clip's layout); `eos` as in [`TowerConfig::eos_token_id`]
+    /// (2 pools at the highest id, open_clip's `argmax`).
+    pub(crate) fn from_parts(embeddings: TextEmbeddings, encoder: Encoder, norm: LayerNorm, eos: i64) -> Self {
+        let width = embeddings.width();
+        ClipText { embeddings, encoder, norm, eos, width }
+    }
+
     /// Hidden width.
     pub fn width(&self) -> usize {
         self.width

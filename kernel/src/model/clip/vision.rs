@@ -1,6 +1,7 @@
 //! CLIP's image tower (`CLIPVisionTransformer`): patch embedding without bias, a class token,
-//! learned positions, a layer norm before the encoder (`pre_layrnorm`, sic), and the class
-//! token's final state after `post_layernorm` as the pooled output.
+//! learned positions, a layer norm before the encoder (`pre_layrnorm`, sic; absent in timm's
+//! ViTs, which open_clip's BiomedCLIP uses), and the class token's final state after
+//! `post_layernorm` as the pooled output.
 
 use crate::backend::{Array, Device, Mask, Vector};
 use crate::model::config::TowerConfig;
@@ -14,7 +15,7 @@ pub struct ClipVision {
     patch: PatchEmbedding,
     class: Vector,
     pub(crate) positions: Vector,
-    pub(crate) pre: LayerNorm,
+    pub(crate) pre: Option<LayerNorm>,
     pub(crate) encoder: Encoder,
     pub(crate) post: LayerNorm,
     width: usize,
@@ -40,9 +41,37 @@ impl ClipVision {
         Ok(ClipVision {
             class: Vector::activation(dev, w.vector(&class_name, width)?)?,
             positions: Vector::activation(dev, positions.into_data())?,
-            pre: LayerNorm::load(w, dev, &format!("{p}.pre_layrnorm"), width, cfg.eps)?,
+            pre: Some(LayerNorm::load(w, dev, &format!("{p}.pre_layrnorm"), width, cfg.eps)?),
             encoder: Encoder::load(w, dev, &format!("{p}.encoder"), shape)?,
             post: LayerNorm::load(w, dev, &format!("{p}.post_layernorm"), width, cfg.eps)?,
+            patch,
+            width,
+        })
+    }
+
+    /// A tower from its parts (other checkpoint layouts: open_clip, timm): `class` and
+    /// `positions` (`[1 + grid², width]`) are checked against the patch embedding and the encoder.
+    pub(crate) fn from_parts(
+        dev: &Device,
+        patch: PatchEmbedding,
+        (class, positions): (Vec<f32>, Vec<f32>),
+        (pre, encoder, post): (Option<LayerNorm>, Encoder, LayerNorm),
+    ) -> Result<Self, ModelError> {
+        let width = class.len();
+        let tokens = patch.grid() * patch.grid() + 1;
+        if positions.len() != tokens * width || post.gamma.len() != width {
+            return Err(ModelError::Input(format!(
+                "image tower: {} position values and a {}-wide final norm for {tokens} tokens of width {width}",
+                positions.len(),
+                post.gamma.len()
+            )));
+        }
+        Ok(ClipVision {
+            class: Vector::activation(dev, class)?,
+            positions: Vector::activation(dev, positions)?,
+            pre,
+            encoder,
+            post,
             patch,
             width,
         })
@@ -80,7 +109,10 @@ impl ClipVision {
         let patches = self.patch.forward(dev, pixels, batch)?;
         let adapted = pass.positions(dev, &self.positions)?;
         let x = dev.vit_tokens(&patches, Some(&self.class), adapted.as_ref().unwrap_or(&self.positions))?;
-        let mut x = pass.norm(dev, &x, &self.pre, Site::Pre)?;
+        let mut x = match &self.pre {
+            Some(pre) => pass.norm(dev, &x, pre, Site::Pre)?,
+            None => x,
+        };
         self.encoder.forward_with(dev, &mut x, Mask::NONE, depth, pass)?;
         Ok(x)
     }
