@@ -25,6 +25,7 @@ mod parity;
 mod run;
 mod sandbox;
 mod shards;
+mod swin;
 mod template;
 mod tokenize;
 mod torch_bin;

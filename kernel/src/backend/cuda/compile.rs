@@ -17,6 +17,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("lora.cu", include_str!("../../../../cuda/lora.cu")),
     ("elementwise.cu", include_str!("../../../../cuda/elementwise.cu")),
     ("rope.cu", include_str!("../../../../cuda/rope.cu")),
+    ("biased_attention.cu", include_str!("../../../../cuda/biased_attention.cu")),
 ];
 
 /// The headers `SOURCES` may include.
@@ -193,6 +194,7 @@ pub fn kernel_names(file: &str) -> Vec<String> {
             names.push("fill_u32".to_owned());
         }
         "rope.cu" => names.extend(TYPES.iter().map(|t| format!("rope_{t}"))),
+        "biased_attention.cu" => names.extend(TYPES.iter().map(|t| format!("attn_bias_{t}"))),
         _ => {}
     }
     names

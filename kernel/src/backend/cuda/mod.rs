@@ -14,6 +14,7 @@
 
 pub mod attention;
 pub mod bench;
+pub(crate) mod biased;
 pub mod buffer;
 pub mod compile;
 pub mod elementwise;
