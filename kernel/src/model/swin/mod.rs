@@ -229,7 +229,7 @@ impl Swin {
     }
 
     fn load_stage(w: &Weights, dev: &Device, p: &str, config: &SwinConfig, i: usize) -> Result<Stage, ModelError> {
-        let (dim, side) = (config.embed_dim << i, config.image_size / config.patch_size >> i);
+        let (dim, side) = (config.embed_dim << i, (config.image_size / config.patch_size) >> i);
         let shape =
             BlockShape { dim, heads: config.num_heads[i], act: config.act, eps: config.eps, qkv_bias: config.qkv_bias };
         let blocks = (0..config.depths[i])
