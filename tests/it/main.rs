@@ -27,6 +27,7 @@ mod parity;
 mod run;
 mod sandbox;
 mod shards;
+mod swin;
 mod template;
 mod ten_datasets;
 mod tokenize;

@@ -12,6 +12,7 @@
 //! an error, never a silent fall-back.
 
 mod array;
+mod biased;
 pub mod cpu;
 pub mod cuda;
 mod error;

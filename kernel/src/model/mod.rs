@@ -24,6 +24,7 @@ pub mod preprocess;
 mod resize;
 pub mod siglip;
 mod spm;
+pub mod swin;
 pub mod synthetic;
 pub mod tokenizer;
 mod torch_bin;

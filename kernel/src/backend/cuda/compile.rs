@@ -18,6 +18,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("elementwise.cu", include_str!("../../../../cuda/elementwise.cu")),
     ("rope.cu", include_str!("../../../../cuda/rope.cu")),
     ("grad.cu", include_str!("../../../../cuda/grad.cu")),
+    ("biased_attention.cu", include_str!("../../../../cuda/biased_attention.cu")),
 ];
 
 /// The headers `SOURCES` may include.
@@ -199,6 +200,7 @@ pub fn kernel_names(file: &str) -> Vec<String> {
                 names.extend(TYPES.iter().map(|t| format!("{k}_{t}")));
             }
         }
+        "biased_attention.cu" => names.extend(TYPES.iter().map(|t| format!("attn_bias_{t}"))),
         _ => {}
     }
     names

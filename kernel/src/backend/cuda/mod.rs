@@ -17,6 +17,7 @@
 pub mod attention;
 pub(crate) mod backward;
 pub mod bench;
+pub(crate) mod biased;
 pub mod buffer;
 pub mod compile;
 pub mod elementwise;
