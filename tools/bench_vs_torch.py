@@ -11,6 +11,7 @@ Prints one line per architecture and precision with both medians and the ratio m
 (> 1 means mvb is faster), plus mvb bf16 against PyTorch fp32. CI never runs this: it needs torch.
 """
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -38,11 +39,23 @@ def torch_ips(patch: int, batch: int, iters: int, dtype: torch.dtype) -> float:
     return batch / statistics.median(times)
 
 
-def mvb_ips(arch: str, batch: int, iters: int, threads: int, precision: str) -> float:
-    out = subprocess.run(["target/release/mvb", "bench", "encoder", "--arch", arch, "--batch", str(batch),
+MVB = os.environ.get("MVB", "target/release/mvb")
+
+
+def mvb_ips(arch: str, batch: int, iters: int, threads: int, precision: str) -> tuple[float, float]:
+    """mvb's images/s and GFLOP per image."""
+    out = subprocess.run([MVB, "bench", "encoder", "--arch", arch, "--batch", str(batch),
                           "--iters", str(iters), "--precision", precision], check=True, capture_output=True, text=True,
                          env={"RAYON_NUM_THREADS": str(threads), "PATH": "/usr/bin:/bin"}).stdout
-    return float(re.search(r"([\d.]+) img/s", out).group(1))
+    ips = float(re.search(r"([\d.]+) img/s", out).group(1))
+    return ips, float(re.search(r"([\d.]+) GFLOP/s", out).group(1)) / ips
+
+
+def peak_gflops(threads: int) -> float:
+    """This CPU's measured f32 FMA peak over `threads` threads (`mvb bench peak`)."""
+    out = subprocess.run([MVB, "bench", "peak"], check=True, capture_output=True, text=True,
+                         env={"RAYON_NUM_THREADS": str(threads), "PATH": "/usr/bin:/bin"}).stdout
+    return float(re.search(r"([\d.]+) GFLOP/s", out).group(1))
 
 
 def main() -> None:
@@ -52,15 +65,17 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    print(f"torch {torch.__version__}, {a.threads} threads, batch {a.batch}, median of {a.iters}")
+    peak = peak_gflops(a.threads)
+    print(f"torch {torch.__version__}, {a.threads} threads, batch {a.batch}, median of {a.iters}; "
+          f"measured f32 FMA peak {peak:.1f} GFLOP/s")
     for arch, patch in ARCHS.items():
         rates = {}
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
             t = torch_ips(patch, a.batch, a.iters, dtype)
-            m = mvb_ips(arch, a.batch, a.iters, a.threads, "f32" if name == "fp32" else "bf16")
+            m, gflop = mvb_ips(arch, a.batch, a.iters, a.threads, "f32" if name == "fp32" else "bf16")
             rates[name] = (t, m)
-            print(f"ViT-{arch.upper()} {name}: PyTorch {t:.2f} img/s, mvb {m:.2f} img/s, "
-                  f"ratio mvb/PyTorch {m / t:.2f}x")
+            print(f"ViT-{arch.upper()} {name}: PyTorch {t:.2f} img/s ({100 * t * gflop / peak:.0f}% of peak), "
+                  f"mvb {m:.2f} img/s ({100 * m * gflop / peak:.0f}% of peak), ratio mvb/PyTorch {m / t:.2f}x")
         print(f"ViT-{arch.upper()}: mvb bf16 / PyTorch fp32 {rates['bf16'][1] / rates['fp32'][0]:.2f}x, "
               f"mvb bf16 / mvb fp32 {rates['bf16'][1] / rates['fp32'][1]:.2f}x")
 

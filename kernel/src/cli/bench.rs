@@ -264,3 +264,18 @@ pub(crate) fn lora(args: &LoraArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct PeakArgs {
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+}
+
+/// `mvb bench peak`: this CPU's measured f32 FMA peak over the rayon threads (the denominator
+/// of the benchmarks' "fraction of peak").
+pub(crate) fn peak(args: &PeakArgs) -> anyhow::Result<()> {
+    let gflops = mvb::backend::cpu::probe::fma_peak_gflops(args.seconds);
+    println!("mvb fma peak threads {}: {gflops:.1} GFLOP/s (f32)", rayon::current_num_threads());
+    Ok(())
+}

@@ -81,6 +81,8 @@ enum BenchCommand {
     Decoder(bench::DecoderArgs),
     /// FT-LoRA training steps on a random CLIP image tower (samples/s).
     Lora(bench::LoraArgs),
+    /// This CPU's measured f32 FMA peak (GFLOP/s over the rayon threads).
+    Peak(bench::PeakArgs),
     /// CUDA kernels (fused attention, LoRA) next to their unfused cuBLAS paths, on the GPU.
     Kernels(bench_kernels::KernelsArgs),
 }
@@ -113,6 +115,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Encoder(args)) => bench::encoder(args),
         Command::Bench(BenchCommand::Decoder(args)) => bench::decoder(args),
         Command::Bench(BenchCommand::Lora(args)) => bench::lora(args),
+        Command::Bench(BenchCommand::Peak(args)) => bench::peak(args),
         Command::Bench(BenchCommand::Kernels(args)) => bench_kernels::kernels(args),
         Command::Run(args) => run::run(&host()?, args),
         Command::Report(args) => run::report(&host()?, args),

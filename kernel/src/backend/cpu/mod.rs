@@ -6,6 +6,7 @@ mod attention;
 mod bf16;
 mod elementwise;
 pub mod grad;
+pub mod probe;
 pub mod quant;
 
 pub use attention::{AttentionMask, Operand, attention, contiguous};
