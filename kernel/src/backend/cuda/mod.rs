@@ -217,7 +217,7 @@ impl Gpu {
     /// Milliseconds of GPU time the attention calls took since timing started (waits for
     /// them), and clears the record.
     pub fn attention_ms(&self) -> Result<f64, CudaError> {
-        let events = self.attention.lock().unwrap_or_else(|e| e.into_inner()).events.replace(Vec::new());
+        let events = self.attention.lock().unwrap_or_else(|e| e.into_inner()).events.as_mut().map(std::mem::take);
         self.synchronize()?;
         let mut total = 0.0;
         for (start, end) in events.unwrap_or_default() {

@@ -184,8 +184,7 @@ fn subgroup_attributes(
     for d in &config.datasets {
         out.insert(d.name.clone(), subgroups::read(&mut open(host, d)?, &d.name, (d.split, d.limit))?);
     }
-    let all: Vec<HashMap<String, Attributes>> = out.values().cloned().collect();
-    subgroups::check(&config.report, &all)?;
+    subgroups::check(&config.report, out.values())?;
     Ok(out)
 }
 

@@ -59,9 +59,12 @@ pub(super) fn of_ids(ids: &[String], by_id: &HashMap<String, Attributes>) -> Vec
 
 /// Refuses an attribute of `settings` that no dataset of the run gives any sample (a typo would
 /// otherwise report nothing), naming the attributes the datasets do give.
-pub(super) fn check(settings: &ReportSettings, datasets: &[HashMap<String, Attributes>]) -> Result<(), RunError> {
+pub(super) fn check<'a>(
+    settings: &ReportSettings,
+    datasets: impl IntoIterator<Item = &'a HashMap<String, Attributes>>,
+) -> Result<(), RunError> {
     let given: BTreeSet<&str> =
-        datasets.iter().flat_map(|d| d.values()).flat_map(|a| a.keys()).map(String::as_str).collect();
+        datasets.into_iter().flat_map(|d| d.values()).flat_map(|a| a.keys()).map(String::as_str).collect();
     for wanted in &settings.subgroups {
         let found = given.contains(wanted.as_str()) || (wanted == AGE_GROUP && given.contains("age"));
         if !found {
