@@ -114,8 +114,8 @@ pub fn attention(
 /// Query rows up to which plain loops beat a general matrix product (a decoding step has one).
 const FEW: usize = 4;
 
-/// `s[r, j] = q_r · k_j` for a few query rows, eight independent lanes per dot product so that
-/// the loop vectorises.
+/// `s[r, j] = q_r · k_j` for a few query rows, eight independent lanes per dot product (AVX2
+/// where the CPU has it: one register of lanes, the same sums).
 #[allow(clippy::too_many_arguments)]
 fn few_rows_scores(
     rows: usize,
@@ -129,18 +129,34 @@ fn few_rows_scores(
 ) {
     for r in 0..rows {
         let qr = &q[r * q_row..r * q_row + dim];
-        for (j, out) in s[r * kv_len..(r + 1) * kv_len].iter_mut().enumerate() {
+        let sr = &mut s[r * kv_len..(r + 1) * kv_len];
+        #[cfg(target_arch = "x86_64")]
+        if dim.is_multiple_of(8) && dim <= x86::MAX_DIM && x86::available() {
+            // SAFETY: the CPU has AVX2 (checked); `k` holds `kv_len` rows of `k_row` with `dim`
+            // values each (the caller's operand check).
+            unsafe { x86::scores(qr, k, k_row, sr) };
+            continue;
+        }
+        for (j, out) in sr.iter_mut().enumerate() {
             *out = dot(qr, &k[j * k_row..j * k_row + dim]);
         }
     }
 }
 
-/// `out[r] = Σ_j p[r, j] · v_j` for a few query rows.
+/// `out[r] = Σ_j p[r, j] · v_j` for a few query rows (keys of weight 0 skipped).
 fn few_rows_values(rows: usize, kv_len: usize, dim: usize, p: &[f32], v: &[f32], v_row: usize, out: &mut [f32]) {
     for r in 0..rows {
         let o = &mut out[r * dim..(r + 1) * dim];
+        let pr = &p[r * kv_len..(r + 1) * kv_len];
+        #[cfg(target_arch = "x86_64")]
+        if dim.is_multiple_of(8) && dim <= x86::MAX_DIM && x86::available() {
+            // SAFETY: the CPU has AVX2 (checked); `v` holds `kv_len` rows of `v_row` with `dim`
+            // values each (the caller's operand check), `o` holds `dim`.
+            unsafe { x86::weighted_sum(pr, v, v_row, o) };
+            continue;
+        }
         o.fill(0.0);
-        for (j, &w) in p[r * kv_len..(r + 1) * kv_len].iter().enumerate() {
+        for (j, &w) in pr.iter().enumerate() {
             if w != 0.0 {
                 o.iter_mut().zip(&v[j * v_row..j * v_row + dim]).for_each(|(a, b)| *a += w * b);
             }
@@ -160,6 +176,76 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7])) + tail
+}
+
+/// The decode-time loops in AVX2, with the arithmetic of the portable ones (separate multiply
+/// and add, the same lanes and order), so results do not depend on the CPU.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Head sizes [`scores`] and [`weighted_sum`] keep in registers.
+    pub(super) const MAX_DIM: usize = 128;
+
+    /// Whether the CPU has AVX2.
+    pub(super) fn available() -> bool {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2"))
+    }
+
+    /// `s[j] = q · k[j·k_row..][..q.len()]`, each as [`super::dot`] computes it, `q` held in
+    /// registers.
+    ///
+    /// # Safety
+    /// AVX2; `q.len()` a multiple of 8 and at most [`MAX_DIM`]; `k` holds `s.len()` rows.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn scores(q: &[f32], k: &[f32], k_row: usize, s: &mut [f32]) {
+        let chunks = q.len() / 8;
+        let mut qv = [_mm256_setzero_ps(); MAX_DIM / 8];
+        for (c, v) in qv.iter_mut().enumerate().take(chunks) {
+            // SAFETY: c·8 + 8 <= q.len().
+            *v = unsafe { _mm256_loadu_ps(q.as_ptr().add(c * 8)) };
+        }
+        for (j, out) in s.iter_mut().enumerate() {
+            let row = &k[j * k_row..j * k_row + q.len()];
+            let mut acc = _mm256_setzero_ps();
+            for (c, v) in qv.iter().enumerate().take(chunks) {
+                // SAFETY: c·8 + 8 <= q.len() = row.len().
+                let x = unsafe { _mm256_loadu_ps(row.as_ptr().add(c * 8)) };
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(*v, x));
+            }
+            let mut l = [0f32; 8];
+            // SAFETY: `l` holds 8 values.
+            unsafe { _mm256_storeu_ps(l.as_mut_ptr(), acc) };
+            *out = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+        }
+    }
+
+    /// `o = Σ_j p[j] · v[j·v_row..][..o.len()]` over keys with `p[j] != 0`, in key order, the
+    /// output held in registers.
+    ///
+    /// # Safety
+    /// AVX2; `o.len()` a multiple of 8 and at most [`MAX_DIM`]; `v` holds `p.len()` rows.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn weighted_sum(p: &[f32], v: &[f32], v_row: usize, o: &mut [f32]) {
+        let chunks = o.len() / 8;
+        let mut acc = [_mm256_setzero_ps(); MAX_DIM / 8];
+        for (j, &w) in p.iter().enumerate() {
+            if w == 0.0 {
+                continue;
+            }
+            let (wv, row) = (_mm256_set1_ps(w), &v[j * v_row..j * v_row + o.len()]);
+            for (c, a) in acc.iter_mut().enumerate().take(chunks) {
+                // SAFETY: c·8 + 8 <= o.len() = row.len().
+                let x = unsafe { _mm256_loadu_ps(row.as_ptr().add(c * 8)) };
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(wv, x));
+            }
+        }
+        for (c, a) in acc.iter().enumerate().take(chunks) {
+            // SAFETY: c·8 + 8 <= o.len().
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(c * 8), *a) };
+        }
+    }
 }
 
 /// A contiguous `[batch, seq, heads·dim]` tensor as an [`Operand`].
@@ -223,6 +309,35 @@ mod tests {
             let want = naive(&q, &k, &v, 4, causal, mask);
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-5, "causal={causal} mask={}: {a} vs {b}", mask.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn decode_loops_match_the_portable_ones_to_the_bit() {
+        let (q, k) = (tensor([1, 3, 64], 0.25), tensor([1, 37, 64], 0.75));
+        let mut fast = vec![0f32; 3 * 37];
+        few_rows_scores(3, 37, 64, q.data(), 64, k.data(), 64, &mut fast);
+        for r in 0..3 {
+            for j in 0..37 {
+                let want = dot(&q.data()[r * 64..][..64], &k.data()[j * 64..][..64]);
+                assert_eq!(fast[r * 37 + j].to_bits(), want.to_bits());
+            }
+        }
+        let mut p = fast.clone();
+        p[5] = 0.0;
+        let mut got = vec![0f32; 3 * 64];
+        few_rows_values(3, 37, 64, &p, k.data(), 64, &mut got);
+        for r in 0..3 {
+            let mut want = [0f32; 64];
+            for j in 0..37 {
+                let w = p[r * 37 + j];
+                if w != 0.0 {
+                    want.iter_mut().zip(&k.data()[j * 64..][..64]).for_each(|(a, b)| *a += w * b);
+                }
+            }
+            for (g, w) in got[r * 64..][..64].iter().zip(want) {
+                assert_eq!(g.to_bits(), w.to_bits());
             }
         }
     }
