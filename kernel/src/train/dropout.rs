@@ -7,7 +7,13 @@
 //! own Bernoulli stream cannot be reproduced outside torch, so the masks differ from PyTorch's;
 //! `tools/make_lora_reference.py` rebuilds these masks in numpy to check them.
 
+use rayon::prelude::*;
+
 use crate::eval::pcg64::Pcg64;
+
+/// Draws per rayon task when a mask is built in parallel (each task jumps its own copy of
+/// the stream ahead to its first draw, so the mask is the sequential one).
+const CHUNK: usize = 1 << 16;
 
 /// The mask stream.
 #[derive(Debug)]
@@ -29,13 +35,33 @@ impl Dropout {
     /// A mask of `len` factors: 0 (dropped, draw < `p`) or `1 / (1 − p)`.
     pub fn mask(&mut self, len: usize, p: f32) -> Vec<f32> {
         let keep = 1.0 / (1.0 - p);
-        (0..len).map(|_| if self.random() < f64::from(p) { 0.0 } else { keep }).collect()
+        let mut out = vec![0f32; len];
+        let start = self.rng.clone();
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
+            let mut d = Dropout { rng: start.clone() };
+            d.rng.advance((c * CHUNK) as u128);
+            chunk.iter_mut().for_each(|v| *v = if d.random() < f64::from(p) { 0.0 } else { keep });
+        });
+        self.rng.advance(len as u128);
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_masks_are_the_sequential_stream() {
+        let (mut a, mut b) = (Dropout::new(7), Dropout::new(7));
+        let len = 3 * CHUNK + 123;
+        let got = a.mask(len, 0.05);
+        for (i, &g) in got.iter().enumerate() {
+            let want = if b.random() < f64::from(0.05f32) { 0.0 } else { 1.0 / (1.0 - 0.05f32) };
+            assert_eq!(g, want, "element {i}");
+        }
+        assert_eq!(a.random(), b.random());
+    }
 
     #[test]
     fn draws_match_numpy() {

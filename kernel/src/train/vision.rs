@@ -61,6 +61,8 @@ pub(crate) struct Recorder<'a> {
     dropout: Option<&'a mut Dropout>,
     tape: HashMap<(Site, Slot), Array>,
     masks: HashMap<Target, Array>,
+    /// `dropout(x)` of each linear target whose input was dropped (kept for `dA`).
+    dropped: HashMap<Target, Array>,
     /// `dropout(x)·Aᵀ` of each linear target.
     hidden: HashMap<Target, Array>,
     /// The width of the fused QKV's parts.
@@ -88,8 +90,8 @@ impl<'a> Recorder<'a> {
             let b = dev.upload(Tensor::new([p.outputs, r], p.b.clone()))?;
             weights.insert(t, (a, b));
         }
-        let (tape, masks, hidden) = (HashMap::new(), HashMap::new(), HashMap::new());
-        Ok(Recorder { adapter, weights, dropout, tape, masks, hidden, width })
+        let (tape, masks, hidden, dropped) = (HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new());
+        Ok(Recorder { adapter, weights, dropout, tape, masks, dropped, hidden, width })
     }
 
     fn kept(&self, site: Site, slot: Slot) -> Result<&Array, TrainError> {
@@ -114,6 +116,9 @@ impl<'a> Recorder<'a> {
         let d = dev.matmul(&t, false, b, true, self.adapter.shape.scale())?;
         dev.add_cols(y, col, &d)?;
         self.hidden.insert(target, t);
+        if let Some(xd) = dropped {
+            self.dropped.insert(target, xd);
+        }
         Ok(())
     }
 }
@@ -125,7 +130,9 @@ impl Pass for Recorder<'_> {
         for &(target, col) in &targets {
             self.branch(dev, x, target, col, &mut y)?;
         }
-        if !targets.is_empty() {
+        // The input itself is needed for `dA` only where a branch ran without dropout.
+        let undropped = |t: &Target| self.weights.contains_key(t) && !self.dropped.contains_key(t);
+        if targets.iter().any(|(t, _)| undropped(t)) {
             self.tape.insert((site, Slot::Input), dev.copy(x)?);
         }
         if keeps_output(site) {
@@ -172,26 +179,26 @@ impl<'r, 'a> Backward<'r, 'a> {
         let dev = self.dev;
         let scale = self.rec.adapter.shape.scale();
         let t = self.rec.hidden.get(&target).ok_or_else(|| TrainError::Internal(format!("{target:?} not run")))?;
-        let x = self.rec.kept(site, Slot::Input)?;
         let mask = self.rec.masks.get(&target);
-        let dropped = match mask {
-            Some(m) => {
-                let mut xd = dev.copy(x)?;
-                dev.mul(&mut xd, m)?;
-                Some(xd)
-            }
-            None => None,
+        let input = match (self.rec.dropped.get(&target), mask) {
+            (Some(xd), _) => xd,
+            (None, None) => self.rec.kept(site, Slot::Input)?,
+            (None, Some(_)) => return Err(TrainError::Internal(format!("{target:?}: dropped input not kept"))),
         };
         let db = dev.matmul(dy, true, t, false, scale)?;
         let dt = dev.matmul(dy, false, b, false, scale)?;
-        let da = dev.matmul(&dt, true, dropped.as_ref().unwrap_or(x), false, 1.0)?;
+        let da = dev.matmul(&dt, true, input, false, 1.0)?;
         let mut dx = dev.matmul(&dt, false, a, false, 1.0)?;
         if let Some(m) = mask {
             dev.mul(&mut dx, m)?;
         }
         let (da, db) = (da.into_tensor(dev)?.into_data(), db.into_tensor(dev)?.into_data());
         self.grads.insert(target, (da, db));
-        Ok(Some(dx.reshape(x.shape().to_vec())?))
+        let mut shape = dy.shape().to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = input.cols();
+        }
+        Ok(Some(dx.reshape(shape)?))
     }
 
     /// `dx` of the linear layer `l` at `site` (frozen weight plus its LoRA branch).

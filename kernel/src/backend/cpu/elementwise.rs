@@ -87,12 +87,63 @@ fn activate_vectorisable(x: &mut [f32], act: Activation) {
     }
 }
 
+/// `dx[i] = dy[i] · act'(x[i])` in f32 with [`exp_approx`] (vectorises), for the activations
+/// built on the logistic function; `None` for exact GELU, whose derivative needs `erf`.
+#[inline(always)]
+fn activate_grad_vectorisable(x: &[f32], dy: &[f32], dx: &mut [f32], act: Activation) -> Option<()> {
+    let grad = |(d, (&x, &g)): (&mut f32, (&f32, &f32)), k: f32| {
+        // d/dx [x·σ(kx)] = σ + k·x·σ·(1 − σ)
+        let s = 1.0 / (1.0 + exp_approx(-k * x));
+        *d = g * (s + k * x * s * (1.0 - s));
+    };
+    match act {
+        Activation::QuickGelu => dx.iter_mut().zip(x.iter().zip(dy)).for_each(|e| grad(e, 1.702)),
+        Activation::Silu => dx.iter_mut().zip(x.iter().zip(dy)).for_each(|e| grad(e, 1.0)),
+        Activation::GeluTanh => dx.iter_mut().zip(x.iter().zip(dy)).for_each(|(d, (&x, &g))| {
+            const C: f32 = 0.797_884_6; // sqrt(2/pi)
+            let t = 1.0 - 2.0 / (exp_approx(2.0 * C * (x + 0.044_715 * x * x * x)) + 1.0);
+            *d = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * C * (1.0 + 3.0 * 0.044_715 * x * x));
+        }),
+        Activation::Gelu => return None,
+    }
+    Some(())
+}
+
+/// `dy · act'(x)` element-wise in f32 (vectorised) for the logistic-based activations; `None`
+/// for exact GELU (the caller's f64 path).
+pub fn activate_grad(x: &[f32], dy: &[f32], act: Activation) -> Option<Vec<f32>> {
+    if act == Activation::Gelu {
+        return None;
+    }
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(4096).zip(x.par_chunks(4096).zip(dy.par_chunks(4096))).for_each(|(d, (x, g))| {
+        simd::activate_grad(x, g, d, act);
+    });
+    Some(dx)
+}
+
 /// The vectorisable loops, compiled for AVX-512 or AVX2 where the CPU has it. One wrapper per loop on
 /// purpose: a generic `with_avx512(closure)` wrapper does not get the closure inlined into the
 /// feature-enabled function, and the bf16 ViT-B/32 encoder ran 1.75× slower with it (measured
 /// by hand with `mvb bench encoder`, 2026-11-28).
 mod simd {
-    use super::{Activation, activate_vectorisable, normalise_row, softmax_row};
+    use super::{Activation, activate_grad_vectorisable, activate_vectorisable, normalise_row, softmax_row};
+
+    pub(super) fn activate_grad(x: &[f32], dy: &[f32], dx: &mut [f32], act: Activation) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { activate_grad_avx2(x, dy, dx, act) };
+        }
+        activate_grad_vectorisable(x, dy, dx, act);
+    }
+
+    /// AVX2 (with SSE4.1's `roundps` for [`super::exp_approx`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn activate_grad_avx2(x: &[f32], dy: &[f32], dx: &mut [f32], act: Activation) {
+        activate_grad_vectorisable(x, dy, dx, act);
+    }
 
     pub(super) fn softmax(row: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]

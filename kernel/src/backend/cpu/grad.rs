@@ -66,8 +66,12 @@ fn derivative(act: Activation, x: f64) -> f64 {
     }
 }
 
-/// `dx = dy · act'(x)`, element-wise.
+/// `dx = dy · act'(x)`, element-wise: in f32 with the forward's vectorised `exp` for the
+/// logistic-based activations (`elementwise::activate_grad`), in f64 for exact GELU.
 pub fn activate_backward(x: &[f32], dy: &[f32], act: Activation) -> Vec<f32> {
+    if let Some(dx) = super::elementwise::activate_grad(x, dy, act) {
+        return dx;
+    }
     x.par_iter().zip(dy).map(|(&x, &d)| (f64::from(d) * derivative(act, f64::from(x))) as f32).collect()
 }
 
@@ -173,6 +177,19 @@ mod tests {
                 };
                 let want = (f(x + 1e-6) - f(x - 1e-6)) / 2e-6;
                 assert!((derivative(act, x) - want).abs() < 1e-7, "{act:?}'({x})");
+            }
+        }
+    }
+
+    #[test]
+    fn vectorised_derivatives_match_the_f64_ones() {
+        let x: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.013).sin() * 6.0).collect();
+        let dy: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.7).cos()).collect();
+        for act in [Activation::GeluTanh, Activation::QuickGelu, Activation::Silu] {
+            let got = activate_backward(&x, &dy, act);
+            for ((&g, &x), &d) in got.iter().zip(&x).zip(&dy) {
+                let want = f64::from(d) * derivative(act, f64::from(x));
+                assert!((f64::from(g) - want).abs() <= 2e-6 * (1.0 + want.abs()), "{act:?}'({x}): {g} vs {want}");
             }
         }
     }
