@@ -4,9 +4,9 @@
 //! bias-free `projection_head` (768 → 512), then L2 normalisation. Tensor names as MedCLIP's
 //! state dict holds them: `vision_model.model.*` (the Swin) and `vision_model.projection_head.weight`.
 
-use super::{Swin, SwinConfig};
 use crate::backend::{Array, Device, Linear};
 use crate::model::nn::linear;
+use crate::model::swin::{Swin, SwinConfig};
 use crate::model::{ModelError, Weights};
 use crate::tensor::Tensor;
 
@@ -36,6 +36,16 @@ impl MedClipVision {
         };
         let projection = linear(w, dev, PROJECTION, swin.width(), out, false)?;
         Ok(MedClipVision { swin, projection })
+    }
+
+    /// The projection's output width.
+    pub fn dim(&self) -> usize {
+        self.projection.outputs()
+    }
+
+    /// The square input side.
+    pub fn image_size(&self) -> usize {
+        self.swin.image_size()
     }
 
     /// The projected, unnormalised features, `[batch, proj]`.
