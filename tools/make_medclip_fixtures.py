@@ -52,6 +52,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertModel  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -188,7 +189,11 @@ def main() -> None:
     state["text_model.model.embeddings.position_ids"] = torch.arange(128).unsqueeze(0)
     state["text_model.projection_head.weight"] = thead.weight.detach().clone()
     state["logit_scale"] = torch.tensor(5.0)
-    torch.save(state, OUT / "pytorch_model.bin")
+    with tempfile.TemporaryDirectory() as tmp:  # the 4.x Swin names MedCLIP's checkpoint holds
+        swin.save_pretrained(tmp)
+        saved = {f"vision_model.model.{k}": v for k, v in load_file(Path(tmp) / "model.safetensors").items()}
+    on_disk = {k: v for k, v in state.items() if not k.startswith("vision_model.model.")} | saved
+    torch.save(on_disk, OUT / "pytorch_model.bin")
     config = {"model_type": "medclip", "vision_config": json.loads(swin.config.to_json_string()),
               "text_config": {k: getattr(text.config, k) for k in
                               ("hidden_size", "num_hidden_layers", "num_attention_heads", "hidden_act",

@@ -164,39 +164,29 @@ fn zeroshot_runs_through_the_cli() {
     assert!(stdout.contains("accuracy") && stdout.contains("AUROC") && stdout.contains("medclip"), "{stdout}");
 }
 
+/// `mvb run` with `family = "medclip"`: zero-shot and the linear probe give results; the LoRA
+/// unit after them stops the run with one line naming the model and the strategies that work.
 #[test]
-fn run_takes_the_medclip_family() {
+fn run_takes_the_medclip_family_and_refuses_lora() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let config = format!(
-        r#"strategies = ["zs", "lp"]
-metrics = ["auroc"]
-
-[bootstrap]
-replicates = 2
-
-[[models]]
-name = "tiny-medclip"
-path = "{}"
-family = "medclip"
-group = "specialist"
-
-[[datasets]]
-name = "breastmnist"
-"#,
+    let toml = format!(
+        "strategies = [\"zs\", \"lp\", \"lora\"]\nmetrics = [\"auroc\"]\n\n[bootstrap]\nreplicates = 2\n\n\
+         [[models]]\nname = \"tiny-medclip\"\npath = \"{}\"\nfamily = \"medclip\"\ngroup = \"specialist\"\n\n\
+         [[datasets]]\nname = \"breastmnist\"\n",
         fixture().display()
     );
-    let file = tmp.path().join("run.toml");
-    std::fs::write(&file, config).expect("write");
-    let out = tmp.path().join("out");
-    let (ok, _, stderr) = mvb(&["run", file.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
+    std::fs::write(tmp.path().join("run.toml"), toml).expect("write");
+    let (out, config) = (tmp.path().join("out"), tmp.path().join("run.toml"));
+    let (ok, _, stderr) = mvb(&["run", config.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
+    assert!(!ok && stderr.contains("FT-LoRA is not implemented for the `medclip` family"), "{stderr}");
+    let (ok, _, stderr) = mvb(&["report", out.to_str().expect("utf-8")]);
     assert!(ok, "{stderr}");
     let results: Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json")).expect("JSON");
-    let rows = results["results"].as_array().expect("rows");
     for strategy in ["zs", "lp"] {
-        let row = rows.iter().find(|r| r["model"] == "tiny-medclip" && r["strategy"] == strategy);
-        let row = row.unwrap_or_else(|| panic!("no {strategy} row in {results}"));
-        assert_eq!(row["family"], "medclip", "{row}");
-        assert!(row["point"].as_f64().is_some(), "{row}");
+        let found = results["results"].as_array().expect("rows").iter().any(|r| {
+            r["model"] == "tiny-medclip" && r["strategy"] == strategy && r["family"] == "medclip" && r["point"].is_f64()
+        });
+        assert!(found, "no medclip {strategy} result in {results}");
     }
 }

@@ -29,9 +29,10 @@ use tokenizers::{AddedToken, Tokenizer};
 pub use text::MedClipText;
 pub use vision::MedClipVision;
 
-use crate::backend::Device;
 use crate::backend::cpu::Activation;
+use crate::backend::{Device, Linear};
 use crate::model::bert::BertShape;
+use crate::model::nn::linear;
 use crate::model::swin::SwinConfig;
 use crate::model::{Config, ModelError, Preprocessor, TextTokenizer, Weights};
 use crate::tensor::Tensor;
@@ -47,6 +48,17 @@ pub const MAX_LOG_SCALE: f32 = 4.6052;
 
 /// A tensor only a MedCLIP checkpoint holds.
 const MARKER: &str = "text_model.projection_head.weight";
+
+/// A bias-free `{prefix}.weight` from `width` inputs to as many outputs as the checkpoint's
+/// (512 in MedCLIP).
+fn projection_head(w: &Weights, dev: &Device, prefix: &str, width: usize) -> Result<Linear, ModelError> {
+    let name = format!("{prefix}.weight");
+    match w.shape(&name) {
+        Some(&[out, inputs]) if inputs == width => linear(w, dev, prefix, width, out, false),
+        Some(_) => Err(w.tensor(&name, &[512, width]).err().unwrap_or_else(|| w.missing(&name))),
+        None => Err(w.missing(&name)),
+    }
+}
 
 /// A loaded MedCLIP model.
 #[derive(Debug)]

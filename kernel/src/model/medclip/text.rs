@@ -5,9 +5,9 @@
 //! `[-1]`, each averaged over every position of the padded batch, padding included, then
 //! averaged), a bias-free `text_model.projection_head`, then L2 normalisation.
 
+use super::projection_head;
 use crate::backend::{Array, Device, Linear};
 use crate::model::bert::{Bert, BertShape};
-use crate::model::nn::linear;
 use crate::model::tokenizer::TokenBatch;
 use crate::model::{ModelError, Weights};
 use crate::tensor::Tensor;
@@ -37,13 +37,7 @@ impl MedClipText {
                 bert.depth()
             )));
         }
-        let name = format!("{PROJECTION}.weight");
-        let out = match w.shape(&name) {
-            Some(&[o, i]) if i == bert.width() => o,
-            Some(_) => return Err(w.tensor(&name, &[512, bert.width()]).err().unwrap_or_else(|| w.missing(&name))),
-            None => return Err(w.missing(&name)),
-        };
-        let projection = linear(w, dev, PROJECTION, bert.width(), out, false)?;
+        let projection = projection_head(w, dev, PROJECTION, bert.width())?;
         Ok(MedClipText { bert, projection })
     }
 
