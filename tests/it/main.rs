@@ -18,6 +18,7 @@ mod judge;
 mod llava;
 mod lora_run;
 mod lora_train;
+mod medclip;
 mod medmnist;
 mod medsiglip;
 mod metrics;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use mvb::backend::cuda::reference::rel_error;
 use mvb::backend::{Device, Precision};
-use mvb::model::swin::medclip::MedClipVision;
+use mvb::model::medclip::MedClipVision;
 use mvb::model::swin::{Swin, SwinConfig};
 use mvb::model::{Config, Weights};
 use serde_json::Value;

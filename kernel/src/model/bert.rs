@@ -3,7 +3,8 @@
 //! word, absolute position and token-type embeddings (every token of type 0) under a layer
 //! norm, then post-norm encoder layers (`x = ln1(x + attn(x))`, `x = ln2(x + mlp(x))`),
 //! bidirectional with padding masked; the final hidden states, without the pooler. Written once
-//! on the compute layer; open_clip's Hugging Face text tower (BiomedCLIP's PubMedBERT) uses it.
+//! on the compute layer; open_clip's Hugging Face text tower (BiomedCLIP's PubMedBERT) and MedCLIP's
+//! Bio_ClinicalBERT use it.
 
 use super::nn::{Inference, LayerNorm, Mlp, SelfAttention, Site, TextEmbeddings, linear, stacked};
 use super::tokenizer::TokenBatch;
@@ -96,12 +97,24 @@ impl Bert {
 
     /// The final hidden states, `[batch, len, width]`; padding (mask 0) is not attended to.
     pub fn forward(&self, dev: &Device, batch: &TokenBatch) -> Result<Array, ModelError> {
+        self.forward_each(dev, batch, |_, _| Ok(()))
+    }
+
+    /// [`Bert::forward`], showing `visit` the states after each layer `i` (1-based: transformers'
+    /// `hidden_states[i]`, every position, padding included).
+    pub fn forward_each(
+        &self,
+        dev: &Device,
+        batch: &TokenBatch,
+        mut visit: impl FnMut(usize, &Array) -> Result<(), ModelError>,
+    ) -> Result<Array, ModelError> {
         let mut x = self.embeddings.forward(dev, batch)?;
         dev.add_periodic(&mut x, &self.type0)?;
         let mut x = self.norm.forward(dev, &x)?;
         let mask = Mask { causal: false, keys: Some(&batch.mask) };
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(dev, x, mask)?;
+            visit(i + 1, &x)?;
         }
         Ok(x)
     }

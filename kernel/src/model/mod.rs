@@ -1,8 +1,8 @@
 //! Models, loaded natively from Hugging Face checkpoints (a folder, or an id in the local HF
 //! cache): configuration, safetensors weights, tokenizer, preprocessing, and one module per
-//! family. Contrastive families (`clip`, `siglip`) give image and text features and zero-shot
-//! logits (open_clip checkpoints, `open_clip`, load as CLIP models); generative ones (`llama`,
-//! `llava`) generate text.
+//! family. Contrastive families (`clip`, `siglip`, `medclip`) give image and text features and
+//! zero-shot logits (open_clip checkpoints, `open_clip`, load as CLIP models); generative ones
+//! (`llama`, `llava`) generate text.
 
 pub mod bert;
 pub mod causal;
@@ -17,6 +17,7 @@ pub mod gguf;
 mod hub;
 pub mod llama;
 pub mod llava;
+pub mod medclip;
 pub(crate) mod nn;
 pub mod open_clip;
 mod patch;
@@ -55,6 +56,7 @@ fn scalar(w: &Weights, name: &str) -> Result<f32, ModelError> {
 enum Family {
     Clip(Box<clip::Clip>),
     Siglip(Box<siglip::Siglip>),
+    MedClip(Box<medclip::MedClip>),
 }
 
 /// A contrastive model's image tower with what follows it up to the image features: the
@@ -65,6 +67,9 @@ pub(crate) enum Tower<'a> {
     Clip(&'a clip::Clip),
     /// SigLIP (the vision tower with its pooling head).
     Siglip(&'a siglip::Siglip),
+    /// MedCLIP (its Swin tower and projection; FT-LoRA refuses it, see
+    /// [`ContrastiveModel::lora_unsupported`]).
+    MedClip(&'a medclip::MedClip),
 }
 
 /// [`Tower`], mutable.
@@ -74,13 +79,15 @@ pub(crate) enum TowerMut<'a> {
     Clip(&'a mut clip::Clip),
     /// SigLIP.
     Siglip(&'a mut siglip::Siglip),
+    /// MedCLIP (nothing to attach adapters to).
+    MedClip,
 }
 
 /// A contrastive vision-language model with its preprocessing and tokenizer, on a device.
 #[derive(Debug)]
 pub struct ContrastiveModel {
     family: Family,
-    /// The family's name (`clip`, `siglip`, `open_clip`, `open_clip-bert`).
+    /// The family's name (`clip`, `siglip`, `open_clip`, `open_clip-bert`, `medclip`).
     label: &'static str,
     preprocessor: Preprocessor,
     tokenizer: TextTokenizer,
@@ -115,6 +122,18 @@ impl ContrastiveModel {
                 device: device.clone(),
             });
         }
+        if medclip::is_medclip(dir) {
+            let l = medclip::load(dir, device)?;
+            return Ok(ContrastiveModel {
+                family: Family::MedClip(Box::new(l.model)),
+                label: "medclip",
+                preprocessor: l.preprocessor,
+                tokenizer: l.tokenizer,
+                dir: dir.to_owned(),
+                dtype: l.dtype,
+                device: device.clone(),
+            });
+        }
         let config = Config::open(dir)?;
         let weights = Weights::open(dir)?;
         let preprocessor = Preprocessor::open(dir)?;
@@ -133,8 +152,8 @@ impl ContrastiveModel {
                 return Err(ModelError::Unsupported {
                     path: config.path.clone(),
                     message: format!(
-                        "model_type `{other}` is not a contrastive family mvb implements (clip, siglip; \
-                         open_clip folders have open_clip_config.json)"
+                        "model_type `{other}` is not a contrastive family mvb implements (clip, siglip, \
+                         medclip; open_clip folders have open_clip_config.json)"
                     ),
                 });
             }
@@ -156,6 +175,7 @@ impl ContrastiveModel {
         match &self.family {
             Family::Clip(m) => Tower::Clip(m),
             Family::Siglip(m) => Tower::Siglip(m),
+            Family::MedClip(m) => Tower::MedClip(m),
         }
     }
 
@@ -164,7 +184,21 @@ impl ContrastiveModel {
         match &mut self.family {
             Family::Clip(m) => TowerMut::Clip(m),
             Family::Siglip(m) => TowerMut::Siglip(m),
+            Family::MedClip(_) => TowerMut::MedClip,
         }
+    }
+
+    /// `Some(error naming the model)` when FT-LoRA cannot train this family (MedCLIP: its Swin
+    /// tower has no LoRA hooks; zero-shot and linear probes work).
+    pub(crate) fn lora_unsupported(&self) -> Option<ModelError> {
+        matches!(self.family, Family::MedClip(_)).then(|| ModelError::Unsupported {
+            path: self.dir.clone(),
+            message: format!(
+                "FT-LoRA is not implemented for the `{}` family (MedCLIP's Swin-T image tower); \
+                 use the zs and lp strategies with it",
+                self.label
+            ),
+        })
     }
 
     /// Where and in what precision the towers run.
@@ -183,7 +217,7 @@ impl ContrastiveModel {
         &self.dir
     }
 
-    /// The family name (`clip`, `siglip`, `open_clip`, `open_clip-bert`).
+    /// The family name (`clip`, `siglip`, `open_clip`, `open_clip-bert`, `medclip`).
     pub fn family(&self) -> &'static str {
         self.label
     }
@@ -198,6 +232,7 @@ impl ContrastiveModel {
         match &self.family {
             Family::Clip(m) => m.vision.image_size(),
             Family::Siglip(m) => m.vision.image_size(),
+            Family::MedClip(m) => m.vision.image_size(),
         }
     }
 
@@ -218,12 +253,14 @@ impl ContrastiveModel {
         Ok(out)
     }
 
-    /// Unnormalised image features from preprocessed pixels (`get_image_features`), `[batch, dim]`.
+    /// Unnormalised image features from preprocessed pixels (`get_image_features`), `[batch, dim]`;
+    /// MedCLIP's are its `encode_image` output, normalised (what MedVLMBench probes).
     pub fn image_features_from_pixels(&self, pixels: &[f32], batch: usize) -> Result<Tensor, ModelError> {
         let dev = &self.device;
         let f = match &self.family {
             Family::Clip(m) => m.image_features(dev, pixels, batch)?,
             Family::Siglip(m) => m.image_features(dev, pixels, batch)?,
+            Family::MedClip(m) => return m.image_embeds(dev, pixels, batch),
         };
         Ok(f.into_tensor(dev)?)
     }
@@ -239,13 +276,16 @@ impl ContrastiveModel {
         self.tokenizer.encode(texts)
     }
 
-    /// Unnormalised text features (`get_text_features`), `[n, dim]`.
+    /// Unnormalised text features (`get_text_features`), `[n, dim]`; MedCLIP's are its
+    /// `encode_text` output, normalised (its pooling averages over the padded batch, so a text's
+    /// features depend on the longest text beside it, as in MedCLIP).
     pub fn text_features(&self, texts: &[String]) -> Result<Tensor, ModelError> {
         let tokens = self.tokenize(texts)?;
         let dev = &self.device;
         let f = match &self.family {
             Family::Clip(m) => m.text_features(dev, &tokens)?,
             Family::Siglip(m) => m.text_features(dev, &tokens)?,
+            Family::MedClip(m) => return m.text_embeds(dev, &tokens),
         };
         Ok(f.into_tensor(dev)?)
     }
@@ -255,6 +295,7 @@ impl ContrastiveModel {
         match &self.family {
             Family::Clip(m) => (m.scale, 0.0),
             Family::Siglip(m) => (m.scale, m.bias),
+            Family::MedClip(m) => (m.scale, 0.0),
         }
     }
 

@@ -3,7 +3,7 @@
 //! `SiglipImageProcessor` (resize to a fixed size): convert to RGB, resize with Pillow's
 //! filters (`resize.rs`), crop, rescale, normalise, channels first. open_clip checkpoints give
 //! the same steps in their `preprocess_cfg` (torchvision's `Resize`, `CenterCrop`, `ToTensor`,
-//! `Normalize`; see [`Preprocessor::open_clip`]).
+//! `Normalize`; see [`Preprocessor::open_clip`]), and MedCLIP's own processor ([`Preprocessor::medclip`]).
 
 use std::path::Path;
 
@@ -34,6 +34,9 @@ pub struct Preprocessor {
     /// torchvision's `CenterCrop` offsets (`round((h - ch) / 2)`, half to even) instead of
     /// transformers' (`(h - ch) // 2`).
     round_crop: bool,
+    /// MedCLIP's `pad_img` first: the image in grey (Pillow's `L`), centred on a black square of
+    /// side `max(this, width, height)`.
+    square: Option<usize>,
 }
 
 fn get<'a>(json: &'a Value, key: &str) -> Option<&'a Value> {
@@ -108,7 +111,7 @@ impl Preprocessor {
         if rescale.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
             return Err(bad("`rescale_factor` must be finite and > 0".into()));
         }
-        Ok(Preprocessor { resize, filter, crop, rescale, normalize, round_crop: false })
+        Ok(Preprocessor { resize, filter, crop, rescale, normalize, round_crop: false, square: None })
     }
 
     /// open_clip's evaluation transform (`open_clip/transform.py`, `image_transform` with
@@ -142,7 +145,24 @@ impl Preprocessor {
             return Err(bad(format!("preprocess_cfg mean {mean:?} / std {std:?}: the std must be finite and > 0")));
         }
         let rescale = Some(1.0 / 255.0);
-        Ok(Preprocessor { resize, filter, crop, rescale, normalize: Some((mean, std)), round_crop: true })
+        Ok(Preprocessor { resize, filter, crop, rescale, normalize: Some((mean, std)), round_crop: true, square: None })
+    }
+
+    /// MedCLIP's `MedCLIPFeatureExtractor` (`medclip/dataset.py`, on transformers 4.24's
+    /// `CLIPFeatureExtractor`) for a tower of `side` pixels: grey, padded to a black square of
+    /// side `max(side, w, h)` (`pad_img`), resized to `side × side` with Pillow's bicubic filter
+    /// (an image already that size is kept), `/255`, `(x - mean) / std` with one mean and std,
+    /// the grey channel repeated three times (the model's `repeat((1,3,1,1))`).
+    pub(crate) fn medclip(side: usize, mean: f32, std: f32) -> Self {
+        Preprocessor {
+            resize: Resize::Exact(side, side),
+            filter: Filter::Bicubic,
+            crop: None,
+            rescale: Some(1.0 / 255.0),
+            normalize: Some(([mean; 3], [std; 3])),
+            round_crop: false,
+            square: Some(side),
+        }
     }
 
     /// The `(height, width)` of the output for an input of `h × w`.
@@ -161,6 +181,14 @@ impl Preprocessor {
 
     /// Turns an image into the model's input, `3 × H × W` floats.
     pub fn apply(&self, image: &Pixels) -> Result<Vec<f32>, ModelError> {
+        let padded;
+        let image = match self.square {
+            Some(min) => {
+                padded = pad_grey_square(image, min)?;
+                &padded
+            }
+            None => image,
+        };
         let (w, h) = (image.width as usize, image.height as usize);
         let rgb: Vec<u8> = match image.channels {
             1 => image.data.iter().flat_map(|&g| [g, g, g]).collect(),
@@ -199,6 +227,31 @@ impl Preprocessor {
         let (rh, rw) = self.plan(side, side);
         self.crop.unwrap_or((rh, rw))
     }
+}
+
+/// `image` in grey (Pillow's `L`: `(19595 R + 38470 G + 7471 B + 2^15) >> 16`, alpha dropped),
+/// pasted at `((side - w) / 2, (side - h) / 2)` on a black square of side `max(min, w, h)`.
+fn pad_grey_square(image: &Pixels, min: usize) -> Result<Pixels, ModelError> {
+    let (w, h) = (image.width as usize, image.height as usize);
+    let grey: Vec<u8> = match image.channels {
+        1 => image.data.clone(),
+        c @ (3 | 4) => image
+            .data
+            .chunks_exact(usize::from(c))
+            .map(|p| {
+                ((19595 * u32::from(p[0]) + 38470 * u32::from(p[1]) + 7471 * u32::from(p[2]) + 0x8000) >> 16) as u8
+            })
+            .collect(),
+        c => return Err(ModelError::Input(format!("images with {c} channels are not supported"))),
+    };
+    let side = min.max(w).max(h);
+    let (left, top) = ((side - w) / 2, (side - h) / 2);
+    let mut data = vec![0u8; side * side];
+    for (y, row) in grey.chunks_exact(w.max(1)).enumerate().take(h) {
+        data[(top + y) * side + left..][..w].copy_from_slice(row);
+    }
+    let side32 = u32::try_from(side).map_err(|_| ModelError::Input(format!("a {w}x{h} image is too large")))?;
+    Ok(Pixels { width: side32, height: side32, channels: 1, data })
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Text tokenization with the checkpoint's `tokenizer.json` (the `tokenizers` crate), or its
 //! SentencePiece `spiece.model` with SigLIP's text canonicalisation (see [`super::spm`]),
 //! padded to the longest text of a batch, as MedVLMBench tokenizes its prompts. open_clip
-//! checkpoints clean texts first (see [`super::clean`]) and truncate them to their context.
+//! checkpoints clean texts first (see [`super::clean`]) and truncate them to their context;
+//! MedCLIP builds Bio_ClinicalBERT's WordPiece from `vocab.txt` ([`super::medclip`]).
 
 use std::path::Path;
 
@@ -117,6 +118,23 @@ impl TextTokenizer {
         })?;
         t.prepare = Prepare::OpenClip;
         Ok(t)
+    }
+
+    /// A tokenizer a family's loader built itself (no `tokenizer.json`); texts go in as they are.
+    pub(crate) fn from_tokenizer(inner: Tokenizer, pad_id: u32, max_len: usize) -> Self {
+        TextTokenizer { inner, pad_id, max_len, prepare: Prepare::Nothing }
+    }
+
+    /// Truncates texts to `context` tokens, special tokens kept (transformers' `truncation=True`),
+    /// instead of refusing them; `path` is named in errors.
+    pub(crate) fn truncating(mut self, context: usize, path: &Path) -> Result<Self, ModelError> {
+        let params = tokenizers::TruncationParams { max_length: context, ..Default::default() };
+        self.inner.with_truncation(Some(params)).map_err(|e| ModelError::Format {
+            path: path.to_owned(),
+            message: format!("cannot truncate to {context} tokens: {e}"),
+        })?;
+        self.max_len = context;
+        Ok(self)
     }
 
     /// Tokenizes `texts` with special tokens and pads them to the longest.

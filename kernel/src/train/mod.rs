@@ -193,6 +193,9 @@ impl<'m> Trainer<'m> {
         class_weights: Vec<f32>,
         config: LoraConfig,
     ) -> Result<Self, TrainError> {
+        if let Some(error) = model.lora_unsupported() {
+            return Err(error.into());
+        }
         if class_weights.len() != head.classes {
             return Err(TrainError::Input(format!(
                 "{} class weights for {} classes",
@@ -252,6 +255,7 @@ fn tower_width(tower: &Tower<'_>) -> usize {
     match tower {
         Tower::Clip(m) => m.vision.width(),
         Tower::Siglip(m) => m.vision.width(),
+        Tower::MedClip(m) => m.vision.swin.width(),
     }
 }
 
@@ -263,6 +267,7 @@ pub fn targets(model: &ContrastiveModel) -> Vec<(Target, usize, usize)> {
     let (encoder, positions, pool) = match &tower {
         Tower::Clip(m) => (&m.vision.encoder, &m.vision.positions, None),
         Tower::Siglip(m) => (&m.vision.encoder, &m.vision.positions, Some(&m.vision.head.mlp)),
+        Tower::MedClip(_) => return Vec::new(),
     };
     let w = tower_width(&tower);
     let mut out = vec![(Target::Position, positions.len() / w, w)];
@@ -295,6 +300,7 @@ fn feature_dim(model: &ContrastiveModel) -> usize {
     match model.tower() {
         Tower::Clip(m) => m.visual_projection.outputs(),
         Tower::Siglip(m) => m.vision.width(),
+        Tower::MedClip(m) => m.vision.dim(),
     }
 }
 
@@ -308,6 +314,9 @@ pub fn fit_lora(
     classes: usize,
     config: &LoraConfig,
 ) -> Result<(Adapter, Head), TrainError> {
+    if let Some(error) = model.lora_unsupported() {
+        return Err(error.into());
+    }
     if images.len() != labels.len() || images.is_empty() {
         return Err(TrainError::Input(format!("{} images for {} labels", images.len(), labels.len())));
     }

@@ -3,11 +3,10 @@
 //! a `p×p` patch embedding with a layer norm, stages of (shifted-)window attention blocks with
 //! patch merging between them, a final layer norm and average pooling (`pooler_output`). Weights
 //! by the tensor names of transformers 4.x checkpoints (`attention.self.query`, ...), as
-//! `microsoft/swin-tiny-patch4-window7-224` and MedCLIP ([`medclip`]) ship them; written once
+//! `microsoft/swin-tiny-patch4-window7-224` and MedCLIP ([`crate::model::medclip`]) ship them; written once
 //! on the compute layer, it runs on the CPU or the GPU.
 
 mod block;
-pub mod medclip;
 
 use serde_json::Value;
 

@@ -4,9 +4,9 @@
 //! bias-free `projection_head` (768 → 512), then L2 normalisation. Tensor names as MedCLIP's
 //! state dict holds them: `vision_model.model.*` (the Swin) and `vision_model.projection_head.weight`.
 
-use super::{Swin, SwinConfig};
+use super::projection_head;
 use crate::backend::{Array, Device, Linear};
-use crate::model::nn::linear;
+use crate::model::swin::{Swin, SwinConfig};
 use crate::model::{ModelError, Weights};
 use crate::tensor::Tensor;
 
@@ -28,14 +28,18 @@ impl MedClipVision {
     /// whose output width is read from the checkpoint (512 for MedCLIP).
     pub fn load(w: &Weights, dev: &Device, config: &SwinConfig) -> Result<Self, ModelError> {
         let swin = Swin::load(w, dev, SWIN_PREFIX, config)?;
-        let name = format!("{PROJECTION}.weight");
-        let out = match w.shape(&name) {
-            Some(&[o, _]) => o,
-            Some(_) => return Err(w.tensor(&name, &[512, swin.width()]).err().unwrap_or_else(|| w.missing(&name))),
-            None => return Err(w.missing(&name)),
-        };
-        let projection = linear(w, dev, PROJECTION, swin.width(), out, false)?;
+        let projection = projection_head(w, dev, PROJECTION, swin.width())?;
         Ok(MedClipVision { swin, projection })
+    }
+
+    /// The projection's output width.
+    pub fn dim(&self) -> usize {
+        self.projection.outputs()
+    }
+
+    /// The square input side.
+    pub fn image_size(&self) -> usize {
+        self.swin.image_size()
     }
 
     /// The projected, unnormalised features, `[batch, proj]`.
