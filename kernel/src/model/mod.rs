@@ -5,6 +5,7 @@
 //! `llava`) generate text.
 
 pub mod bert;
+pub mod blip2;
 pub mod causal;
 pub mod chat;
 mod clean;
@@ -29,6 +30,7 @@ pub mod synthetic;
 pub mod tokenizer;
 mod torch_bin;
 mod weights;
+mod wordpiece;
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +57,7 @@ fn scalar(w: &Weights, name: &str) -> Result<f32, ModelError> {
 enum Family {
     Clip(Box<clip::Clip>),
     Siglip(Box<siglip::Siglip>),
+    Blip2(Box<blip2::Blip2>),
 }
 
 /// A contrastive model's image tower with what follows it up to the image features: the
@@ -119,6 +122,11 @@ impl ContrastiveModel {
         let weights = Weights::open(dir)?;
         let preprocessor = Preprocessor::open(dir)?;
         let (family, label, max_len, pad) = match config.model_type.as_str() {
+            _ if blip2::is_blip2(&config) => {
+                let m = blip2::Blip2::load(&weights, device, &config)?;
+                let max = m.max_len();
+                (Family::Blip2(Box::new(m)), "blip2", max, 0)
+            }
             "clip" => {
                 let m = clip::Clip::load(&weights, device, &config)?;
                 let max = m.text.max_len();
@@ -133,8 +141,8 @@ impl ContrastiveModel {
                 return Err(ModelError::Unsupported {
                     path: config.path.clone(),
                     message: format!(
-                        "model_type `{other}` is not a contrastive family mvb implements (clip, siglip; \
-                         open_clip folders have open_clip_config.json)"
+                        "model_type `{other}` is not a contrastive family mvb implements (clip, siglip, \
+                         blip-2; open_clip folders have open_clip_config.json)"
                     ),
                 });
             }
@@ -151,20 +159,33 @@ impl ContrastiveModel {
         })
     }
 
-    /// The image tower (training and adapters).
-    pub(crate) fn tower(&self) -> Tower<'_> {
+    /// The image tower (training and adapters); [`ModelError::NotTrainable`] for a family
+    /// FT-LoRA does not cover.
+    pub(crate) fn tower(&self) -> Result<Tower<'_>, ModelError> {
         match &self.family {
-            Family::Clip(m) => Tower::Clip(m),
-            Family::Siglip(m) => Tower::Siglip(m),
+            Family::Clip(m) => Ok(Tower::Clip(m)),
+            Family::Siglip(m) => Ok(Tower::Siglip(m)),
+            Family::Blip2(_) => Err(self.not_trainable()),
         }
     }
 
     /// The image tower, mutable (attaching adapters).
-    pub(crate) fn tower_mut(&mut self) -> TowerMut<'_> {
+    pub(crate) fn tower_mut(&mut self) -> Result<TowerMut<'_>, ModelError> {
+        let err = self.not_trainable();
         match &mut self.family {
-            Family::Clip(m) => TowerMut::Clip(m),
-            Family::Siglip(m) => TowerMut::Siglip(m),
+            Family::Clip(m) => Ok(TowerMut::Clip(m)),
+            Family::Siglip(m) => Ok(TowerMut::Siglip(m)),
+            Family::Blip2(_) => Err(err),
         }
+    }
+
+    /// Whether FT-LoRA can train this model's image tower (`Ok`), else the error saying so.
+    pub fn check_trainable(&self) -> Result<(), ModelError> {
+        self.tower().map(drop)
+    }
+
+    fn not_trainable(&self) -> ModelError {
+        ModelError::NotTrainable { model: self.dir.clone(), family: self.label }
     }
 
     /// Where and in what precision the towers run.
@@ -198,6 +219,7 @@ impl ContrastiveModel {
         match &self.family {
             Family::Clip(m) => m.vision.image_size(),
             Family::Siglip(m) => m.vision.image_size(),
+            Family::Blip2(m) => m.vision.image_size(),
         }
     }
 
@@ -218,12 +240,14 @@ impl ContrastiveModel {
         Ok(out)
     }
 
-    /// Unnormalised image features from preprocessed pixels (`get_image_features`), `[batch, dim]`.
+    /// Unnormalised image features from preprocessed pixels (`get_image_features`), `[batch, dim]`
+    /// (BLIP-2: see [`blip2::FeatureLayout`]).
     pub fn image_features_from_pixels(&self, pixels: &[f32], batch: usize) -> Result<Tensor, ModelError> {
         let dev = &self.device;
         let f = match &self.family {
             Family::Clip(m) => m.image_features(dev, pixels, batch)?,
             Family::Siglip(m) => m.image_features(dev, pixels, batch)?,
+            Family::Blip2(m) => return m.image_features(dev, pixels, batch),
         };
         Ok(f.into_tensor(dev)?)
     }
@@ -246,21 +270,35 @@ impl ContrastiveModel {
         let f = match &self.family {
             Family::Clip(m) => m.text_features(dev, &tokens)?,
             Family::Siglip(m) => m.text_features(dev, &tokens)?,
+            Family::Blip2(m) => return m.text_features(dev, &tokens),
         };
         Ok(f.into_tensor(dev)?)
     }
 
-    /// `(exp(logit_scale), logit_bias)`; the bias is 0 for CLIP.
+    /// `(exp(logit_scale), logit_bias)`; the bias is 0 for CLIP; BLIP-2's cosines are unscaled.
     pub fn logit_params(&self) -> (f32, f32) {
         match &self.family {
             Family::Clip(m) => (m.scale, 0.0),
             Family::Siglip(m) => (m.scale, m.bias),
+            Family::Blip2(_) => (1.0, 0.0),
+        }
+    }
+
+    /// The part of image features a linear probe reads: all of them, but for BLIP-2 the vision
+    /// tower's class token (MedVLMBench's FT-LP feature for BLIP2).
+    pub fn probe_features(&self, image_features: &Tensor) -> Option<Tensor> {
+        match &self.family {
+            Family::Blip2(m) => Some(m.probe_features(image_features)),
+            Family::Clip(_) | Family::Siglip(_) => None,
         }
     }
 
     /// `logits_per_image`: `scale · cos(image, text) + bias`, `[images, texts]`, from
     /// unnormalised features.
     pub fn logits(&self, image_features: &Tensor, text_features: &Tensor) -> Tensor {
+        if let Family::Blip2(m) = &self.family {
+            return m.logits(image_features, text_features);
+        }
         let (scale, bias) = self.logit_params();
         let (img, txt) = (image_features.l2_normalized(), text_features.l2_normalized());
         let (n, m, d) = (img.rows(), txt.rows(), img.cols());

@@ -217,7 +217,7 @@ impl<'m> Trainer<'m> {
         if let Some(&bad) = labels.iter().find(|&&y| y as usize >= self.head.classes) {
             return Err(TrainError::Input(format!("label {bad} is not one of {} classes", self.head.classes)));
         }
-        let tower = self.model.tower();
+        let tower = self.model.tower()?;
         let width = tower_width(&tower);
         let dropout = if train { Some(&mut self.dropout) } else { None };
         let mut rec = vision::Recorder::new(dev, &self.adapter, dropout, width)?;
@@ -259,7 +259,8 @@ fn tower_width(tower: &Tower<'_>) -> usize {
 /// module order (`named_modules`: the position embedding, then per layer q, k, v, out, fc1,
 /// fc2; then SigLIP's pooling out_proj, fc1, fc2).
 pub fn targets(model: &ContrastiveModel) -> Vec<(Target, usize, usize)> {
-    let tower = model.tower();
+    // A family FT-LoRA does not train has no targets (`fit_lora` and `attach` refuse it first).
+    let Ok(tower) = model.tower() else { return Vec::new() };
     let (encoder, positions, pool) = match &tower {
         Tower::Clip(m) => (&m.vision.encoder, &m.vision.positions, None),
         Tower::Siglip(m) => (&m.vision.encoder, &m.vision.positions, Some(&m.vision.head.mlp)),
@@ -293,8 +294,9 @@ pub fn targets(model: &ContrastiveModel) -> Vec<(Target, usize, usize)> {
 /// The image-feature width of `model` (what the head reads).
 fn feature_dim(model: &ContrastiveModel) -> usize {
     match model.tower() {
-        Tower::Clip(m) => m.visual_projection.outputs(),
-        Tower::Siglip(m) => m.vision.width(),
+        Ok(Tower::Clip(m)) => m.visual_projection.outputs(),
+        Ok(Tower::Siglip(m)) => m.vision.width(),
+        Err(_) => 0,
     }
 }
 
@@ -308,6 +310,7 @@ pub fn fit_lora(
     classes: usize,
     config: &LoraConfig,
 ) -> Result<(Adapter, Head), TrainError> {
+    model.check_trainable()?;
     if images.len() != labels.len() || images.is_empty() {
         return Err(TrainError::Input(format!("{} images for {} labels", images.len(), labels.len())));
     }
