@@ -40,7 +40,6 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-import numpy as np
 import torch
 from PIL import Image
 from transformers import (
@@ -51,6 +50,9 @@ from transformers import (
     BertTokenizerFast,
 )
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+# The open_clip fixtures' three test images (odd-sized RGB, grey, wide) and tensor JSON.
+from make_open_clip_fixtures import images, tensor
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "tiny-blip2"
@@ -103,23 +105,6 @@ def perturb(model, seed):
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1)
     model.eval()
-
-
-def images(folder):
-    """Three test images: odd-sized RGB, grey, wide (a fixed-size resize squashes them)."""
-    rng = np.random.default_rng(0)
-    specs = [("rgb_39x35.png", (35, 39, 3)), ("grey_28.png", (28, 28)), ("wide_64x40.png", (40, 64, 3))]
-    out = []
-    for name, shape in specs:
-        arr = rng.integers(0, 256, size=shape, dtype=np.uint8)
-        Image.fromarray(arr).save(folder / name)
-        out.append(name)
-    return out
-
-
-def tensor(t):
-    t = t.detach().to(torch.float64)
-    return {"shape": list(t.shape), "data": [float(v) for v in t.reshape(-1)]}
 
 
 def unpadded(ids, mask):

@@ -15,7 +15,7 @@ use mvb::model::{ContrastiveModel, ModelError};
 use mvb::tensor::Tensor;
 use serde_json::Value;
 
-use crate::common::{mvb, root};
+use crate::common::{floats, mvb, root, run_results, strings, want_ids};
 
 fn fixture() -> PathBuf {
     root().join("tests/fixtures/tiny-blip2")
@@ -24,22 +24,6 @@ fn fixture() -> PathBuf {
 fn reference() -> Value {
     let text = std::fs::read_to_string(fixture().join("reference.json")).expect("reference.json");
     serde_json::from_str(&text).expect("JSON")
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v["data"].as_array().expect("data").iter().map(|x| x.as_f64().expect("number")).collect()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().expect("list").iter().map(|s| s.as_str().expect("string").to_owned()).collect()
-}
-
-fn want_ids(v: &Value) -> Vec<Vec<u32>> {
-    v.as_array()
-        .expect("ids")
-        .iter()
-        .map(|r| r.as_array().expect("row").iter().map(|i| i.as_u64().expect("id") as u32).collect())
-        .collect()
 }
 
 /// The ids of each text tokenized alone (no padding).
@@ -210,34 +194,20 @@ fn zeroshot_runs_through_the_cli() {
     assert!(stdout.contains("accuracy") && stdout.contains("AUROC") && stdout.contains("blip2"), "{stdout}");
 }
 
+/// A run configuration of the fixture (family `blip2`) on BreastMNIST with `strategies`.
+fn run_config(strategies: &str) -> String {
+    format!(
+        "strategies = [{strategies}]\nmetrics = [\"auroc\"]\nbootstrap = {{ replicates = 2 }}\n\n[[models]]\n\
+         name = \"tiny-blip2\"\npath = \"{}\"\nfamily = \"blip2\"\ngroup = \"generalist\"\n\n\
+         [[datasets]]\nname = \"breastmnist\"\n",
+        fixture().display()
+    )
+}
+
 #[test]
 fn run_takes_the_blip2_family_for_zs_and_lp() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let config = format!(
-        r#"strategies = ["zs", "lp"]
-metrics = ["auroc"]
-
-[bootstrap]
-replicates = 2
-
-[[models]]
-name = "tiny-blip2"
-path = "{}"
-family = "blip2"
-group = "generalist"
-
-[[datasets]]
-name = "breastmnist"
-"#,
-        fixture().display()
-    );
-    let file = tmp.path().join("run.toml");
-    std::fs::write(&file, config).expect("write");
-    let out = tmp.path().join("out");
-    let (ok, _, stderr) = mvb(&["run", file.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
-    assert!(ok, "{stderr}");
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json")).expect("JSON");
+    let results = run_results(tmp.path(), &run_config("\"zs\", \"lp\""));
     let rows = results["results"].as_array().expect("rows");
     for strategy in ["zs", "lp"] {
         let row = rows.iter().find(|r| r["model"] == "tiny-blip2" && r["strategy"] == strategy);
@@ -245,4 +215,15 @@ name = "breastmnist"
         assert_eq!(row["family"], "blip2", "{row}");
         assert!(row["point"].as_f64().is_some(), "{row}");
     }
+}
+
+#[test]
+fn run_refuses_ft_lora_naming_the_model() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("run.toml");
+    std::fs::write(&file, run_config("\"lora\"")).expect("write");
+    let out = tmp.path().join("out");
+    let (ok, _, stderr) = mvb(&["run", file.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
+    assert!(!ok, "FT-LoRA must be refused");
+    assert!(stderr.contains("tiny-blip2") && stderr.contains("FT-LoRA") && stderr.contains("blip2 family"), "{stderr}");
 }
