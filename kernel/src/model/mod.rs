@@ -1,7 +1,7 @@
 //! Models, loaded natively from Hugging Face checkpoints (a folder, or an id in the local HF
 //! cache): configuration, safetensors weights, tokenizer, preprocessing, and one module per
-//! family. Contrastive families (`clip`, `siglip`) give image and text features and zero-shot
-//! logits (open_clip checkpoints, `open_clip`, load as CLIP models); generative ones (`llama`,
+//! family. Contrastive families (`clip`, `siglip`, `blip2`) give image and text features and
+//! zero-shot logits (open_clip checkpoints, `open_clip`, load as CLIP models); generative ones (`llama`,
 //! `llava`) generate text.
 
 pub mod bert;
@@ -83,7 +83,7 @@ pub(crate) enum TowerMut<'a> {
 #[derive(Debug)]
 pub struct ContrastiveModel {
     family: Family,
-    /// The family's name (`clip`, `siglip`, `open_clip`, `open_clip-bert`).
+    /// The family's name (`clip`, `siglip`, `blip2`, `open_clip`, `open_clip-bert`).
     label: &'static str,
     preprocessor: Preprocessor,
     tokenizer: TextTokenizer,
@@ -204,7 +204,7 @@ impl ContrastiveModel {
         &self.dir
     }
 
-    /// The family name (`clip`, `siglip`, `open_clip`, `open_clip-bert`).
+    /// The family name (`clip`, `siglip`, `blip2`, `open_clip`, `open_clip-bert`).
     pub fn family(&self) -> &'static str {
         self.label
     }

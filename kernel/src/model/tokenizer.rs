@@ -1,6 +1,6 @@
 //! Text tokenization with the checkpoint's `tokenizer.json` (the `tokenizers` crate), a BERT
-//! `vocab.txt` (see [`super::wordpiece`]), or its SentencePiece `spiece.model` with SigLIP's text canonicalisation (see [`super::spm`]),
-//! padded to the longest text of a batch, as MedVLMBench tokenizes its prompts. open_clip
+//! `vocab.txt` (see [`super::wordpiece`]), or its SentencePiece `spiece.model` with SigLIP's text
+//! canonicalisation (see [`super::spm`]), padded to the longest text of a batch, as MedVLMBench tokenizes its prompts. open_clip
 //! checkpoints clean texts first (see [`super::clean`]) and truncate them to their context.
 
 use std::path::Path;
