@@ -106,6 +106,36 @@ pub fn mvb(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The `data` of a reference tensor (`{"shape": [...], "data": [...]}`).
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v["data"].as_array().expect("data").iter().map(|x| x.as_f64().expect("number")).collect()
+}
+
+/// A JSON list of strings.
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array().expect("list").iter().map(|s| s.as_str().expect("string").to_owned()).collect()
+}
+
+/// A JSON list of token-id lists.
+pub fn want_ids(v: &serde_json::Value) -> Vec<Vec<u32>> {
+    v.as_array()
+        .expect("ids")
+        .iter()
+        .map(|r| r.as_array().expect("row").iter().map(|i| i.as_u64().expect("id") as u32).collect())
+        .collect()
+}
+
+/// Runs `mvb run` on the configuration `toml` in `dir` (output in `dir/out`), asserting that
+/// it succeeds, and returns its `results.json`.
+pub fn run_results(dir: &Path, toml: &str) -> serde_json::Value {
+    let file = dir.join("run.toml");
+    std::fs::write(&file, toml).expect("write the configuration");
+    let out = dir.join("out");
+    let (ok, _, stderr) = mvb(&["run", file.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
+    assert!(ok, "{stderr}");
+    serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json")).expect("JSON")
+}
+
 /// A small xorshift generator seeded from the clock: fresh inputs on every run.
 pub struct Rng(u64);
 

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod blip2;
 mod bootstrap;
 mod boundary;
 mod builtins;

@@ -178,7 +178,7 @@ fn run_takes_the_medclip_family_and_refuses_lora() {
     std::fs::write(tmp.path().join("run.toml"), toml).expect("write");
     let (out, config) = (tmp.path().join("out"), tmp.path().join("run.toml"));
     let (ok, _, stderr) = mvb(&["run", config.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
-    assert!(!ok && stderr.contains("FT-LoRA is not implemented for the `medclip` family"), "{stderr}");
+    assert!(!ok && stderr.contains("FT-LoRA (the `lora` strategy) is not implemented for the medclip family"), "{stderr}");
     let (ok, _, stderr) = mvb(&["report", out.to_str().expect("utf-8")]);
     assert!(ok, "{stderr}");
     let results: Value =

@@ -13,7 +13,7 @@ use mvb::data::{ImageRef, load_image};
 use mvb::model::{ContrastiveModel, ModelError};
 use serde_json::Value;
 
-use crate::common::{mvb, root};
+use crate::common::{floats, mvb, root, strings, want_ids};
 
 const FIXTURES: [&str; 2] = ["open-clip-biomed", "open-clip-vit"];
 
@@ -26,14 +26,6 @@ fn reference(name: &str) -> Value {
     serde_json::from_str(&text).expect("JSON")
 }
 
-fn floats(v: &Value) -> Vec<f64> {
-    v["data"].as_array().expect("data").iter().map(|x| x.as_f64().expect("number")).collect()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().expect("list").iter().map(|s| s.as_str().expect("string").to_owned()).collect()
-}
-
 /// `max |got - want| / max |want|`.
 fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "sizes differ");
@@ -44,14 +36,6 @@ fn rel_err(got: &[f32], want: &[f64]) -> f64 {
 /// The ids of each text tokenized alone (no padding).
 fn ids(model: &ContrastiveModel, texts: &[String]) -> Vec<Vec<u32>> {
     texts.iter().map(|t| model.tokenize(std::slice::from_ref(t)).expect("tokenize").ids).collect()
-}
-
-fn want_ids(v: &Value) -> Vec<Vec<u32>> {
-    v.as_array()
-        .expect("ids")
-        .iter()
-        .map(|r| r.as_array().expect("row").iter().map(|i| i.as_u64().expect("id") as u32).collect())
-        .collect()
 }
 
 #[test]

@@ -67,6 +67,17 @@ pub enum ModelError {
         /// What is unsupported.
         message: String,
     },
+    /// FT-LoRA meets a model family it does not train.
+    #[error(
+        "{}: FT-LoRA (the `lora` strategy) is not implemented for the {family} family; use `zs` or `lp`",
+        model.display()
+    )]
+    NotTrainable {
+        /// The model's folder.
+        model: PathBuf,
+        /// Its family.
+        family: &'static str,
+    },
     /// The input cannot be processed (an image too small, text too long, ...).
     #[error("{0}")]
     Input(String),

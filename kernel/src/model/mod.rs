@@ -1,10 +1,11 @@
 //! Models, loaded natively from Hugging Face checkpoints (a folder, or an id in the local HF
 //! cache): configuration, safetensors weights, tokenizer, preprocessing, and one module per
-//! family. Contrastive families (`clip`, `siglip`, `medclip`) give image and text features and
-//! zero-shot logits (open_clip checkpoints, `open_clip`, load as CLIP models); generative ones
-//! (`llama`, `llava`) generate text.
+//! family. Contrastive families (`clip`, `siglip`, `medclip`, `blip2`) give image and text
+//! features and zero-shot logits (open_clip checkpoints, `open_clip`, load as CLIP models);
+//! generative ones (`llama`, `llava`) generate text.
 
 pub mod bert;
+pub mod blip2;
 pub mod causal;
 pub mod chat;
 mod clean;
@@ -30,6 +31,7 @@ pub mod synthetic;
 pub mod tokenizer;
 mod torch_bin;
 mod weights;
+mod wordpiece;
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +59,7 @@ enum Family {
     Clip(Box<clip::Clip>),
     Siglip(Box<siglip::Siglip>),
     MedClip(Box<medclip::MedClip>),
+    Blip2(Box<blip2::Blip2>),
 }
 
 /// A contrastive model's image tower with what follows it up to the image features: the
@@ -67,9 +70,6 @@ pub(crate) enum Tower<'a> {
     Clip(&'a clip::Clip),
     /// SigLIP (the vision tower with its pooling head).
     Siglip(&'a siglip::Siglip),
-    /// MedCLIP (its Swin tower and projection; FT-LoRA refuses it, see
-    /// [`ContrastiveModel::lora_unsupported`]).
-    MedClip(&'a medclip::MedClip),
 }
 
 /// [`Tower`], mutable.
@@ -79,15 +79,13 @@ pub(crate) enum TowerMut<'a> {
     Clip(&'a mut clip::Clip),
     /// SigLIP.
     Siglip(&'a mut siglip::Siglip),
-    /// MedCLIP (nothing to attach adapters to).
-    MedClip,
 }
 
 /// A contrastive vision-language model with its preprocessing and tokenizer, on a device.
 #[derive(Debug)]
 pub struct ContrastiveModel {
     family: Family,
-    /// The family's name (`clip`, `siglip`, `open_clip`, `open_clip-bert`, `medclip`).
+    /// The family's name (`clip`, `siglip`, `medclip`, `blip2`, `open_clip`, `open_clip-bert`).
     label: &'static str,
     preprocessor: Preprocessor,
     tokenizer: TextTokenizer,
@@ -138,6 +136,11 @@ impl ContrastiveModel {
         let weights = Weights::open(dir)?;
         let preprocessor = Preprocessor::open(dir)?;
         let (family, label, max_len, pad) = match config.model_type.as_str() {
+            _ if blip2::is_blip2(&config) => {
+                let m = blip2::Blip2::load(&weights, device, &config)?;
+                let max = m.max_len();
+                (Family::Blip2(Box::new(m)), "blip2", max, 0)
+            }
             "clip" => {
                 let m = clip::Clip::load(&weights, device, &config)?;
                 let max = m.text.max_len();
@@ -153,7 +156,7 @@ impl ContrastiveModel {
                     path: config.path.clone(),
                     message: format!(
                         "model_type `{other}` is not a contrastive family mvb implements (clip, siglip, \
-                         medclip; open_clip folders have open_clip_config.json)"
+                         medclip, blip-2; open_clip folders have open_clip_config.json)"
                     ),
                 });
             }
@@ -170,35 +173,33 @@ impl ContrastiveModel {
         })
     }
 
-    /// The image tower (training and adapters).
-    pub(crate) fn tower(&self) -> Tower<'_> {
+    /// The image tower (training and adapters); [`ModelError::NotTrainable`] for a family
+    /// FT-LoRA does not cover.
+    pub(crate) fn tower(&self) -> Result<Tower<'_>, ModelError> {
         match &self.family {
-            Family::Clip(m) => Tower::Clip(m),
-            Family::Siglip(m) => Tower::Siglip(m),
-            Family::MedClip(m) => Tower::MedClip(m),
+            Family::Clip(m) => Ok(Tower::Clip(m)),
+            Family::Siglip(m) => Ok(Tower::Siglip(m)),
+            Family::MedClip(_) | Family::Blip2(_) => Err(self.not_trainable()),
         }
     }
 
     /// The image tower, mutable (attaching adapters).
-    pub(crate) fn tower_mut(&mut self) -> TowerMut<'_> {
+    pub(crate) fn tower_mut(&mut self) -> Result<TowerMut<'_>, ModelError> {
+        let err = self.not_trainable();
         match &mut self.family {
-            Family::Clip(m) => TowerMut::Clip(m),
-            Family::Siglip(m) => TowerMut::Siglip(m),
-            Family::MedClip(_) => TowerMut::MedClip,
+            Family::Clip(m) => Ok(TowerMut::Clip(m)),
+            Family::Siglip(m) => Ok(TowerMut::Siglip(m)),
+            Family::MedClip(_) | Family::Blip2(_) => Err(err),
         }
     }
 
-    /// `Some(error naming the model)` when FT-LoRA cannot train this family (MedCLIP: its Swin
-    /// tower has no LoRA hooks; zero-shot and linear probes work).
-    pub(crate) fn lora_unsupported(&self) -> Option<ModelError> {
-        matches!(self.family, Family::MedClip(_)).then(|| ModelError::Unsupported {
-            path: self.dir.clone(),
-            message: format!(
-                "FT-LoRA is not implemented for the `{}` family (MedCLIP's Swin-T image tower); \
-                 use the zs and lp strategies with it",
-                self.label
-            ),
-        })
+    /// Whether FT-LoRA can train this model's image tower (`Ok`), else the error saying so.
+    pub fn check_trainable(&self) -> Result<(), ModelError> {
+        self.tower().map(drop)
+    }
+
+    fn not_trainable(&self) -> ModelError {
+        ModelError::NotTrainable { model: self.dir.clone(), family: self.label }
     }
 
     /// Where and in what precision the towers run.
@@ -217,7 +218,7 @@ impl ContrastiveModel {
         &self.dir
     }
 
-    /// The family name (`clip`, `siglip`, `open_clip`, `open_clip-bert`, `medclip`).
+    /// The family name (`clip`, `siglip`, `medclip`, `blip2`, `open_clip`, `open_clip-bert`).
     pub fn family(&self) -> &'static str {
         self.label
     }
@@ -233,6 +234,7 @@ impl ContrastiveModel {
             Family::Clip(m) => m.vision.image_size(),
             Family::Siglip(m) => m.vision.image_size(),
             Family::MedClip(m) => m.vision.image_size(),
+            Family::Blip2(m) => m.vision.image_size(),
         }
     }
 
@@ -254,13 +256,15 @@ impl ContrastiveModel {
     }
 
     /// Unnormalised image features from preprocessed pixels (`get_image_features`), `[batch, dim]`;
-    /// MedCLIP's are its `encode_image` output, normalised (what MedVLMBench probes).
+    /// MedCLIP's are its `encode_image` output, normalised (what MedVLMBench probes); BLIP-2: see
+    /// [`blip2::FeatureLayout`].
     pub fn image_features_from_pixels(&self, pixels: &[f32], batch: usize) -> Result<Tensor, ModelError> {
         let dev = &self.device;
         let f = match &self.family {
             Family::Clip(m) => m.image_features(dev, pixels, batch)?,
             Family::Siglip(m) => m.image_features(dev, pixels, batch)?,
             Family::MedClip(m) => return m.image_embeds(dev, pixels, batch),
+            Family::Blip2(m) => return m.image_features(dev, pixels, batch),
         };
         Ok(f.into_tensor(dev)?)
     }
@@ -286,22 +290,36 @@ impl ContrastiveModel {
             Family::Clip(m) => m.text_features(dev, &tokens)?,
             Family::Siglip(m) => m.text_features(dev, &tokens)?,
             Family::MedClip(m) => return m.text_embeds(dev, &tokens),
+            Family::Blip2(m) => return m.text_features(dev, &tokens),
         };
         Ok(f.into_tensor(dev)?)
     }
 
-    /// `(exp(logit_scale), logit_bias)`; the bias is 0 for CLIP.
+    /// `(exp(logit_scale), logit_bias)`; the bias is 0 for CLIP; BLIP-2's cosines are unscaled.
     pub fn logit_params(&self) -> (f32, f32) {
         match &self.family {
             Family::Clip(m) => (m.scale, 0.0),
             Family::Siglip(m) => (m.scale, m.bias),
             Family::MedClip(m) => (m.scale, 0.0),
+            Family::Blip2(_) => (1.0, 0.0),
+        }
+    }
+
+    /// The part of image features a linear probe reads: all of them, but for BLIP-2 the vision
+    /// tower's class token (MedVLMBench's FT-LP feature for BLIP2).
+    pub fn probe_features(&self, image_features: &Tensor) -> Option<Tensor> {
+        match &self.family {
+            Family::Blip2(m) => Some(m.probe_features(image_features)),
+            Family::Clip(_) | Family::Siglip(_) | Family::MedClip(_) => None,
         }
     }
 
     /// `logits_per_image`: `scale · cos(image, text) + bias`, `[images, texts]`, from
     /// unnormalised features.
     pub fn logits(&self, image_features: &Tensor, text_features: &Tensor) -> Tensor {
+        if let Family::Blip2(m) = &self.family {
+            return m.logits(image_features, text_features);
+        }
         let (scale, bias) = self.logit_params();
         let (img, txt) = (image_features.l2_normalized(), text_features.l2_normalized());
         let (n, m, d) = (img.rows(), txt.rows(), img.cols());

@@ -1,8 +1,9 @@
-//! Text tokenization with the checkpoint's `tokenizer.json` (the `tokenizers` crate), or its
-//! SentencePiece `spiece.model` with SigLIP's text canonicalisation (see [`super::spm`]),
-//! padded to the longest text of a batch, as MedVLMBench tokenizes its prompts. open_clip
-//! checkpoints clean texts first (see [`super::clean`]) and truncate them to their context;
-//! MedCLIP builds Bio_ClinicalBERT's WordPiece from `vocab.txt` ([`super::medclip`]).
+//! Text tokenization with the checkpoint's `tokenizer.json` (the `tokenizers` crate), a BERT
+//! `vocab.txt` (see [`super::wordpiece`]), or its SentencePiece `spiece.model` with SigLIP's
+//! text canonicalisation (see [`super::spm`]), padded to the longest text of a batch, as
+//! MedVLMBench tokenizes its prompts. open_clip checkpoints clean texts first (see
+//! [`super::clean`]) and truncate them to their context; MedCLIP builds Bio_ClinicalBERT's
+//! WordPiece from `vocab.txt` ([`super::medclip`]).
 
 use std::path::Path;
 
@@ -71,6 +72,8 @@ impl TextTokenizer {
                 message: format!("cannot load the tokenizer: {e}"),
             })?;
             (inner, Prepare::Nothing)
+        } else if dir.join(super::wordpiece::VOCAB).is_file() {
+            (super::wordpiece::load(dir, &configs)?, Prepare::Nothing)
         } else if spiece.is_file() {
             let class = configs.iter().find_map(|c| c.get("tokenizer_class")?.as_str()).unwrap_or("SiglipTokenizer");
             if class != "SiglipTokenizer" {
@@ -87,7 +90,7 @@ impl TextTokenizer {
         } else {
             return Err(ModelError::NotFound {
                 spec: dir.display().to_string(),
-                reason: "no tokenizer.json or spiece.model in it".into(),
+                reason: "no tokenizer.json, vocab.txt or spiece.model in it".into(),
             });
         };
         let pad_id = configs

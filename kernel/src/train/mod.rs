@@ -193,9 +193,7 @@ impl<'m> Trainer<'m> {
         class_weights: Vec<f32>,
         config: LoraConfig,
     ) -> Result<Self, TrainError> {
-        if let Some(error) = model.lora_unsupported() {
-            return Err(error.into());
-        }
+        model.check_trainable()?;
         if class_weights.len() != head.classes {
             return Err(TrainError::Input(format!(
                 "{} class weights for {} classes",
@@ -220,7 +218,7 @@ impl<'m> Trainer<'m> {
         if let Some(&bad) = labels.iter().find(|&&y| y as usize >= self.head.classes) {
             return Err(TrainError::Input(format!("label {bad} is not one of {} classes", self.head.classes)));
         }
-        let tower = self.model.tower();
+        let tower = self.model.tower()?;
         let width = tower_width(&tower);
         let dropout = if train { Some(&mut self.dropout) } else { None };
         let mut rec = vision::Recorder::new(dev, &self.adapter, dropout, width)?;
@@ -255,7 +253,6 @@ fn tower_width(tower: &Tower<'_>) -> usize {
     match tower {
         Tower::Clip(m) => m.vision.width(),
         Tower::Siglip(m) => m.vision.width(),
-        Tower::MedClip(m) => m.vision.swin.width(),
     }
 }
 
@@ -263,11 +260,11 @@ fn tower_width(tower: &Tower<'_>) -> usize {
 /// module order (`named_modules`: the position embedding, then per layer q, k, v, out, fc1,
 /// fc2; then SigLIP's pooling out_proj, fc1, fc2).
 pub fn targets(model: &ContrastiveModel) -> Vec<(Target, usize, usize)> {
-    let tower = model.tower();
+    // A family FT-LoRA does not train has no targets (`fit_lora` and `attach` refuse it first).
+    let Ok(tower) = model.tower() else { return Vec::new() };
     let (encoder, positions, pool) = match &tower {
         Tower::Clip(m) => (&m.vision.encoder, &m.vision.positions, None),
         Tower::Siglip(m) => (&m.vision.encoder, &m.vision.positions, Some(&m.vision.head.mlp)),
-        Tower::MedClip(_) => return Vec::new(),
     };
     let w = tower_width(&tower);
     let mut out = vec![(Target::Position, positions.len() / w, w)];
@@ -298,9 +295,9 @@ pub fn targets(model: &ContrastiveModel) -> Vec<(Target, usize, usize)> {
 /// The image-feature width of `model` (what the head reads).
 fn feature_dim(model: &ContrastiveModel) -> usize {
     match model.tower() {
-        Tower::Clip(m) => m.visual_projection.outputs(),
-        Tower::Siglip(m) => m.vision.width(),
-        Tower::MedClip(m) => m.vision.dim(),
+        Ok(Tower::Clip(m)) => m.visual_projection.outputs(),
+        Ok(Tower::Siglip(m)) => m.vision.width(),
+        Err(_) => 0,
     }
 }
 
@@ -314,9 +311,7 @@ pub fn fit_lora(
     classes: usize,
     config: &LoraConfig,
 ) -> Result<(Adapter, Head), TrainError> {
-    if let Some(error) = model.lora_unsupported() {
-        return Err(error.into());
-    }
+    model.check_trainable()?;
     if images.len() != labels.len() || images.is_empty() {
         return Err(TrainError::Input(format!("{} images for {} labels", images.len(), labels.len())));
     }

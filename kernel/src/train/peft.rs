@@ -178,9 +178,7 @@ fn delta(p: &LoraPair, r: usize, scale: f32) -> Tensor {
 /// into the weights when `merge`; the position embedding's pair always merged into the table
 /// (exact either way). SigLIP's pooling `out_proj` pair is skipped, as PEFT's forward skips it.
 pub fn attach(model: &mut ContrastiveModel, adapter: &Adapter, merge: bool) -> Result<(), TrainError> {
-    if let Some(error) = model.lora_unsupported() {
-        return Err(error.into());
-    }
+    model.check_trainable()?;
     let expected: HashMap<Target, (usize, usize)> =
         super::targets(model).into_iter().map(|(t, i, o)| (t, (i, o))).collect();
     for (t, p) in &adapter.pairs {
@@ -203,9 +201,8 @@ pub fn attach(model: &mut ContrastiveModel, adapter: &Adapter, merge: bool) -> R
         let a = Tensor::new([r, p.inputs], p.a.clone());
         Ok(l.set_lora(Some(LoraDelta::new(&dev, a, Tensor::new([p.outputs, r], p.b.clone()), scale)?))?)
     };
-    let (encoder, positions) = match model.tower_mut() {
+    let (encoder, positions) = match model.tower_mut()? {
         TowerMut::Clip(m) => (&mut m.vision.encoder, &mut m.vision.positions),
-        TowerMut::MedClip => return Err(TrainError::Input("MedCLIP's image tower has no LoRA hooks".into())),
         TowerMut::Siglip(m) => {
             on_linear(&mut m.vision.head.mlp.fc1, Target::Pool(Part::Fc1))?;
             on_linear(&mut m.vision.head.mlp.fc2, Target::Pool(Part::Fc2))?;

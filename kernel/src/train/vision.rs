@@ -321,7 +321,6 @@ pub(crate) fn features(
     Ok(match tower {
         Tower::Clip(m) => m.image_features_with(dev, pixels, batch, rec)?,
         Tower::Siglip(m) => m.vision.forward_with(dev, pixels, batch, rec)?,
-        Tower::MedClip(_) => return Err(TrainError::Input("MedCLIP's image tower has no LoRA hooks".into())),
     })
 }
 
@@ -336,7 +335,6 @@ pub(crate) fn backward(
     match tower {
         Tower::Clip(m) => bw.clip(m, dfeat)?,
         Tower::Siglip(m) => bw.siglip(m, dfeat)?,
-        Tower::MedClip(_) => return Err(TrainError::Input("MedCLIP's image tower has no LoRA hooks".into())),
     }
     Ok(bw.grads)
 }

@@ -120,6 +120,7 @@ pub(super) fn probabilities(
     status: &mut dyn FnMut(String),
 ) -> Result<Tensor, RunError> {
     let d = job.dataset;
+    model.check_trainable().map_err(|error| RunError::Model { model: job.model.0.to_owned(), error })?;
     let context = format!("{} × {}: FT-LoRA", job.model.0, d.name);
     status(format!("{context}: reading {} {}", d.name, d.train_split));
     let (images, labels) = training_images(data, d.train_split, d.train_limit, &context)?;

@@ -435,7 +435,7 @@ impl Predictor<'_> {
                     let context = format!("{k}: linear probe on {} {}", d.name, d.train_split);
                     let t =
                         train.as_ref().ok_or_else(|| RunError::Usage(format!("{context}: no training features")))?;
-                    linear_probe(t, &eval, classes.len(), &self.config.probe_config(), &context)?
+                    linear_probe(model, (t, &eval), classes.len(), &self.config.probe_config(), &context)?
                 }
                 Strategy::Lora => {
                     let job = lora::Job {
@@ -563,16 +563,19 @@ fn class_names(dataset: &Dataset, d: &DatasetSpec) -> Result<Vec<String>, RunErr
 
 /// FT-LP: a linear head trained on `train`, its class probabilities on `eval`.
 fn linear_probe(
-    train: &Encoded,
-    eval: &Encoded,
+    model: &ContrastiveModel,
+    (train, eval): (&Encoded, &Encoded),
     classes: usize,
     config: &probe::ProbeConfig,
     context: &str,
 ) -> Result<Tensor, RunError> {
     let labels = single_labels(&train.ids, &train.labels).map_err(|m| RunError::Usage(format!("{context}: {m}")))?;
     let eval_err = |error| RunError::Eval { context: context.to_owned(), error };
-    let head = probe::train(&train.features, &labels, classes, config).map_err(eval_err)?;
-    head.predict_proba(&eval.features).map_err(eval_err)
+    // The probe's part of the features (BLIP-2: the vision tower's class token).
+    let (train_part, eval_part) = (model.probe_features(&train.features), model.probe_features(&eval.features));
+    let head =
+        probe::train(train_part.as_ref().unwrap_or(&train.features), &labels, classes, config).map_err(eval_err)?;
+    head.predict_proba(eval_part.as_ref().unwrap_or(&eval.features)).map_err(eval_err)
 }
 
 /// Recomputes results, report and figures from `dir/predictions.jsonl`, with `bootstrap`
