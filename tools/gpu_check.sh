@@ -99,7 +99,7 @@ run() {
     #   TORCH     the gpu_vs_torch.py shapes (comma-separated; empty: none)
     #   RUN=0     no `mvb run --device cuda --precision f32` on the embedded default (its
     #             results.json and predictions.jsonl come back, to compare with the CPU's)
-    local filters=${FILTERS:-cuda:: ops:: grad:: lora_train:: decoder llava swin}
+    local filters=${FILTERS:-cuda:: ops:: grad:: lora_train:: decoder llava swin medclip blip2}
     local torch_models=${TORCH-SmolLM2-135M,Llama-3.2-1B,Llama-2-7B}
     local quick="" iters=3
     [ "${QUICK:-0}" = 1 ] && quick=--quick && iters=1

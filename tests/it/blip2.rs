@@ -8,14 +8,14 @@
 
 use std::path::{Path, PathBuf};
 
-use mvb::backend::Device;
+use mvb::backend::{Device, Precision};
 use mvb::data::{ImageRef, Pixels, load_image};
 use mvb::eval::zeroshot;
 use mvb::model::{ContrastiveModel, ModelError};
 use mvb::tensor::Tensor;
 use serde_json::Value;
 
-use crate::common::{floats, mvb, root, run_results, strings, want_ids};
+use crate::common::{Dev, floats, mvb, on_each_device, root, run_results, strings, want_ids};
 
 fn fixture() -> PathBuf {
     root().join("tests/fixtures/tiny-blip2")
@@ -61,9 +61,18 @@ fn normalized_blocks(v: &[f32], dim: usize) -> Vec<f32> {
 }
 
 #[test]
-fn features_logits_and_probabilities_match_transformers() {
+fn features_logits_and_probabilities_match_transformers_on_each_device() {
+    on_each_device("blip2", check_features);
+}
+
+/// The parity check on `dev` (the GPU in f32: the same bound as the CPU).
+fn check_features(dev: &Dev) {
     let r = reference();
-    let model = load();
+    let device = match dev {
+        Dev::Cpu => Device::cpu(),
+        Dev::Cuda(_) => Device::cuda(Precision::F32).expect("the GPU started once"),
+    };
+    let model = ContrastiveModel::load_dir(&fixture(), &device).expect("load");
     assert_eq!(model.family(), "blip2");
     let imgs = images(&r);
     let pixels = model.preprocess(&imgs).expect("preprocess");
@@ -90,9 +99,9 @@ fn features_logits_and_probabilities_match_transformers() {
         ("logits", max_err(logits.data(), &floats(&r["logits"]))),
         ("probabilities", max_err(probs.data(), &floats(&r["probs"]))),
     ];
-    eprintln!("tiny-blip2: max absolute error {errs:?}");
+    eprintln!("tiny-blip2 {}: max absolute error {errs:?}", device.tag());
     for (what, err) in errs {
-        assert!(err <= 1e-4, "{what}: max absolute error {err:e}");
+        assert!(err <= 1e-4, "{} {what}: max absolute error {err:e}", device.tag());
     }
 }
 

@@ -9,13 +9,13 @@
 
 use std::path::{Path, PathBuf};
 
-use mvb::backend::Device;
+use mvb::backend::{Device, Precision};
 use mvb::data::{ImageRef, Pixels, load_image};
 use mvb::model::{ContrastiveModel, ModelError};
 use mvb::train::{LoraConfig, fit_lora};
 use serde_json::Value;
 
-use crate::common::{mvb, root};
+use crate::common::{Dev, mvb, on_each_device, root};
 
 fn fixture() -> PathBuf {
     root().join("tests/fixtures/tiny-medclip")
@@ -70,9 +70,18 @@ fn softmax_rows(logits: &[f32], cols: usize) -> Vec<f32> {
 }
 
 #[test]
-fn features_and_probabilities_match_medclip() {
+fn features_and_probabilities_match_medclip_on_each_device() {
+    on_each_device("medclip", check_features);
+}
+
+/// The parity check on `dev` (the GPU in f32: the same bound as the CPU).
+fn check_features(dev: &Dev) {
     let r = reference();
-    let model = model();
+    let device = match dev {
+        Dev::Cpu => Device::cpu(),
+        Dev::Cuda(_) => Device::cuda(Precision::F32).expect("the GPU started once"),
+    };
+    let model = ContrastiveModel::load_dir(&fixture(), &device).expect("load");
     assert_eq!(model.family(), "medclip");
     let images = images(&r);
     let pixels = model.preprocess(&images).expect("preprocess");
@@ -93,9 +102,9 @@ fn features_and_probabilities_match_medclip() {
         ("logits", rel_err(logits.data(), &floats(&r["logits"]))),
         ("probabilities", rel_err(&probs, &floats(&r["probs"]))),
     ];
-    eprintln!("tiny-medclip: max relative error {errs:?}");
+    eprintln!("tiny-medclip {}: max relative error {errs:?}", device.tag());
     for (what, err) in errs {
-        assert!(err <= 1e-4, "{what} relative error {err:e}");
+        assert!(err <= 1e-4, "{} {what} relative error {err:e}", device.tag());
     }
 }
 
@@ -178,7 +187,10 @@ fn run_takes_the_medclip_family_and_refuses_lora() {
     std::fs::write(tmp.path().join("run.toml"), toml).expect("write");
     let (out, config) = (tmp.path().join("out"), tmp.path().join("run.toml"));
     let (ok, _, stderr) = mvb(&["run", config.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
-    assert!(!ok && stderr.contains("FT-LoRA (the `lora` strategy) is not implemented for the medclip family"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("FT-LoRA (the `lora` strategy) is not implemented for the medclip family"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = mvb(&["report", out.to_str().expect("utf-8")]);
     assert!(ok, "{stderr}");
     let results: Value =

@@ -20,11 +20,6 @@ mod vision;
 use std::path::Path;
 
 use serde_json::Value;
-use tokenizers::models::wordpiece::WordPiece;
-use tokenizers::normalizers::bert::BertNormalizer;
-use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::processors::bert::BertProcessing;
-use tokenizers::{AddedToken, Tokenizer};
 
 pub use text::MedClipText;
 pub use vision::MedClipVision;
@@ -195,29 +190,13 @@ pub fn tokenizer(dir: &Path, context: usize) -> Result<TextTokenizer, ModelError
             reason: "a MedCLIP folder needs Bio_ClinicalBERT's vocab.txt (or a tokenizer.json)".into(),
         });
     }
-    let settings: Value = std::fs::read_to_string(dir.join("tokenizer_config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    let flag = |key: &str| settings.get(key).and_then(Value::as_bool);
-    let vocab_str = vocab.to_str().ok_or_else(|| bad("the path is not UTF-8".into()))?;
-    let model = WordPiece::from_file(vocab_str)
-        .unk_token("[UNK]".into())
-        .build()
-        .map_err(|e| bad(format!("not a WordPiece vocabulary: {e}")))?;
-    let mut inner = Tokenizer::new(model);
-    let id = |t: &str| inner.token_to_id(t).ok_or_else(|| bad(format!("no `{t}` token")));
-    let (cls, sep, pad) = (id("[CLS]")?, id("[SEP]")?, id("[PAD]")?);
-    let lower = flag("do_lower_case").unwrap_or(true);
-    let chinese = flag("tokenize_chinese_chars").unwrap_or(true);
-    inner.with_normalizer(Some(BertNormalizer::new(true, chinese, flag("strip_accents"), lower)));
-    inner.with_pre_tokenizer(Some(BertPreTokenizer));
-    inner.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
-    let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .iter()
-        .filter(|t| inner.token_to_id(t).is_some())
-        .map(|t| AddedToken::from(*t, true))
-        .collect();
-    inner.add_special_tokens(&specials);
+    let config = dir.join("tokenizer_config.json");
+    let settings: Value = match std::fs::read_to_string(&config) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| ModelError::Format { path: config.clone(), message: format!("not JSON: {e}") })?,
+        Err(_) => Value::Null,
+    };
+    let inner = super::wordpiece::load(dir, &[settings])?;
+    let pad = inner.token_to_id("[PAD]").ok_or_else(|| bad("no `[PAD]` token".into()))?;
     TextTokenizer::from_tokenizer(inner, pad, context).truncating(context, &vocab)
 }
