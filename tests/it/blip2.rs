@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mvb::backend::{Device, Precision};
+use mvb::backend::Device;
 use mvb::data::{ImageRef, Pixels, load_image};
 use mvb::eval::zeroshot;
 use mvb::model::{ContrastiveModel, ModelError};
@@ -68,10 +68,7 @@ fn features_logits_and_probabilities_match_transformers_on_each_device() {
 /// The parity check on `dev` (the GPU in f32: the same bound as the CPU).
 fn check_features(dev: &Dev) {
     let r = reference();
-    let device = match dev {
-        Dev::Cpu => Device::cpu(),
-        Dev::Cuda(_) => Device::cuda(Precision::F32).expect("the GPU started once"),
-    };
+    let device = dev.f32_device();
     let model = ContrastiveModel::load_dir(&fixture(), &device).expect("load");
     assert_eq!(model.family(), "blip2");
     let imgs = images(&r);

@@ -175,6 +175,16 @@ pub enum Dev {
     Cuda(Arc<Gpu>),
 }
 
+impl Dev {
+    /// The compute device in f32 (the CPU, or the GPU in f32, the parity mode).
+    pub fn f32_device(&self) -> mvb::backend::Device {
+        match self {
+            Dev::Cpu => mvb::backend::Device::cpu(),
+            Dev::Cuda(_) => mvb::backend::Device::cuda(mvb::backend::Precision::F32).expect("the GPU started once"),
+        }
+    }
+}
+
 /// Runs `check` on the CPU, then on CUDA when a GPU starts (else prints why it is skipped).
 pub fn on_each_device(name: &str, check: impl Fn(&Dev)) {
     check(&Dev::Cpu);

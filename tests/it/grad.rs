@@ -218,10 +218,7 @@ fn bad_shapes(d: &Device) -> Vec<(&'static str, Result<(), ComputeError>)> {
 #[test]
 fn grad_bad_shapes_are_errors_not_panics() {
     on_each_device("grad bad shapes", |dev| {
-        let d = match dev {
-            Dev::Cpu => Device::cpu(),
-            Dev::Cuda(_) => Device::cuda(Precision::F32).expect("the GPU started once"),
-        };
+        let d = dev.f32_device();
         for (what, r) in bad_shapes(&d) {
             assert!(matches!(r, Err(ComputeError::Shape(_))), "{what} on {}: {r:?}", d.tag());
         }
