@@ -175,7 +175,13 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
             lanes[i] += x[i] * y[i];
         }
     }
-    ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7])) + tail
+    sum_lanes(&lanes) + tail
+}
+
+/// The fixed-order sum of eight lanes shared by [`dot`] and its AVX2 twin.
+#[inline(always)]
+fn sum_lanes(l: &[f32; 8]) -> f32 {
+    ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
 }
 
 /// The decode-time loops in AVX2, with the arithmetic of the portable ones (separate multiply
@@ -217,7 +223,7 @@ mod x86 {
             let mut l = [0f32; 8];
             // SAFETY: `l` holds 8 values.
             unsafe { _mm256_storeu_ps(l.as_mut_ptr(), acc) };
-            *out = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+            *out = super::sum_lanes(&l);
         }
     }
 
