@@ -143,7 +143,8 @@ fn few_rows_scores(
     }
 }
 
-/// `out[r] = Σ_j p[r, j] · v_j` for a few query rows (keys of weight 0 skipped).
+/// `out[r] = Σ_j p[r, j] · v_j` for a few query rows, in key order by fused multiply-adds (keys of
+/// weight 0 skipped).
 fn few_rows_values(rows: usize, kv_len: usize, dim: usize, p: &[f32], v: &[f32], v_row: usize, out: &mut [f32]) {
     for r in 0..rows {
         let o = &mut out[r * dim..(r + 1) * dim];
@@ -158,13 +159,13 @@ fn few_rows_values(rows: usize, kv_len: usize, dim: usize, p: &[f32], v: &[f32],
         o.fill(0.0);
         for (j, &w) in pr.iter().enumerate() {
             if w != 0.0 {
-                o.iter_mut().zip(&v[j * v_row..j * v_row + dim]).for_each(|(a, b)| *a += w * b);
+                o.iter_mut().zip(&v[j * v_row..j * v_row + dim]).for_each(|(a, b)| *a = w.mul_add(*b, *a));
             }
         }
     }
 }
 
-/// A dot product in eight lanes (then summed in a fixed order).
+/// A dot product in eight lanes of fused multiply-adds (then summed in a fixed order).
 #[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
@@ -172,7 +173,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
     for (x, y) in ac.zip(bc) {
         for i in 0..8 {
-            lanes[i] += x[i] * y[i];
+            lanes[i] = x[i].mul_add(y[i], lanes[i]);
         }
     }
     sum_lanes(&lanes) + tail
@@ -184,8 +185,8 @@ fn sum_lanes(l: &[f32; 8]) -> f32 {
     ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
 }
 
-/// The decode-time loops in AVX2, with the arithmetic of the portable ones (separate multiply
-/// and add, the same lanes and order), so results do not depend on the CPU.
+/// The decode-time loops in AVX2 + FMA, with the arithmetic of the portable ones (fused
+/// multiply-adds, the same lanes and order), so results do not depend on the CPU.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -193,37 +194,43 @@ mod x86 {
     /// Head sizes [`scores`] and [`weighted_sum`] keep in registers.
     pub(super) const MAX_DIM: usize = 128;
 
-    /// Whether the CPU has AVX2.
+    /// Whether the CPU has AVX2 and FMA.
     pub(super) fn available() -> bool {
         static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| is_x86_feature_detected!("avx2"))
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
     }
 
     /// `s[j] = q · k[j·k_row..][..q.len()]`, each as [`super::dot`] computes it, `q` held in
-    /// registers.
+    /// registers and four keys at a time (independent chains of fused multiply-adds).
     ///
     /// # Safety
-    /// AVX2; `q.len()` a multiple of 8 and at most [`MAX_DIM`]; `k` holds `s.len()` rows.
-    #[target_feature(enable = "avx2")]
+    /// AVX2 and FMA; `q.len()` a multiple of 8 and at most [`MAX_DIM`]; `k` holds `s.len()` rows.
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn scores(q: &[f32], k: &[f32], k_row: usize, s: &mut [f32]) {
-        let chunks = q.len() / 8;
+        let (dim, chunks) = (q.len(), q.len() / 8);
         let mut qv = [_mm256_setzero_ps(); MAX_DIM / 8];
         for (c, v) in qv.iter_mut().enumerate().take(chunks) {
             // SAFETY: c·8 + 8 <= q.len().
             *v = unsafe { _mm256_loadu_ps(q.as_ptr().add(c * 8)) };
         }
-        for (j, out) in s.iter_mut().enumerate() {
-            let row = &k[j * k_row..j * k_row + q.len()];
-            let mut acc = _mm256_setzero_ps();
+        let mut j = 0;
+        while j < s.len() {
+            let n = (s.len() - j).min(4);
+            let rows: [&[f32]; 4] = std::array::from_fn(|u| &k[(j + u.min(n - 1)) * k_row..][..dim]);
+            let mut acc = [_mm256_setzero_ps(); 4];
             for (c, v) in qv.iter().enumerate().take(chunks) {
-                // SAFETY: c·8 + 8 <= q.len() = row.len().
-                let x = unsafe { _mm256_loadu_ps(row.as_ptr().add(c * 8)) };
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(*v, x));
+                for (a, row) in acc.iter_mut().zip(&rows) {
+                    // SAFETY: c·8 + 8 <= dim = row.len().
+                    *a = _mm256_fmadd_ps(*v, unsafe { _mm256_loadu_ps(row.as_ptr().add(c * 8)) }, *a);
+                }
             }
-            let mut l = [0f32; 8];
-            // SAFETY: `l` holds 8 values.
-            unsafe { _mm256_storeu_ps(l.as_mut_ptr(), acc) };
-            *out = super::sum_lanes(&l);
+            for (u, a) in acc.iter().enumerate().take(n) {
+                let mut l = [0f32; 8];
+                // SAFETY: `l` holds 8 values.
+                unsafe { _mm256_storeu_ps(l.as_mut_ptr(), *a) };
+                s[j + u] = super::sum_lanes(&l);
+            }
+            j += n;
         }
     }
 
@@ -231,8 +238,8 @@ mod x86 {
     /// output held in registers.
     ///
     /// # Safety
-    /// AVX2; `o.len()` a multiple of 8 and at most [`MAX_DIM`]; `v` holds `p.len()` rows.
-    #[target_feature(enable = "avx2")]
+    /// AVX2 and FMA; `o.len()` a multiple of 8 and at most [`MAX_DIM`]; `v` holds `p.len()` rows.
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn weighted_sum(p: &[f32], v: &[f32], v_row: usize, o: &mut [f32]) {
         let chunks = o.len() / 8;
         let mut acc = [_mm256_setzero_ps(); MAX_DIM / 8];
@@ -244,7 +251,7 @@ mod x86 {
             for (c, a) in acc.iter_mut().enumerate().take(chunks) {
                 // SAFETY: c·8 + 8 <= o.len() = row.len().
                 let x = unsafe { _mm256_loadu_ps(row.as_ptr().add(c * 8)) };
-                *a = _mm256_add_ps(*a, _mm256_mul_ps(wv, x));
+                *a = _mm256_fmadd_ps(wv, x, *a);
             }
         }
         for (c, a) in acc.iter().enumerate().take(chunks) {
@@ -339,7 +346,7 @@ mod tests {
             for j in 0..37 {
                 let w = p[r * 37 + j];
                 if w != 0.0 {
-                    want.iter_mut().zip(&k.data()[j * 64..][..64]).for_each(|(a, b)| *a += w * b);
+                    want.iter_mut().zip(&k.data()[j * 64..][..64]).for_each(|(a, b)| *a = w.mul_add(*b, *a));
                 }
             }
             for (g, w) in got[r * 64..][..64].iter().zip(want) {

@@ -5,6 +5,8 @@
 //! Float W (F32/F16/BF16): f32 activations, the weight row converted to f32 once per tile.
 
 use super::acts::QActs;
+#[cfg(target_arch = "x86_64")]
+use super::packed::{Packed, ROWS};
 use super::{GgmlType, QMatrix, QuantError, scalar};
 use rayon::prelude::*;
 
@@ -108,6 +110,11 @@ pub fn linear_q_with(kernel: Kernel, acts: &QActs, w: &QMatrix, out: &mut [f32])
     check_len("activation row length", Some(w.cols()), acts.cols())?;
     check_len("out", m.checked_mul(rows), out.len())?;
     let kernel = if kernel.supported() { kernel } else { Kernel::Scalar };
+    #[cfg(target_arch = "x86_64")]
+    if let (Kernel::X86(level), Some(p)) = (kernel, w.packed().filter(|_| kernel != Kernel::Scalar)) {
+        linear_packed(level, acts, rows, p, out);
+        return Ok(());
+    }
     let ptr = OutPtr(out.as_mut_ptr());
     let chunk = chunk_rows(rows, w.row_bytes(), m);
     let rb = w.row_bytes();
@@ -133,6 +140,35 @@ pub fn linear_q_with(kernel: Kernel, acts: &QActs, w: &QMatrix, out: &mut [f32])
 
 /// Activation rows per pass over the weights.
 const TILE: usize = 16;
+
+/// [`linear_q_with`] for a packed matrix: tasks over groups of eight weight rows, each group's
+/// tiles read once per four activation rows (they stay in L1 across the passes).
+#[cfg(target_arch = "x86_64")]
+fn linear_packed(level: super::x86::X86Level, acts: &QActs, rows: usize, p: &Packed, out: &mut [f32]) {
+    use super::x86_packed::{TILE_ROWS, group_dots};
+    let m = acts.m();
+    let ptr = OutPtr(out.as_mut_ptr());
+    let chunk = chunk_rows(p.groups(), p.nb() * p.tile(), m);
+    (0..p.groups().div_ceil(chunk)).into_par_iter().for_each(|c| {
+        let mut res = [[0f32; ROWS]; TILE_ROWS];
+        for g in c * chunk..((c + 1) * chunk).min(p.groups()) {
+            let (i0, cnt) = (g * ROWS, (rows - g * ROWS).min(ROWS));
+            for r0 in (0..m).step_by(TILE_ROWS) {
+                let n = (m - r0).min(TILE_ROWS);
+                // SAFETY: `level` is supported (checked by the caller); the kernel checks the shapes.
+                let done = unsafe { group_dots(level, p, g, acts, r0, n, &mut res) };
+                for (t, res) in res.iter().enumerate().take(n) {
+                    for (l, &v) in res.iter().enumerate().take(cnt) {
+                        let dst = (r0 + t) * rows + i0 + l;
+                        // SAFETY: r0 + t < m and i0 + l < rows, so `dst` is inside `out` (length
+                        // m * rows, checked by the caller); only this task writes rows i0..i0 + cnt.
+                        unsafe { *ptr.get().add(dst) = if done { v } else { f32::NAN } };
+                    }
+                }
+            }
+        }
+    });
+}
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]

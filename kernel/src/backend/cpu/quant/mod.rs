@@ -3,18 +3,22 @@
 //! Block layouts follow ggml's `ggml-common.h` (block_q8_0, block_q4_0, block_q4_1, block_q4_K,
 //! block_q6_K) as documented by the python `gguf` package (`gguf/quants.py`); the kernels are our own.
 //! Module layout: [`dequant`] is the reference path, [`acts`] quantises activations to 8-bit blocks,
-//! [`scalar`] defines the exact arithmetic of the quantised dot products, [`x86`] implements the
-//! same arithmetic with AVX2 / AVX-512 VNNI, and [`linear`] runs it in parallel over output rows.
+//! [`scalar`] defines the exact arithmetic of the quantised dot products, [`x86`] (k-quants) and
+//! [`x86_packed`] (32-element blocks, over the interleaved rows of [`packed`]) implement the same
+//! arithmetic with AVX2 / AVX-512 VNNI, and [`linear`] runs it in parallel over output rows.
 
 pub mod acts;
 pub mod dequant;
 pub mod linear;
+pub mod packed;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_packed;
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use acts::QActs;
 pub use linear::{Kernel, linear, linear_q, linear_with};
@@ -212,6 +216,8 @@ pub struct QMatrix {
     rows: usize,
     cols: usize,
     data: QData,
+    /// The interleaved copy the SIMD kernels read, made on first use (shared by clones).
+    packed: Arc<OnceLock<Option<packed::Packed>>>,
 }
 
 impl QMatrix {
@@ -226,7 +232,7 @@ impl QMatrix {
         if got != expected {
             return Err(QuantError::DataLength { ty, rows, cols, expected, got });
         }
-        Ok(Self { ty, rows, cols, data })
+        Ok(Self { ty, rows, cols, data, packed: Arc::default() })
     }
 
     /// Builds a matrix that owns `bytes`.
@@ -257,6 +263,12 @@ impl QMatrix {
     pub fn row(&self, i: usize) -> &[u8] {
         let rb = self.row_bytes();
         self.bytes().get(i * rb..(i + 1) * rb).unwrap_or(&[])
+    }
+
+    /// The rows interleaved for the SIMD kernels (Q8_0, Q4_0, Q4_1; `None` for other types),
+    /// packed on the first call.
+    pub fn packed(&self) -> Option<&packed::Packed> {
+        self.packed.get_or_init(|| packed::Packed::pack(self)).as_ref()
     }
 
     /// The matrix as f32, row-major `[rows, cols]` (the reference path).

@@ -2,20 +2,26 @@
 //! `x86.rs` compute exactly the same f32 operations in the same order, so results agree to the bit.
 //!
 //! Scheme (our own, after ggml's `ggml_vec_dot_*` idea of integer block dots): for activation block `j`
-//! (32 values, scale `dx`, quant sum `ys`, `s = dx*ys`) and the matching weight block,
-//! the integer dot `isum` is exact; the f32 part goes to lane `j % 8` of eight accumulators:
+//! (32 values, scale `dx`, quant sum `ys`, `s = dx*ys`) and the matching weight block, the integer
+//! dot `isum` is exact. The f32 part:
 //! - Q8_0, Q4_0 (`q-8`): `acc = fma(dw*dx, isum, acc)`
 //! - Q4_1:               `acc = fma(dw*dx, isum, acc); acc = fma(mw, s, acc)`
+//!
+//!   with one accumulator per output, blocks in order (the layout of `packed.rs` keeps one output
+//!   per SIMD lane);
 //! - Q4_K (sub-block j): `acc = fma(d*dx, sc*isum, acc); acc = fma(-(dmin*mn), s, acc)`
 //! - Q6_K (sub-blocks 2j, 2j+1): `acc = fma(d*dx, sc0*isum0 + sc1*isum1, acc)`
 //!
-//! Blocks past the end of a row (padding to a multiple of 8) contribute `fma(0, 0, acc)`. The eight
-//! lanes are then summed as `((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))`. All integer sums stay below
-//! 2^24, so their conversion to f32 is exact. Float weights (F32/F16/BF16) use f32 activations: lane
-//! `i % 8` accumulates `fma(w_i, x_i, acc)` over the row, with the same final sum.
+//!   into lane `j % 8` of eight accumulators (a super-block's eight sub-blocks side by side), summed
+//!   as `((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))`.
+//!
+//! All integer sums stay below 2^24, so their conversion to f32 is exact. Float weights
+//! (F32/F16/BF16) use f32 activations: lane `i % 8` accumulates `fma(w_i, x_i, acc)` over the row
+//! (tail lanes padded with `fma(0, 0, acc)`), with the same final sum.
 
 use super::acts::QActs;
 use super::dequant::{f16_at, q4k_scale_min, q6k_quant};
+use super::packed::nibble;
 use super::{GgmlType, QK, QK_K};
 
 /// Sums eight lanes in the fixed order shared with the SIMD kernels.
@@ -31,49 +37,38 @@ pub fn dot_rows(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &QActs, r0: usiz
     for (row, o) in w.chunks_exact(row_bytes.max(1)).zip(out.chunks_exact_mut(n.max(1))) {
         for (t, o) in o.iter_mut().enumerate() {
             let r = r0 + t;
+            if matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1) {
+                *o = dot_32(ty, row, acts, r);
+                continue;
+            }
             let mut acc = [0.0f32; 8];
             match ty {
-                GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 => dot_32(ty, row, acts, r, &mut acc),
                 GgmlType::Q4_K => dot_q4k(row, acts, r, &mut acc),
                 GgmlType::Q6_K => dot_q6k(row, acts, r, &mut acc),
-                GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {}
+                _ => {}
             }
             *o = reduce8(&acc);
         }
     }
 }
 
-fn dot_32(ty: GgmlType, w: &[u8], acts: &QActs, r: usize, acc: &mut [f32; 8]) {
+fn dot_32(ty: GgmlType, w: &[u8], acts: &QActs, r: usize) -> f32 {
     let bs = ty.block_bytes();
-    for j in 0..acts.nb_pad {
-        let lane = j % 8;
-        let k = acts.idx(r, j);
-        if j >= acts.nb {
-            acc[lane] = 0f32.mul_add(0.0, acc[lane]);
-            if ty == GgmlType::Q4_1 {
-                acc[lane] = 0f32.mul_add(0.0, acc[lane]);
-            }
-            continue;
-        }
-        let b = &w[j * bs..(j + 1) * bs];
-        let y = acts.block(r, j);
+    let mut acc = 0f32;
+    for (j, b) in w.chunks_exact(bs).enumerate().take(acts.nb) {
+        let (k, y) = (acts.idx(r, j), acts.block(r, j));
         let dd = f16_at(b, 0) * acts.d[k];
         let isum: i32 = match ty {
             GgmlType::Q8_0 => (0..QK).map(|i| (b[2 + i] as i8) as i32 * y[i] as i32).sum(),
             GgmlType::Q4_0 => (0..QK).map(|i| (nibble(&b[2..], i) as i32 - 8) * y[i] as i32).sum(),
             _ => (0..QK).map(|i| nibble(&b[4..], i) as i32 * y[i] as i32).sum(),
         };
-        acc[lane] = dd.mul_add(isum as f32, acc[lane]);
+        acc = dd.mul_add(isum as f32, acc);
         if ty == GgmlType::Q4_1 {
-            acc[lane] = f16_at(b, 2).mul_add(acts.s[k], acc[lane]);
+            acc = f16_at(b, 2).mul_add(acts.s[k], acc);
         }
     }
-}
-
-/// Element `i` (0..32) of a 16-byte nibble block: low nibbles first, then high nibbles.
-#[inline(always)]
-fn nibble(qs: &[u8], i: usize) -> u8 {
-    if i < 16 { qs[i] & 0xF } else { qs[i - 16] >> 4 }
+    acc
 }
 
 fn dot_q4k(w: &[u8], acts: &QActs, r: usize, acc: &mut [f32; 8]) {

@@ -1,5 +1,7 @@
-//! x86-64 SIMD kernels: AVX2+FMA+F16C, and the same code with 256-bit VNNI (`vpdpbusd`, from
-//! AVX-512 VNNI+VL or AVX-VNNI) for the u8 x i8 block dots. Selected at run time.
+//! x86-64 SIMD kernels for the k-quants (Q4_K, Q6_K), activation quantisation and f32 dots:
+//! AVX2+FMA+F16C, and the same code with 256-bit VNNI (`vpdpbusd`, from AVX-512 VNNI+VL or
+//! AVX-VNNI) for the u8 x i8 block dots. Selected at run time. The 32-element block types have
+//! their own kernels over an interleaved layout (`x86_packed.rs`).
 //!
 //! They implement exactly the arithmetic defined in `scalar.rs` (integer block dots, the f32 lane
 //! scheme and the fixed final sum), so they agree with the scalar path to the bit. Techniques
@@ -104,11 +106,6 @@ unsafe fn dot_rows_avxvnni(ty: GgmlType, w: &[u8], rb: usize, acts: &QActs, r0: 
 /// Maximum activation rows handled per weight-row pass (accumulators live on the stack).
 pub const TILE: usize = 16;
 
-/// Weight-type codes for the const-generic 32-block kernel.
-const T_Q8_0: u8 = 0;
-const T_Q4_0: u8 = 1;
-const T_Q4_1: u8 = 2;
-
 #[inline(always)]
 unsafe fn dot_rows_impl<const V: u8>(
     ty: GgmlType,
@@ -121,7 +118,8 @@ unsafe fn dot_rows_impl<const V: u8>(
 ) {
     // The raw loads below stay inside `w` and the activation buffers only if these hold.
     let row_ok = ty.row_bytes(acts.cols).is_ok_and(|b| b == rb && rb > 0) && w.len().is_multiple_of(rb.max(1));
-    if !row_ok || n == 0 || n > TILE || r0 + n > acts.m || out.len() != w.len() / rb * n {
+    let kquant = matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K);
+    if !kquant || !row_ok || n == 0 || n > TILE || r0 + n > acts.m || out.len() != w.len() / rb * n {
         return super::scalar::dot_rows(ty, w, rb, acts, r0, n, out);
     }
     for (row, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(n)) {
@@ -138,9 +136,6 @@ unsafe fn row_impl<const V: u8, const N: usize>(ty: GgmlType, w: &[u8], acts: &Q
     unsafe {
         let mut acc = [_mm256_setzero_ps(); N];
         match ty {
-            GgmlType::Q8_0 => row_32::<V, T_Q8_0>(w, acts, r0, &mut acc[..n]),
-            GgmlType::Q4_0 => row_32::<V, T_Q4_0>(w, acts, r0, &mut acc[..n]),
-            GgmlType::Q4_1 => row_32::<V, T_Q4_1>(w, acts, r0, &mut acc[..n]),
             GgmlType::Q4_K => {
                 for (sb, b) in w.chunks_exact(ty.block_bytes()).enumerate() {
                     superblock_q4k::<V>(b, acts, r0, sb, &mut acc[..n]);
@@ -151,24 +146,10 @@ unsafe fn row_impl<const V: u8, const N: usize>(ty: GgmlType, w: &[u8], acts: &Q
                     superblock_q6k(b, acts, r0, sb, &mut acc[..n]);
                 }
             }
-            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {}
+            _ => {}
         }
         for (o, a) in out.iter_mut().zip(&acc) {
             *o = reduce8(*a);
-        }
-    }
-}
-
-/// One row of a 32-block type: full groups of eight blocks, then the tail group.
-#[inline(always)]
-unsafe fn row_32<const V: u8, const T: u8>(w: &[u8], acts: &QActs, r0: usize, acc: &mut [__m256]) {
-    let full = acts.nb / 8;
-    unsafe {
-        for g in 0..full {
-            group_32::<V, T>(w.as_ptr(), 8, acts, r0, g, acc);
-        }
-        if !acts.nb.is_multiple_of(8) {
-            group_32::<V, T>(w.as_ptr(), acts.nb % 8, acts, r0, full, acc);
         }
     }
 }
@@ -206,85 +187,6 @@ pub(crate) unsafe fn reduce8(a: __m256) -> f32 {
         let s4 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
         let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
         _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)))
-    }
-}
-
-/// Eight f16 values read at `p + k * stride` for k < n (1..=8), zeros beyond, as f32.
-/// Lanes past `n` re-read the last valid value and are masked, so no store-to-load round trip.
-#[inline(always)]
-unsafe fn gather_f16(p: *const u8, stride: usize, n: usize) -> __m256 {
-    unsafe {
-        let at = |k: usize| std::ptr::read_unaligned(p.add(k.min(n - 1) * stride).cast::<u16>()) as i16;
-        let h = _mm_setr_epi16(at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7));
-        let v = _mm256_cvtph_ps(h);
-        if n >= 8 {
-            return v;
-        }
-        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane);
-        _mm256_and_ps(v, _mm256_castsi256_ps(keep))
-    }
-}
-
-/// 32 nibbles of a 16-byte block as u8: low nibbles then high nibbles.
-#[inline(always)]
-unsafe fn unpack_nibbles(p: *const u8) -> __m256i {
-    unsafe {
-        let x = _mm_loadu_si128(p.cast());
-        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F))
-    }
-}
-
-/// One group of `nblk` (<= 8) 32-element blocks (Q8_0, Q4_0, Q4_1) against every activation row
-/// of the tile. `w` points at the row; the caller guarantees the row holds `acts.nb` blocks.
-#[inline(always)]
-unsafe fn group_32<const V: u8, const T: u8>(
-    w: *const u8,
-    nblk: usize,
-    acts: &QActs,
-    r0: usize,
-    g: usize,
-    acc: &mut [__m256],
-) {
-    let bs = [34, 18, 20][T as usize];
-    unsafe {
-        let base = w.add(g * 8 * bs);
-        let mut wq = [_mm256_setzero_si256(); 8];
-        let mut wsign = wq;
-        for k in 0..nblk {
-            let p = base.add(k * bs);
-            match T {
-                T_Q8_0 => {
-                    let q = _mm256_loadu_si256(p.add(2).cast());
-                    wq[k] = _mm256_sign_epi8(q, q); // |q| as u8
-                    wsign[k] = q;
-                }
-                T_Q4_0 => wq[k] = unpack_nibbles(p.add(2)),
-                _ => wq[k] = unpack_nibbles(p.add(4)),
-            }
-        }
-        let dw = gather_f16(base, bs, nblk);
-        let mw = if T == T_Q4_1 { gather_f16(base.add(2), bs, nblk) } else { _mm256_setzero_ps() };
-        for (t, a) in acc.iter_mut().enumerate() {
-            let k0 = acts.idx(r0 + t, g * 8);
-            let yp = acts.qs.as_ptr().add(k0 * QK);
-            let mut v = [_mm256_setzero_si256(); 8];
-            for k in 0..nblk {
-                let y = _mm256_loadu_si256(yp.add(k * QK).cast());
-                let y = if T == T_Q8_0 { _mm256_sign_epi8(y, wsign[k]) } else { y };
-                v[k] = dot_u8i8::<V>(wq[k], y);
-            }
-            let mut isum = hsum8(&v);
-            if T == T_Q4_0 {
-                let ys = _mm256_loadu_si256(acts.ys.as_ptr().add(k0).cast());
-                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(ys, 3));
-            }
-            let dd = _mm256_mul_ps(dw, _mm256_loadu_ps(acts.d.as_ptr().add(k0)));
-            *a = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(isum), *a);
-            if T == T_Q4_1 {
-                *a = _mm256_fmadd_ps(mw, _mm256_loadu_ps(acts.s.as_ptr().add(k0)), *a);
-            }
-        }
     }
 }
 
