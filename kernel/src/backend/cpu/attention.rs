@@ -200,14 +200,29 @@ mod x86 {
         *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
     }
 
-    /// `s[j] = q · k[j·k_row..][..q.len()]`, each as [`super::dot`] computes it, `q` held in
-    /// registers and four keys at a time (independent chains of fused multiply-adds).
+    /// `s[j] = q · k[j·k_row..][..q.len()]`, each as [`super::dot`] computes it: `q` held in
+    /// registers, four keys at a time (independent chains of fused multiply-adds).
     ///
     /// # Safety
     /// AVX2 and FMA; `q.len()` a multiple of 8 and at most [`MAX_DIM`]; `k` holds `s.len()` rows.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn scores(q: &[f32], k: &[f32], k_row: usize, s: &mut [f32]) {
-        let (dim, chunks) = (q.len(), q.len() / 8);
+        // SAFETY: forwarded; the chunk count is q.len() / 8.
+        unsafe {
+            match q.len() / 8 {
+                8 => scores_c::<8>(q, k, k_row, s),
+                16 => scores_c::<16>(q, k, k_row, s),
+                c => scores_c::<0>(&q[..c * 8], k, k_row, s),
+            }
+        }
+    }
+
+    /// [`scores`] with `C` chunks of eight known at compile time (unrolled, accumulators in
+    /// registers), or any count up to `MAX_DIM / 8` when `C` is 0.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn scores_c<const C: usize>(q: &[f32], k: &[f32], k_row: usize, s: &mut [f32]) {
+        let (dim, chunks) = (q.len(), if C == 0 { q.len() / 8 } else { C });
         let mut qv = [_mm256_setzero_ps(); MAX_DIM / 8];
         for (c, v) in qv.iter_mut().enumerate().take(chunks) {
             // SAFETY: c·8 + 8 <= q.len().
@@ -221,7 +236,7 @@ mod x86 {
             for (c, v) in qv.iter().enumerate().take(chunks) {
                 for (a, row) in acc.iter_mut().zip(&rows) {
                     // SAFETY: c·8 + 8 <= dim = row.len().
-                    *a = _mm256_fmadd_ps(*v, unsafe { _mm256_loadu_ps(row.as_ptr().add(c * 8)) }, *a);
+                    *a = unsafe { _mm256_fmadd_ps(*v, _mm256_loadu_ps(row.as_ptr().add(c * 8)), *a) };
                 }
             }
             for (u, a) in acc.iter().enumerate().take(n) {
@@ -234,24 +249,40 @@ mod x86 {
         }
     }
 
-    /// `o = Σ_j p[j] · v[j·v_row..][..o.len()]` over keys with `p[j] != 0`, in key order, the
-    /// output held in registers.
+    /// `o = Σ_j p[j] · v[j·v_row..][..o.len()]` over keys with `p[j] != 0`, in key order, by
+    /// slabs of up to 64 columns whose accumulators stay in registers.
     ///
     /// # Safety
     /// AVX2 and FMA; `o.len()` a multiple of 8 and at most [`MAX_DIM`]; `v` holds `p.len()` rows.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn weighted_sum(p: &[f32], v: &[f32], v_row: usize, o: &mut [f32]) {
-        let chunks = o.len() / 8;
-        let mut acc = [_mm256_setzero_ps(); MAX_DIM / 8];
+        for (slab, o) in o.chunks_mut(64).enumerate() {
+            let v = &v[slab * 64..];
+            // SAFETY: forwarded; each slab is a multiple of 8 columns, at most 64.
+            unsafe {
+                match o.len() / 8 {
+                    8 => weighted_slab::<8>(p, v, v_row, o),
+                    _ => weighted_slab::<0>(p, v, v_row, o),
+                }
+            }
+        }
+    }
+
+    /// One slab of [`weighted_sum`]: `C` chunks of eight known at compile time, or `o.len() / 8`
+    /// when `C` is 0.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn weighted_slab<const C: usize>(p: &[f32], v: &[f32], v_row: usize, o: &mut [f32]) {
+        let (cols, chunks) = (o.len(), if C == 0 { o.len() / 8 } else { C });
+        let mut acc = [_mm256_setzero_ps(); 8];
         for (j, &w) in p.iter().enumerate() {
             if w == 0.0 {
                 continue;
             }
-            let (wv, row) = (_mm256_set1_ps(w), &v[j * v_row..j * v_row + o.len()]);
+            let (wv, row) = (_mm256_set1_ps(w), &v[j * v_row..j * v_row + cols]);
             for (c, a) in acc.iter_mut().enumerate().take(chunks) {
-                // SAFETY: c·8 + 8 <= o.len() = row.len().
-                let x = unsafe { _mm256_loadu_ps(row.as_ptr().add(c * 8)) };
-                *a = _mm256_fmadd_ps(wv, x, *a);
+                // SAFETY: c·8 + 8 <= cols = row.len().
+                *a = unsafe { _mm256_fmadd_ps(wv, _mm256_loadu_ps(row.as_ptr().add(c * 8)), *a) };
             }
         }
         for (c, a) in acc.iter().enumerate().take(chunks) {

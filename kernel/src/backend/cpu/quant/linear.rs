@@ -141,27 +141,36 @@ pub fn linear_q_with(kernel: Kernel, acts: &QActs, w: &QMatrix, out: &mut [f32])
 /// Activation rows per pass over the weights.
 const TILE: usize = 16;
 
-/// [`linear_q_with`] for a packed matrix: tasks over groups of eight weight rows, each group's
-/// tiles read once per four activation rows (they stay in L1 across the passes).
+/// Activation rows per task of a packed product: a block's quantised rows (about 2 KiB each at
+/// 1,536 columns) stay in L2 while every weight group passes over them.
+const ROW_BLOCK: usize = 64;
+
+/// [`linear_q_with`] for a packed matrix: tasks over (blocks of activation rows, chunks of groups
+/// of eight weight rows); each group's tiles are read once per pass of `TILE_ROWS` activation rows
+/// (they stay in L1 across the passes).
 #[cfg(target_arch = "x86_64")]
 fn linear_packed(level: super::x86::X86Level, acts: &QActs, rows: usize, p: &Packed, out: &mut [f32]) {
     use super::x86_packed::{TILE_ROWS, group_dots};
     let m = acts.m();
     let ptr = OutPtr(out.as_mut_ptr());
-    let chunk = chunk_rows(p.groups(), p.nb() * p.tile(), m);
-    (0..p.groups().div_ceil(chunk)).into_par_iter().for_each(|c| {
+    let chunk = chunk_rows(p.groups(), p.nb() * p.tile(), m.min(ROW_BLOCK));
+    let chunks = p.groups().div_ceil(chunk);
+    (0..chunks * m.div_ceil(ROW_BLOCK)).into_par_iter().for_each(|task| {
+        let (c, block) = (task % chunks, task / chunks);
         let mut res = [[0f32; ROWS]; TILE_ROWS];
+        let rows_of_block = block * ROW_BLOCK..((block + 1) * ROW_BLOCK).min(m);
         for g in c * chunk..((c + 1) * chunk).min(p.groups()) {
             let (i0, cnt) = (g * ROWS, (rows - g * ROWS).min(ROWS));
-            for r0 in (0..m).step_by(TILE_ROWS) {
-                let n = (m - r0).min(TILE_ROWS);
+            for r0 in rows_of_block.clone().step_by(TILE_ROWS) {
+                let n = (rows_of_block.end - r0).min(TILE_ROWS);
                 // SAFETY: `level` is supported (checked by the caller); the kernel checks the shapes.
                 let done = unsafe { group_dots(level, p, g, acts, r0, n, &mut res) };
                 for (t, res) in res.iter().enumerate().take(n) {
                     for (l, &v) in res.iter().enumerate().take(cnt) {
                         let dst = (r0 + t) * rows + i0 + l;
                         // SAFETY: r0 + t < m and i0 + l < rows, so `dst` is inside `out` (length
-                        // m * rows, checked by the caller); only this task writes rows i0..i0 + cnt.
+                        // m * rows, checked by the caller); only this task writes these rows of
+                        // these columns.
                         unsafe { *ptr.get().add(dst) = if done { v } else { f32::NAN } };
                     }
                 }
