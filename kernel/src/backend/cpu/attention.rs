@@ -207,6 +207,15 @@ mod x86 {
     /// AVX2 and FMA; `q.len()` a multiple of 8 and at most [`MAX_DIM`]; `k` holds `s.len()` rows.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn scores(q: &[f32], k: &[f32], k_row: usize, s: &mut [f32]) {
+        // The raw loads below need every row inside `k` (the caller's operand check); an
+        // operand that breaks it takes the portable loop, which indexes with checks.
+        let last = s.len().checked_sub(1).map_or(0, |r| r * k_row + q.len());
+        if last > k.len() || k_row < q.len() {
+            for (j, out) in s.iter_mut().enumerate() {
+                *out = super::dot(q, &k[j * k_row..j * k_row + q.len()]);
+            }
+            return;
+        }
         // SAFETY: forwarded; the chunk count is q.len() / 8.
         unsafe {
             match q.len() / 8 {
@@ -222,21 +231,24 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn scores_c<const C: usize>(q: &[f32], k: &[f32], k_row: usize, s: &mut [f32]) {
-        let (dim, chunks) = (q.len(), if C == 0 { q.len() / 8 } else { C });
+        let chunks = if C == 0 { q.len() / 8 } else { C };
         let mut qv = [_mm256_setzero_ps(); MAX_DIM / 8];
         for (c, v) in qv.iter_mut().enumerate().take(chunks) {
             // SAFETY: c·8 + 8 <= q.len().
             *v = unsafe { _mm256_loadu_ps(q.as_ptr().add(c * 8)) };
         }
+        let kp = k.as_ptr();
         let mut j = 0;
         while j < s.len() {
             let n = (s.len() - j).min(4);
-            let rows: [&[f32]; 4] = std::array::from_fn(|u| &k[(j + u.min(n - 1)) * k_row..][..dim]);
+            // Rows j..j + n; a short tail repeats its last row (computed, not stored).
+            let rows: [usize; 4] = [j, j + 1.min(n - 1), j + 2.min(n - 1), j + 3.min(n - 1)];
             let mut acc = [_mm256_setzero_ps(); 4];
             for (c, v) in qv.iter().enumerate().take(chunks) {
-                for (a, row) in acc.iter_mut().zip(&rows) {
-                    // SAFETY: c·8 + 8 <= dim = row.len().
-                    *a = unsafe { _mm256_fmadd_ps(*v, _mm256_loadu_ps(row.as_ptr().add(c * 8)), *a) };
+                for (a, &r) in acc.iter_mut().zip(&rows) {
+                    // SAFETY: r < s.len() and `k` holds s.len() rows of k_row >= dim values, so
+                    // r·k_row + c·8 + 8 <= r·k_row + dim is inside `k`.
+                    *a = unsafe { _mm256_fmadd_ps(*v, _mm256_loadu_ps(kp.add(r * k_row + c * 8)), *a) };
                 }
             }
             for (u, a) in acc.iter().enumerate().take(n) {
