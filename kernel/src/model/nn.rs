@@ -375,4 +375,32 @@ impl Encoder {
     pub fn forward(&self, dev: &Device, x: &mut Array, mask: Mask<'_>) -> Result<(), ModelError> {
         self.forward_to(dev, x, mask, self.layers.len())
     }
+
+    /// Runs every layer over `x` (`[batch, seq, dim]`, unmasked) and returns the output rows of
+    /// position `row` only, `[batch, dim]` (a class token). Exact: the last layer's keys and
+    /// values need every position, but its queries, attention output, output projection and MLP
+    /// only the rows that are kept, so those run on `batch` rows instead of `batch · seq`.
+    pub(crate) fn forward_row_with(
+        &self,
+        dev: &Device,
+        mut x: Array,
+        row: usize,
+        pass: &mut dyn Pass,
+    ) -> Result<Array, ModelError> {
+        let (batch, seq, dim) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+        let last = self.depth() - 1;
+        self.forward_with(dev, &mut x, Mask::NONE, last, pass)?;
+        let layer = &self.layers[last];
+        let rows: Vec<usize> = (0..batch).map(|b| b * seq + row).collect();
+        let h = pass.norm(dev, &x, &layer.ln1, Site::Ln1(last))?;
+        let qkv = pass.linear(dev, &h, &layer.attn.qkv, Site::Qkv(last))?;
+        let kept = dev.gather_rows(&qkv, &rows)?.reshape([batch, 1, qkv.cols()])?;
+        let attn = &layer.attn;
+        let a = dev.attention(attn.view(&kept, 0), attn.view(&qkv, 1), attn.view(&qkv, 2), Mask::NONE)?;
+        let mut y = dev.gather_rows(&x, &rows)?.reshape([batch, 1, dim])?;
+        pass.linear_add(dev, &a, &attn.out, Site::Out(last), &mut y)?;
+        let h = pass.norm(dev, &y, &layer.ln2, Site::Ln2(last))?;
+        layer.mlp.forward_add_with(dev, &h, &mut y, [Site::Fc1(last), Site::Fc2(last)], pass)?;
+        Ok(y.reshape([batch, dim])?)
+    }
 }

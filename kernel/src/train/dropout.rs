@@ -3,9 +3,11 @@
 //! `default_rng(seed).random()` (PCG64, `(next_u64 >> 11) · 2⁻⁵³`), one draw per element, an
 //! element dropped when its draw is below `p`. One stream serves a whole training run; it is
 //! consumed mask by mask in forward order (per step, per layer, Q, K, V, out, fc1, fc2; then
-//! SigLIP's pooling MLP), each mask row-major over the layer's `[rows, inputs]` input. torch's
-//! own Bernoulli stream cannot be reproduced outside torch, so the masks differ from PyTorch's;
-//! `tools/make_lora_reference.py` rebuilds these masks in numpy to check them.
+//! SigLIP's pooling MLP), each mask row-major over the layer's `[rows, inputs]` input. In
+//! CLIP's last layer `out_proj` and the MLP run on the class tokens alone (nothing else reaches
+//! the features), so their masks are `[batch, inputs]`. torch's own Bernoulli stream cannot be
+//! reproduced outside torch, so the masks differ from PyTorch's; the tests below check the
+//! draws against numpy's.
 
 use rayon::prelude::*;
 

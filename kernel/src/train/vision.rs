@@ -260,6 +260,36 @@ impl<'r, 'a> Backward<'r, 'a> {
         Ok(())
     }
 
+    /// The last encoder layer as `Encoder::forward_row_with` ran it (only position `row` kept):
+    /// from the kept rows' gradient `dy` (`[batch, w]`) to the layer input's, `[batch, seq, w]`.
+    fn last_layer_row(&mut self, layer: &EncoderLayer, i: usize, row: usize, dy: &Array) -> Result<Array, TrainError> {
+        let dev = self.dev;
+        let (batch, w) = (dy.shape()[0], dy.cols());
+        let mut dy = dev.copy(dy)?.reshape([batch, 1, w])?;
+        self.mlp(&layer.ln2, &layer.mlp, [Site::Ln2(i), Site::Fc1(i), Site::Fc2(i)], &mut dy)?;
+        let da = self.linear(&layer.attn.out, Site::Out(i), &dy)?;
+        let qkv = self.rec.kept(Site::Qkv(i), Slot::Output)?;
+        let seq = qkv.shape()[1];
+        let rows: Vec<usize> = (0..batch).map(|b| b * seq + row).collect();
+        let kept = dev.gather_rows(qkv, &rows)?.reshape([batch, 1, qkv.cols()])?;
+        let attn = &layer.attn;
+        let (dq, dk, dv) = dev.attention_backward(attn.view(&kept, 0), attn.view(qkv, 1), attn.view(qkv, 2), &da)?;
+        let mut dq_all = dev.zeros([batch, seq, w])?;
+        dev.scatter_rows(&mut dq_all, &rows, &dq)?;
+        let mut dh = dev.linear_backward(&dev.concat_cols(&[&dq_all, &dk, &dv])?, &attn.qkv)?;
+        let parts = [(Part::Q, &dq_all), (Part::K, &dk), (Part::V, &dv)];
+        for (part, d) in parts {
+            if let Some(d) = self.branch(Site::Qkv(i), Target::Layer(i, part), d)? {
+                dev.add(&mut dh, &d)?;
+            }
+        }
+        // The residual: the kept rows' input reaches the output directly.
+        let mut dx = dev.zeros([batch, seq, w])?;
+        dev.scatter_rows(&mut dx, &rows, &dy)?;
+        dev.add(&mut dx, &self.norm(&layer.ln1, Site::Ln1(i), &dh)?)?;
+        Ok(dx)
+    }
+
     /// The position embedding's LoRA gradient from the tokens' gradient `dtok` (`[b, seq, w]`).
     fn positions(&mut self, dtok: &Array) -> Result<(), TrainError> {
         let Some((a, b)) = self.rec.weights.get(&Target::Position) else { return Ok(()) };
@@ -279,12 +309,10 @@ impl<'r, 'a> Backward<'r, 'a> {
         let v = &m.vision;
         let dpooled = dev.linear_backward(dfeat, &m.visual_projection)?;
         let dcls = self.norm(&v.post, Site::Post, &dpooled)?;
-        let (batch, seq) = (dfeat.shape()[0], v.positions.len() / v.width());
-        let mut dx = dev.zeros([batch * seq, v.width()])?;
-        let rows: Vec<usize> = (0..batch).map(|b| b * seq).collect();
-        dev.scatter_rows(&mut dx, &rows, &dcls)?;
-        let mut dx = dx.reshape([batch, seq, v.width()])?;
-        self.encoder(&v.encoder.layers, &mut dx)?;
+        let layers = &v.encoder.layers;
+        let (last, rest) = layers.split_last().ok_or_else(|| TrainError::Internal("no encoder layers".into()))?;
+        let mut dx = self.last_layer_row(last, rest.len(), 0, &dcls)?;
+        self.encoder(rest, &mut dx)?;
         let dtok = match &v.pre {
             Some(pre) => self.norm(pre, Site::Pre, &dx)?,
             None => dx,

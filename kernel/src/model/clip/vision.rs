@@ -130,9 +130,8 @@ impl ClipVision {
         batch: usize,
         pass: &mut dyn Pass,
     ) -> Result<Array, ModelError> {
-        let h = self.hidden_states_with(dev, pixels, batch, self.depth(), pass)?;
-        let tokens = h.shape()[1];
-        let rows: Vec<usize> = (0..batch).map(|b| b * tokens).collect();
-        pass.norm(dev, &dev.gather_rows(&h, &rows)?, &self.post, Site::Post)
+        let x = self.hidden_states_with(dev, pixels, batch, 0, pass)?;
+        let cls = self.encoder.forward_row_with(dev, x, 0, pass)?;
+        pass.norm(dev, &cls, &self.post, Site::Post)
     }
 }
