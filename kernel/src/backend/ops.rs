@@ -60,6 +60,31 @@ impl Device {
         }
     }
 
+    /// `x · Wᵀ + b (+ LoRA)` of several layers reading the same input (q, k and v; gate and
+    /// up): on the CPU, quantised weights share one quantisation of `x` and one parallel region.
+    pub fn linears(&self, x: &Array, ls: &[&Linear]) -> Result<Vec<Array>, ComputeError> {
+        if let (Kind::Cpu, Some(ws)) = (&self.kind, quantised_plain(ls)) {
+            ensure!(ls.iter().all(|l| l.inputs() == x.cols()), "linear: input has {} columns", x.cols());
+            let acts = cpu::quant::QActs::quantize(host(x, "linear")?, x.rows(), x.cols())
+                .map_err(|e| ComputeError::Shape(format!("quantised linear: {e}")))?;
+            let outs = cpu::quant::linear::linear_many(&acts, &ws)
+                .map_err(|e| ComputeError::Shape(format!("quantised linear: {e}")))?;
+            if let Some(outs) = outs {
+                return Ok(outs
+                    .into_iter()
+                    .zip(ls)
+                    .map(|(mut y, l)| {
+                        if let Some(b) = &l.bias {
+                            y.chunks_mut(l.outputs()).for_each(|row| cpu::add_assign_slice(row, &b.host));
+                        }
+                        Array { shape: with_cols(&x.shape, l.outputs()), data: Data::Host(y) }
+                    })
+                    .collect());
+            }
+        }
+        ls.iter().map(|l| self.linear(x, l)).collect()
+    }
+
     /// `y += x · Wᵀ + b (+ LoRA)`: a projection added into the residual stream.
     pub fn linear_add(&self, x: &Array, l: &Linear, y: &mut Array) -> Result<(), ComputeError> {
         ensure!(x.cols() == l.inputs(), "linear: input has {} columns, the layer takes {}", x.cols(), l.inputs());
@@ -395,6 +420,16 @@ fn cpu_product(x: &Tensor, w: &Matrix, bias: Option<&[f32]>) -> Result<Tensor, C
         }
         MatrixData::Gpu(_) => Err(ComputeError::Unsupported("linear: a GPU weight on the CPU".into())),
     }
+}
+
+/// The quantised weights of `ls` when every layer has one and none has a LoRA delta.
+fn quantised_plain<'a>(ls: &[&'a Linear]) -> Option<Vec<&'a cpu::quant::QMatrix>> {
+    ls.iter()
+        .map(|l| match (&l.weight.data, &l.lora) {
+            (MatrixData::Quant(q), None) if !q.ty().is_float() => Some(q),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `y += scale · (x · Aᵀ) · Bᵀ` on the CPU.

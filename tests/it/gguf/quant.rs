@@ -8,6 +8,7 @@
 
 use super::Rng;
 use half::{bf16, f16};
+use mvb::backend::cpu::quant::linear::linear_many;
 use mvb::backend::cpu::quant::{GgmlType, Kernel, QActs, QMatrix, linear_q, linear_with};
 
 fn f16b(v: f32) -> [u8; 2] {
@@ -106,6 +107,33 @@ fn shared_activations_and_shape_errors() {
     assert!(QMatrix::from_bytes(GgmlType::Q4_1, 5, 64, vec![0; 10]).is_err());
     assert!(QMatrix::from_bytes(GgmlType::Q4_K, 1, 100, vec![0; 10]).is_err());
     assert!(GgmlType::from_id(13).unwrap_err().to_string().contains("Q5_K"));
+}
+
+#[test]
+fn several_matrices_in_one_region_equal_one_at_a_time() {
+    // q, k and v (or gate and up) of one input in one parallel region: each output is exactly
+    // the one-matrix product's, for row counts that are and are not whole groups of eight.
+    let mut rng = Rng(13);
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        let ws: Vec<QMatrix> = [72, 21, 21].iter().map(|&r| random_matrix(ty, r, 128, &mut rng)).collect();
+        for m in [1, 3, 16, 70] {
+            let x: Vec<f32> = (0..m * 128).map(|_| rng.normal()).collect();
+            let acts = QActs::quantize(&x, m, 128).expect("test input");
+            let refs: Vec<&QMatrix> = ws.iter().collect();
+            let Some(many) = linear_many(&acts, &refs).expect("test input") else {
+                println!("no packed kernel on this CPU: one-region products not compared");
+                return;
+            };
+            for (w, got) in ws.iter().zip(&many) {
+                let mut want = vec![0f32; m * w.rows()];
+                linear_q(&acts, w, &mut want).expect("test input");
+                assert_eq!(got, &want, "{ty:?}, {m} rows, {} outputs", w.rows());
+            }
+        }
+    }
+    let other = random_matrix(GgmlType::Q8_0, 8, 64, &mut rng);
+    let acts = QActs::quantize(&vec![0.5; 128], 1, 128).expect("test input");
+    assert!(linear_many(&acts, &[&other]).is_err(), "a matrix of another width is refused");
 }
 
 #[test]

@@ -110,6 +110,11 @@ impl KvCache {
     }
 }
 
+/// `Device::linears` returned another number of outputs than layers (a bug).
+fn internal() -> ModelError {
+    ModelError::Compute(ComputeError::Shape("linears: outputs do not match the layers".into()))
+}
+
 /// A loaded decoder.
 #[derive(Debug)]
 pub struct Llama {
@@ -185,6 +190,17 @@ impl Llama {
     pub fn forward(
         &self,
         dev: &Device,
+        x: Array,
+        cache: &mut KvCache,
+        positions: &[u32],
+        keys: &[u32],
+    ) -> Result<Array, ModelError> {
+        dev.run_steps(|| self.forward_layers(dev, x, cache, positions, keys))
+    }
+
+    fn forward_layers(
+        &self,
+        dev: &Device,
         mut x: Array,
         cache: &mut KvCache,
         positions: &[u32],
@@ -199,9 +215,8 @@ impl Llama {
         let d = cfg.head_dim;
         for (i, l) in self.layers.iter().enumerate() {
             let h = dev.rms_norm(&x, &l.input_norm, cfg.rms_eps)?;
-            let mut q = dev.linear(&h, &l.q)?;
-            let mut k = dev.linear(&h, &l.k)?;
-            let v = dev.linear(&h, &l.v)?;
+            let [mut q, mut k, v]: [Array; 3] =
+                dev.linears(&h, &[&l.q, &l.k, &l.v])?.try_into().map_err(|_| internal())?;
             dev.rope(&mut q, positions, &self.inv_freq)?;
             dev.rope(&mut k, positions, &self.inv_freq)?;
             dev.write_positions(&mut cache.keys[i], cache.len, &k)?;
@@ -212,8 +227,8 @@ impl Llama {
             let a = dev.attention(qh, kh, vh, Mask { causal: true, keys: Some(keys) })?;
             dev.linear_add(&a, &l.o, &mut x)?;
             let h = dev.rms_norm(&x, &l.post_norm, cfg.rms_eps)?;
-            let mut g = dev.linear(&h, &l.gate)?;
-            dev.silu_mul(&mut g, &dev.linear(&h, &l.up)?)?;
+            let [mut g, u]: [Array; 2] = dev.linears(&h, &[&l.gate, &l.up])?.try_into().map_err(|_| internal())?;
+            dev.silu_mul(&mut g, &u)?;
             dev.linear_add(&g, &l.down, &mut x)?;
         }
         cache.len = total;

@@ -145,38 +145,93 @@ const TILE: usize = 16;
 /// 1,536 columns) stay in L2 while every weight group passes over them.
 const ROW_BLOCK: usize = 64;
 
-/// [`linear_q_with`] for a packed matrix: tasks over (blocks of activation rows, chunks of groups
-/// of eight weight rows); each group's tiles are read once per pass of `TILE_ROWS` activation rows
-/// (they stay in L1 across the passes).
+/// [`linear_q_with`] for a packed matrix.
 #[cfg(target_arch = "x86_64")]
 fn linear_packed(level: super::x86::X86Level, acts: &QActs, rows: usize, p: &Packed, out: &mut [f32]) {
-    use super::x86_packed::{TILE_ROWS, group_dots};
-    let m = acts.m();
     let ptr = OutPtr(out.as_mut_ptr());
-    let chunk = chunk_rows(p.groups(), p.nb() * p.tile(), m.min(ROW_BLOCK));
-    let chunks = p.groups().div_ceil(chunk);
-    (0..chunks * m.div_ceil(ROW_BLOCK)).into_par_iter().for_each(|task| {
-        let (c, block) = (task % chunks, task / chunks);
-        let mut res = [[0f32; ROWS]; TILE_ROWS];
-        let rows_of_block = block * ROW_BLOCK..((block + 1) * ROW_BLOCK).min(m);
-        for g in c * chunk..((c + 1) * chunk).min(p.groups()) {
-            let (i0, cnt) = (g * ROWS, (rows - g * ROWS).min(ROWS));
-            for r0 in rows_of_block.clone().step_by(TILE_ROWS) {
-                let n = (rows_of_block.end - r0).min(TILE_ROWS);
-                // SAFETY: `level` is supported (checked by the caller); the kernel checks the shapes.
-                let done = unsafe { group_dots(level, p, g, acts, r0, n, &mut res) };
-                for (t, res) in res.iter().enumerate().take(n) {
-                    for (l, &v) in res.iter().enumerate().take(cnt) {
-                        let dst = (r0 + t) * rows + i0 + l;
-                        // SAFETY: r0 + t < m and i0 + l < rows, so `dst` is inside `out` (length
-                        // m * rows, checked by the caller); only this task writes these rows of
-                        // these columns.
-                        unsafe { *ptr.get().add(dst) = if done { v } else { f32::NAN } };
-                    }
+    packed_products(level, acts, &[(p, rows, ptr)]);
+}
+
+/// `out = acts · Wᵀ` for several packed matrices of one input width (q, k and v; gate and up),
+/// in one parallel region: the activations are quantised once and the threads wake once.
+/// `None` when a matrix is not quantised or has no packed form (the caller multiplies one by
+/// one); the outputs are `[m, rows]` of each.
+pub fn linear_many(acts: &QActs, ws: &[&QMatrix]) -> Result<Option<Vec<Vec<f32>>>, QuantError> {
+    for w in ws {
+        check_len("activation row length", Some(w.cols()), acts.cols())?;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Kernel::X86(level) = Kernel::detect() {
+        let mut packs = Vec::with_capacity(ws.len());
+        for w in ws {
+            match w.packed().filter(|_| !w.ty().is_float()) {
+                Some(p) => packs.push((p, w.rows())),
+                None => return Ok(None),
+            }
+        }
+        let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; acts.m() * w.rows()]).collect();
+        let jobs: Vec<_> =
+            packs.iter().zip(&mut outs).map(|(&(p, rows), o)| (p, rows, OutPtr(o.as_mut_ptr()))).collect();
+        packed_products(level, acts, &jobs);
+        return Ok(Some(outs));
+    }
+    Ok(None)
+}
+
+/// The packed products of `jobs` (matrix, its rows, its `[m, rows]` output): tasks over (matrix,
+/// block of activation rows, chunk of groups of eight weight rows); each group's tiles are read
+/// once per pass of `TILE_ROWS` activation rows (they stay in L1 across the passes).
+#[cfg(target_arch = "x86_64")]
+fn packed_products(level: super::x86::X86Level, acts: &QActs, jobs: &[(&Packed, usize, OutPtr)]) {
+    let m = acts.m();
+    let blocks = m.div_ceil(ROW_BLOCK);
+    // (job, chunk size, first task) of each job.
+    let mut plan = Vec::with_capacity(jobs.len());
+    let mut tasks = 0;
+    for (j, (p, _, _)) in jobs.iter().enumerate() {
+        let chunk = chunk_rows(p.groups(), p.nb() * p.tile(), m.min(ROW_BLOCK));
+        plan.push((j, chunk, tasks));
+        tasks += p.groups().div_ceil(chunk) * blocks;
+    }
+    (0..tasks).into_par_iter().for_each(|task| {
+        let &(j, chunk, first) = plan.iter().rev().find(|(_, _, first)| *first <= task).unwrap_or(&plan[0]);
+        let (p, rows, ptr) = jobs[j];
+        let chunks = p.groups().div_ceil(chunk);
+        let local = task - first;
+        let (c, block) = (local % chunks, local / chunks);
+        let groups = c * chunk..((c + 1) * chunk).min(p.groups());
+        packed_task(level, acts, (p, rows, ptr), groups, block * ROW_BLOCK..((block + 1) * ROW_BLOCK).min(m));
+    });
+}
+
+/// One task of [`packed_products`]: weight groups `groups` against activation rows `act_rows`.
+#[cfg(target_arch = "x86_64")]
+fn packed_task(
+    level: super::x86::X86Level,
+    acts: &QActs,
+    (p, rows, ptr): (&Packed, usize, OutPtr),
+    groups: std::ops::Range<usize>,
+    act_rows: std::ops::Range<usize>,
+) {
+    use super::x86_packed::{TILE_ROWS, group_dots};
+    let mut res = [[0f32; ROWS]; TILE_ROWS];
+    for g in groups {
+        let (i0, cnt) = (g * ROWS, (rows - g * ROWS).min(ROWS));
+        for r0 in act_rows.clone().step_by(TILE_ROWS) {
+            let n = (act_rows.end - r0).min(TILE_ROWS);
+            // SAFETY: `level` is supported (checked by the caller); the kernel checks the shapes.
+            let done = unsafe { group_dots(level, p, g, acts, r0, n, &mut res) };
+            for (t, res) in res.iter().enumerate().take(n) {
+                for (l, &v) in res.iter().enumerate().take(cnt) {
+                    let dst = (r0 + t) * rows + i0 + l;
+                    // SAFETY: r0 + t < m and i0 + l < rows, so `dst` is inside the output (length
+                    // m * rows, checked by the callers); only this task writes these rows of
+                    // these columns.
+                    unsafe { *ptr.get().add(dst) = if done { v } else { f32::NAN } };
                 }
             }
         }
-    });
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
