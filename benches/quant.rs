@@ -1,6 +1,7 @@
 //! Quantised CPU matrix products (`backend::cpu::quant::linear`, criterion): `x[m×cols] · Wᵀ`
 //! for each ggml type at SmolLM2-135M's shapes (576 → 1536 and 1536 → 576), at m = 1 (batch-1
-//! decode), 16 (batch-16 decode) and 128 (prefill), on the rayon threads. Prints GMAC/s.
+//! decode), 16 (batch-16 decode) and 128 (prefill), on the rayon threads (the K-quants at 1536
+//! columns only: their rows are whole 256-element super-blocks). Prints GMAC/s.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,9 @@ fn main() {
         std::env::args().skip(1).find(|a| !a.starts_with('-') && a.parse::<f64>().is_err()).unwrap_or_default();
     for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
         for (rows, cols) in [(1536, 576), (576, 1536)] {
+            if cols % ty.block_len() != 0 {
+                continue; // a K-quant row is whole 256-element super-blocks (576 is not)
+            }
             let w = random_matrix(ty, rows, cols, &mut seed);
             for m in [1usize, 16, 128] {
                 let name = format!("quant/{ty:?}/{cols}x{rows}/m{m}/cpu");
