@@ -209,6 +209,6 @@ pub fn upload(gpu: &Gpu, dtype: DType, v: &[f32]) -> GpuBuf {
 /// `n` elements of `dtype` on the GPU, every one NaN.
 pub fn poisoned(gpu: &Gpu, dtype: DType, n: usize) -> GpuBuf {
     let mut b = GpuBuf::alloc(gpu, dtype, n).expect("alloc");
-    b.poison(gpu).expect("poison");
+    mvb::backend::cuda::elementwise::poison(gpu, &mut b).expect("poison");
     b
 }

@@ -150,10 +150,10 @@ fn activation_quantisation_is_the_same_on_every_path() {
         assert_eq!(a.iter().map(|&v| v as i32).sum::<i32>(), ys);
         assert!(a.iter().all(|&q| (-127..=127).contains(&q)));
         #[cfg(target_arch = "x86_64")]
-        if mvb::backend::cpu::quant::x86::has_avx2() {
+        if mvb::backend::cpu::quant::acts::has_avx2() {
             let mut b = [0i8; 32];
             // SAFETY: AVX2/FMA/F16C checked just above.
-            let (d2, ys2) = unsafe { mvb::backend::cpu::quant::x86::quantize_block_avx2(&x, &mut b) };
+            let (d2, ys2) = unsafe { mvb::backend::cpu::quant::acts::quantize_block_avx2(&x, &mut b) };
             assert_eq!((a, d.to_bits(), ys), (b, d2.to_bits(), ys2), "block {k}");
         }
     }

@@ -100,8 +100,8 @@ impl std::fmt::Display for DType {
     }
 }
 
-/// Allocation size for `bytes`: whole 32-bit words (so that [`GpuBuf::poison`] reaches every
-/// element), at least one.
+/// Allocation size for `bytes`: whole 32-bit words (so that `elementwise::poison`, a 32-bit
+/// fill, reaches every element), at least one.
 fn padded(bytes: usize) -> usize {
     bytes.div_ceil(4).max(1) * 4
 }
@@ -141,7 +141,8 @@ impl GpuBuf {
     pub fn alloc(gpu: &Gpu, dtype: DType, len: usize) -> Result<GpuBuf, CudaError> {
         let bytes = len.checked_mul(dtype.size()).ok_or_else(|| CudaError::Shape(format!("{len} elements")))?;
         // SAFETY: the memory is uninitialised device memory, never read as Rust values; every
-        // user writes before it reads, and tests poison it with NaN first.
+        // user writes before it reads, and the GPU tests fill outputs with NaN first
+        // (`elementwise::poison`).
         let raw = guarded(|| Ok(unsafe { gpu.stream().alloc::<u8>(padded(bytes)) }?))?;
         Ok(GpuBuf { raw, len, dtype })
     }
@@ -173,12 +174,6 @@ impl GpuBuf {
     pub fn to_host(&self, gpu: &Gpu) -> Result<Vec<f32>, CudaError> {
         let bytes = guarded(|| Ok(gpu.stream().clone_dtoh(&self.raw)?))?;
         Ok(self.dtype.decode(&bytes[..self.len * self.dtype.size()]))
-    }
-
-    /// Sets every element to NaN (all bits set), so that an element a kernel forgets to write
-    /// shows up in a comparison.
-    pub fn poison(&mut self, gpu: &Gpu) -> Result<(), CudaError> {
-        super::elementwise::fill_u32(gpu, self, u32::MAX)
     }
 
     /// Elements.

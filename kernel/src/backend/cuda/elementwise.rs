@@ -70,6 +70,12 @@ pub fn fill_u32(gpu: &Gpu, buf: &mut GpuBuf, value: u32) -> Result<(), CudaError
     launch!(gpu, FILE, "fill_u32", linear_cfg(words), &ptr, &value, &n)
 }
 
+/// Sets every element of `buf` to NaN (all bits set), so that an element a kernel forgets to
+/// write shows up in a comparison.
+pub fn poison(gpu: &Gpu, buf: &mut GpuBuf) -> Result<(), CudaError> {
+    fill_u32(gpu, buf, u32::MAX)
+}
+
 /// `y = layer_norm(x)` over `rows` rows of `cols` (f32 `gamma` and `beta` of `cols`).
 #[allow(clippy::too_many_arguments)]
 pub fn layer_norm(

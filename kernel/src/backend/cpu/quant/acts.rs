@@ -4,6 +4,9 @@
 //!
 //! Each row is padded to a whole number of 8-block groups (zeros), so that SIMD kernels may load
 //! eight blocks' scales at once; padding blocks have `d = s = 0` and zero quants.
+//!
+//! On x86-64 with AVX2 a block is quantised by SIMD code with the scalar definition's results
+//! (`quantize_block_avx2`, tested against `quantize_block_scalar`).
 
 use super::{QK, QuantError};
 
@@ -96,10 +99,10 @@ type BlockQuantizer = fn(&[f32; QK], &mut [i8; QK]) -> (f32, i32);
 
 fn block_quantizer() -> BlockQuantizer {
     #[cfg(target_arch = "x86_64")]
-    if super::x86::has_avx2() {
+    if has_avx2() {
         return |x, q| {
             // SAFETY: AVX2 and FMA are present (checked at run time above).
-            unsafe { super::x86::quantize_block_avx2(x, q) }
+            unsafe { quantize_block_avx2(x, q) }
         };
     }
     quantize_block_scalar
@@ -120,4 +123,49 @@ pub fn quantize_block_scalar(x: &[f32; QK], q: &mut [i8; QK]) -> (f32, i32) {
         ys += *qi as i32;
     }
     (d, ys)
+}
+
+/// True when AVX2, FMA and F16C are available.
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx2() -> bool {
+    static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *F.get_or_init(|| {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    })
+}
+
+/// AVX2 version of [`quantize_block_scalar`] (same result for finite inputs).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`has_avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_block_avx2(x: &[f32; QK], q: &mut [i8; QK]) -> (f32, i32) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let p = x.as_ptr();
+        let v = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
+        let sign = _mm256_set1_ps(-0.0);
+        let mut mx = _mm256_andnot_ps(sign, v[0]);
+        for vi in &v[1..] {
+            mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, *vi));
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), mx);
+        let amax = lanes.iter().fold(0.0f32, |a, &b| a.max(b));
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+        let c: [__m256i; 4] = std::array::from_fn(|i| {
+            let r = _mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi))
+        });
+        let s = _mm256_add_epi32(_mm256_add_epi32(c[0], c[1]), _mm256_add_epi32(c[2], c[3]));
+        let mut sl = [0i32; 8];
+        _mm256_storeu_si256(sl.as_mut_ptr().cast(), s);
+        let p16 = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+        let bytes = _mm256_permutevar8x32_epi32(p16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(q.as_mut_ptr().cast(), bytes);
+        (d, sl.iter().sum())
+    }
 }

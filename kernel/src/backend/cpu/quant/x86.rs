@@ -1,4 +1,4 @@
-//! x86-64 SIMD kernels for the k-quants (Q4_K, Q6_K), activation quantisation and f32 dots:
+//! x86-64 SIMD kernels for the k-quants (Q4_K, Q6_K) and f32 dots:
 //! AVX2+FMA+F16C, and the same code with 256-bit VNNI (`vpdpbusd`, from AVX-512 VNNI+VL or
 //! AVX-VNNI) for the u8 x i8 block dots. Selected at run time. The 32-element block types have
 //! their own kernels over an interleaved layout (`x86_packed.rs`).
@@ -8,7 +8,7 @@
 //! (nibble unpacking, `maddubs` with a sign trick for signed weights) follow the well-known
 //! approach of ggml's x86 `ggml_vec_dot_*` kernels; the code is our own.
 
-use super::acts::QActs;
+use super::acts::{QActs, has_avx2};
 use super::dequant::q4k_scale_min;
 use super::{GgmlType, QK};
 use std::arch::x86_64::*;
@@ -22,14 +22,6 @@ pub enum X86Level {
     Avx512Vnni,
     /// 256-bit `vpdpbusd` from AVX-VNNI.
     AvxVnni,
-}
-
-/// True when AVX2, FMA and F16C are available.
-pub fn has_avx2() -> bool {
-    static F: OnceLock<bool> = OnceLock::new();
-    *F.get_or_init(|| {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
-    })
 }
 
 /// The best level this CPU supports, or `None` without AVX2.
@@ -260,44 +252,10 @@ unsafe fn superblock_q6k(b: &[u8], acts: &QActs, r0: usize, sb: usize, acc: &mut
     }
 }
 
-/// AVX2 version of `acts::quantize_block_scalar` (same result for finite inputs).
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C ([`has_avx2`]).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn quantize_block_avx2(x: &[f32; QK], q: &mut [i8; QK]) -> (f32, i32) {
-    unsafe {
-        let p = x.as_ptr();
-        let v = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
-        let sign = _mm256_set1_ps(-0.0);
-        let mut mx = _mm256_andnot_ps(sign, v[0]);
-        for vi in &v[1..] {
-            mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, *vi));
-        }
-        let mut lanes = [0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), mx);
-        let amax = lanes.iter().fold(0.0f32, |a, &b| a.max(b));
-        let d = amax / 127.0;
-        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-        let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
-        let c: [__m256i; 4] = std::array::from_fn(|i| {
-            let r = _mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi))
-        });
-        let s = _mm256_add_epi32(_mm256_add_epi32(c[0], c[1]), _mm256_add_epi32(c[2], c[3]));
-        let mut sl = [0i32; 8];
-        _mm256_storeu_si256(sl.as_mut_ptr().cast(), s);
-        let p16 = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
-        let bytes = _mm256_permutevar8x32_epi32(p16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256(q.as_mut_ptr().cast(), bytes);
-        (d, sl.iter().sum())
-    }
-}
-
 /// `dot(w, x)` for f32 rows in the 8-lane order of `scalar::dot_f32`.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C ([`has_avx2`]).
+/// The CPU must support AVX2, FMA and F16C ([`has_avx2`](super::acts::has_avx2)).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_f32_avx2(w: &[f32], x: &[f32]) -> f32 {
     let n = w.len().min(x.len());
