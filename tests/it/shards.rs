@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use mvb::eval::run::shard::{self, Shard};
+use mvb::eval::run::merge;
+use mvb::eval::run::shard::Shard;
 use mvb::eval::run::{self, RunConfig, RunOptions};
 
 use crate::common::{host, mvb, root};
@@ -70,15 +71,15 @@ fn three_shards_merge_into_the_unsharded_results() {
         })
         .collect();
     let merged = tmp.path().join("merged");
-    shard::merge(&host(), &merged, &dirs, &mut |_| {}).expect("merges");
+    merge::merge(&host(), &merged, &dirs, &mut |_| {}).expect("merges");
     let read = |d: &Path| std::fs::read(d.join("results.json")).expect("results.json");
     assert_eq!(read(&merged), read(&whole), "byte-identical results");
     // Refusals, each one line.
     let again = tmp.path().join("again");
-    let err = shard::merge(&host(), &again, &dirs[..2], &mut |_| {}).expect_err("a shard missing").to_string();
+    let err = merge::merge(&host(), &again, &dirs[..2], &mut |_| {}).expect_err("a shard missing").to_string();
     assert!(err.contains("units missing") && !err.contains('\n'), "{err}");
     let twice = [dirs[0].clone(), dirs[0].clone(), dirs[1].clone(), dirs[2].clone()];
-    let err = shard::merge(&host(), &again, &twice, &mut |_| {}).expect_err("a unit twice").to_string();
+    let err = merge::merge(&host(), &again, &twice, &mut |_| {}).expect_err("a unit twice").to_string();
     assert!(err.contains("is in both"), "{err}");
     let other =
         RunConfig::parse(&config_text().replace("replicates = 40", "replicates = 40\nseed = 7"), "o.toml", &root())
@@ -86,7 +87,7 @@ fn three_shards_merge_into_the_unsharded_results() {
     let odd = tmp.path().join("odd");
     run_into(&other, &odd, Some("2/3".parse().expect("a shard")));
     let mixed = [dirs[0].clone(), dirs[1].clone(), odd];
-    let err = shard::merge(&host(), &again, &mixed, &mut |_| {}).expect_err("another config").to_string();
+    let err = merge::merge(&host(), &again, &mixed, &mut |_| {}).expect_err("another config").to_string();
     assert!(err.contains("ran another configuration"), "{err}");
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use mvb::backend::{DeviceRequest, Precision};
-use mvb::eval::run::judging::{DEFAULT_JUDGE, JudgeSettings, LocalModel};
+use mvb::eval::run::judging::LocalModel;
+use mvb::eval::run::settings::{DEFAULT_JUDGE, JudgeSettings};
 use mvb::model::causal::CausalLm;
 use mvb::plugin::{ErrorKind, JudgeOptions, PluginHost};
 

@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mvb::eval::run::{
-    self, BootstrapOverride, Progress, RunConfig, RunOptions, Stage,
-    config::DEFAULT_OUT,
-    report::summary,
-    shard::{self, Shard},
+    self, BootstrapOverride, Progress, RunConfig, RunOptions, Stage, config::DEFAULT_OUT, merge, report::summary,
+    shard::Shard,
 };
 use mvb::plugin::PluginHost;
 
@@ -148,7 +146,7 @@ pub(crate) fn run(host: &PluginHost, args: &RunArgs) -> anyhow::Result<()> {
 pub(crate) fn merge(host: &PluginHost, args: &MergeArgs) -> anyhow::Result<()> {
     let bar = ProgressBar::new(0);
     let (results, files) = notices::with_bar(&bar, || {
-        shard::merge(host, &args.out, &args.shards, &mut render(&bar)).map_err(anyhow::Error::from)
+        merge::merge(host, &args.out, &args.shards, &mut render(&bar)).map_err(anyhow::Error::from)
     })?;
     print_summary(&results, &args.out, &files);
     Ok(())

@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::RunError;
-use super::judging::JudgeSettings;
-use super::lora::LoraSettings;
+use super::settings::{JudgeSettings, LoraSettings};
 use crate::backend::DeviceRequest;
 use crate::backend::Precision;
 use crate::data::{Split, Task};

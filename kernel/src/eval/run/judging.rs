@@ -18,77 +18,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::config::RunConfig;
 use super::error::RunError;
 use super::predictions::{Answer, Contents};
+use super::provenance::model_sha256;
 use super::{Progress, Stage};
 use crate::data::AnswerKind;
 use crate::model::ModelError;
 use crate::model::causal::CausalLm;
 use crate::model::generate::GenerateOptions as ModelOptions;
-use crate::plugin::{
-    Builtin, ErrorKind, GenerateOptions, GenerationError, Generator, JudgeOptions, PluginHost, PluginSource,
-};
-use crate::util::hex;
+use crate::plugin::{ErrorKind, GenerateOptions, GenerationError, Generator, JudgeOptions, PluginHost};
 
 /// The verdicts file inside the output folder.
 pub const JUDGEMENTS_FILE: &str = "judgements.jsonl";
-
-/// The built-in judge used when `[judge]` names none.
-pub const DEFAULT_JUDGE: &str = "gpt-score";
-
-/// `[judge]` of a run configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JudgeSettings {
-    /// The judge's language model: a `.gguf` file or a Hugging Face folder.
-    pub model: String,
-    /// A built-in judge plugin (default `gpt-score`) or a judge plugin file (`.wasm`).
-    #[serde(default = "default_judge")]
-    pub plugin: String,
-    /// Ask the judge to constrain its model's replies (always parseable; beyond the original).
-    #[serde(default)]
-    pub constrained: bool,
-    /// Run without the judge, after one notice, when `model` does not exist (the embedded
-    /// default's SmolLM2, fetched by `tools/fetch_smollm2.sh`). Not recorded.
-    #[serde(default, skip_serializing)]
-    pub optional: bool,
-}
-
-fn default_judge() -> String {
-    DEFAULT_JUDGE.to_owned()
-}
-
-impl JudgeSettings {
-    /// `constrained` or `free-form`.
-    pub fn mode(&self) -> &'static str {
-        if self.constrained { "constrained" } else { "free-form" }
-    }
-
-    /// The judge plugin's component.
-    pub fn source(&self) -> Result<PluginSource, RunError> {
-        if self.plugin.ends_with(".wasm") {
-            return PluginSource::from_file(Path::new(&self.plugin))
-                .map_err(|error| RunError::Judge { context: format!("judge plugin {}", self.plugin), error });
-        }
-        Builtin::find(&self.plugin)
-            .filter(|b| b.world == crate::plugin::World::Judge)
-            .map(Builtin::source)
-            .ok_or_else(|| RunError::Usage(format!("[judge] plugin `{}` is not a built-in judge", self.plugin)))
-    }
-
-    /// Makes relative paths absolute against `base`.
-    pub(super) fn resolve_paths(&mut self, base: &Path) {
-        if Path::new(&self.model).is_relative() {
-            self.model = base.join(&self.model).display().to_string();
-        }
-        if self.plugin.ends_with(".wasm") && Path::new(&self.plugin).is_relative() {
-            self.plugin = base.join(&self.plugin).display().to_string();
-        }
-    }
-}
 
 /// One judged case: a question, its reference answer and a generated answer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -258,39 +201,6 @@ pub fn open_cases(contents: &Contents) -> Vec<Case> {
         }
     }
     out
-}
-
-/// SHA-256 of a model file, or of a folder's regular files (names and contents, in name order).
-pub fn model_sha256(path: &Path) -> Result<String, RunError> {
-    let mut h = Sha256::new();
-    if path.is_file() {
-        hash_file(&mut h, path)?;
-        return Ok(hex(&h.finalize()));
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| RunError::io(path, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    for f in files {
-        h.update(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
-        h.update([0]);
-        hash_file(&mut h, &f)?;
-    }
-    Ok(hex(&h.finalize()))
-}
-
-fn hash_file(h: &mut Sha256, path: &Path) -> Result<(), RunError> {
-    let mut f = File::open(path).map_err(|e| RunError::io(path, e))?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| RunError::io(path, e))?;
-        if n == 0 {
-            return Ok(());
-        }
-        h.update(&buf[..n]);
-    }
 }
 
 /// The judge model as the `generation` import serves it.

@@ -10,16 +10,15 @@ use std::path::{Path, PathBuf};
 
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
-use serde::{Deserialize, Serialize};
 
 use super::config::DatasetSpec;
 use super::error::RunError;
+use super::settings::LoraSettings;
 use crate::data::{Pixels, Sample, Split, load_image};
 use crate::eval::zeroshot::{self, Encoded};
 use crate::model::ContrastiveModel;
 use crate::plugin::Dataset;
 use crate::tensor::Tensor;
-use crate::train::lora::LoraShape;
 use crate::train::{self, Head, LoraConfig, TrainError};
 
 /// The folder of the adapters inside the output folder.
@@ -27,74 +26,6 @@ pub const ADAPTERS_DIR: &str = "adapters";
 
 /// Samples read from the dataset plugin at a time.
 const READ_BATCH: u32 = 256;
-
-/// `[lora]` of a run configuration; the defaults are MedVLMBench's.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LoraSettings {
-    /// LoRA rank.
-    pub r: usize,
-    /// `lora_alpha`.
-    pub alpha: f32,
-    /// `lora_dropout`.
-    pub dropout: f32,
-    /// AdamW learning rate.
-    pub lr: f64,
-    /// Passes over the training split.
-    pub epochs: usize,
-    /// Samples per step.
-    pub batch_size: usize,
-    /// AdamW's decoupled weight decay.
-    pub weight_decay: f64,
-    /// Seed of the head, the LoRA initialisation, the order and the dropout masks.
-    pub seed: u32,
-}
-
-impl Default for LoraSettings {
-    fn default() -> Self {
-        let c = LoraConfig::default();
-        LoraSettings {
-            r: c.lora.r,
-            alpha: c.lora.alpha,
-            dropout: c.lora.dropout,
-            lr: c.lr,
-            epochs: c.epochs,
-            batch_size: c.batch_size,
-            weight_decay: c.weight_decay,
-            seed: c.seed,
-        }
-    }
-}
-
-impl From<LoraSettings> for LoraConfig {
-    fn from(s: LoraSettings) -> Self {
-        LoraConfig {
-            lora: LoraShape { r: s.r, alpha: s.alpha, dropout: s.dropout },
-            lr: s.lr,
-            epochs: s.epochs,
-            batch_size: s.batch_size,
-            weight_decay: s.weight_decay,
-            seed: s.seed,
-        }
-    }
-}
-
-impl LoraSettings {
-    /// What makes the settings unusable, if anything.
-    pub fn problem(&self) -> Option<String> {
-        if self.r == 0 || self.epochs == 0 || self.batch_size == 0 {
-            return Some("lora `r`, `epochs` and `batch_size` must be at least 1".into());
-        }
-        let finite = |v: f64| v.is_finite() && v >= 0.0;
-        if !(finite(self.lr) && finite(self.weight_decay) && finite(f64::from(self.alpha))) {
-            return Some("lora `lr`, `weight_decay` and `alpha` must be finite and >= 0".into());
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Some(format!("lora `dropout` must be in [0, 1), got {}", self.dropout));
-        }
-        None
-    }
-}
 
 /// One FT-LoRA unit's inputs.
 pub(super) struct Job<'a> {

@@ -5,6 +5,8 @@
 //! build, edited data) is refused with one line naming what changed.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,6 @@ use sha2::{Digest, Sha256};
 
 use super::config::{DEFAULT_DATASET_PLUGIN, DatasetSpec, RunConfig};
 use super::error::RunError;
-use super::judging::model_sha256;
 use crate::eval::dataset::{builtin_dataset_plugin, data_dir};
 use crate::plugin::PluginSource;
 use crate::util::hex;
@@ -119,4 +120,37 @@ fn folder_sha256(dir: &Path) -> Result<String, RunError> {
         h.update(model_sha256(&f)?.as_bytes());
     }
     Ok(hex(&h.finalize()))
+}
+
+/// SHA-256 of a model file, or of a folder's regular files (names and contents, in name order).
+pub fn model_sha256(path: &Path) -> Result<String, RunError> {
+    let mut h = Sha256::new();
+    if path.is_file() {
+        hash_file(&mut h, path)?;
+        return Ok(hex(&h.finalize()));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| RunError::io(path, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for f in files {
+        h.update(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
+        h.update([0]);
+        hash_file(&mut h, &f)?;
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hash_file(h: &mut Sha256, path: &Path) -> Result<(), RunError> {
+    let mut f = File::open(path).map_err(|e| RunError::io(path, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| RunError::io(path, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        h.update(&buf[..n]);
+    }
 }
