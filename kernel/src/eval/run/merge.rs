@@ -1,4 +1,4 @@
-//! Merging the folders of a sharded run (`mvb run --merge`): checks that every shard ran the same
+//! Merging the folders of a sharded run (`mvb merge`): checks that every shard ran the same
 //! configuration with the same inputs (provenance) and that every planned unit is present exactly
 //! once, and writes the predictions (and verdicts) of one unsharded run, from which the same
 //! `results.json` follows.
