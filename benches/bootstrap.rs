@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use mvb::eval::bootstrap::{BootstrapConfig, Estimate, bootstrap_auroc, resample_indices};
 use mvb::eval::metrics::{Metric, Scorer};
-use mvb::eval::rng::RandomState;
 use mvb::plugin::{HostConfig, PluginHost};
+use mvb::random::RandomState;
 
 // The allocator of the `mvb` binary, so that the host's side of each call costs what it costs there.
 #[global_allocator]

@@ -9,6 +9,7 @@ pub mod data;
 pub mod eval;
 pub mod model;
 pub mod plugin;
+pub mod random;
 pub mod tensor;
 pub mod train;
 pub mod util;

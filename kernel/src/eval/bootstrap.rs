@@ -29,8 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::EvalError;
-use super::pcg64::Pcg64;
-use super::rng::RandomState;
+use crate::random::{Pcg64, RandomState};
 
 /// MedVLMBench's replicate count.
 pub const DEFAULT_REPLICATES: usize = 1000;

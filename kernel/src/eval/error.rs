@@ -1,17 +1,9 @@
-//! Typed errors of the evaluation layer (random streams, bootstrap, linear probe).
+//! Typed errors of the evaluation layer (bootstrap, linear probe, metrics).
 
 /// Why an evaluation step refused its input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvalError {
-    /// An integer range `[low, high)` with nothing in it (numpy: "low >= high").
-    #[error("empty range: low {low} >= high {high}")]
-    EmptyRange {
-        /// Inclusive lower bound.
-        low: i64,
-        /// Exclusive upper bound.
-        high: i64,
-    },
     /// Two inputs that must pair up element by element have different lengths.
     #[error("{what}: {left} vs {right} values")]
     LengthMismatch {

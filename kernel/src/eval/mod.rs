@@ -8,8 +8,6 @@ pub use error::EvalError;
 pub mod bootstrap;
 pub mod dataset;
 pub mod metrics;
-pub mod pcg64;
 pub mod probe;
-pub mod rng;
 pub mod run;
 pub mod zeroshot;

@@ -25,8 +25,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::EvalError;
-use super::rng::RandomState;
+use crate::random::RandomState;
 use crate::tensor::Tensor;
+use crate::train::class_weights;
 
 /// AdamW's first-moment decay (torch default).
 const BETA1: f64 = 0.9;
@@ -230,16 +231,6 @@ fn check_labels(features: &Tensor, labels: &[u32], classes: usize, what: &'stati
         return Err(EvalError::Label { label, index, classes });
     }
     Ok(())
-}
-
-/// scikit-learn's `compute_class_weight("balanced", classes=np.unique(y), y=y)`, indexed by
-/// class: `N / (C · n_c)` with `C` the number of classes present; 0 for an absent class.
-pub fn class_weights(labels: &[u32], classes: usize) -> Vec<f64> {
-    let mut counts = vec![0usize; classes];
-    labels.iter().filter(|&&l| (l as usize) < classes).for_each(|&l| counts[l as usize] += 1);
-    let present = counts.iter().filter(|&&c| c > 0).count();
-    let n = labels.len() as f64;
-    counts.iter().map(|&c| if c == 0 { 0.0 } else { n / (present as f64 * c as f64) }).collect()
 }
 
 /// AdamW's state for one flat parameter vector.
@@ -617,15 +608,6 @@ mod tests {
             weighted_cross_entropy(&slow, &features, &labels, &w).unwrap(),
         );
         assert!(after < before - 1e-3, "{before} -> {after}");
-    }
-
-    #[test]
-    fn class_weights_are_sklearn_balanced() {
-        // compute_class_weight("balanced", classes=[0, 1, 2], y=[0, 0, 0, 0, 1, 1, 2]) = [7/12, 7/6, 7/3]
-        let w = class_weights(&[0, 0, 0, 0, 1, 1, 2], 3);
-        assert_eq!(w, vec![7.0 / 12.0, 7.0 / 6.0, 7.0 / 3.0]);
-        // An absent class: C counts the present classes only (np.unique(y)).
-        assert_eq!(class_weights(&[0, 0, 2], 3), vec![0.75, 0.0, 1.5]);
     }
 
     #[test]

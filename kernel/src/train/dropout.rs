@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use crate::eval::pcg64::Pcg64;
+use crate::random::Pcg64;
 
 /// Draws per rayon task when a mask is built in parallel (each task jumps its own copy of
 /// the stream ahead to its first draw, so the mask is the sequential one).

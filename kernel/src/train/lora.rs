@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::eval::rng::RandomState;
+use crate::random::RandomState;
 
 /// A projection of an encoder layer (or of SigLIP's pooling head).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

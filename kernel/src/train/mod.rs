@@ -28,10 +28,8 @@ use std::path::PathBuf;
 
 use crate::backend::ComputeError;
 use crate::data::Pixels;
-use crate::eval::EvalError;
-use crate::eval::probe::{LinearHead, class_weights};
-use crate::eval::rng::RandomState;
 use crate::model::{ContrastiveModel, ModelError, Tower};
+use crate::random::RandomState;
 use crate::tensor::Tensor;
 use adamw::AdamW;
 use dropout::Dropout;
@@ -49,9 +47,6 @@ pub enum TrainError {
     /// An operation failed (or has no backward pass on this device yet).
     #[error(transparent)]
     Compute(#[from] ComputeError),
-    /// Labels or settings the probe code refuses.
-    #[error(transparent)]
-    Eval(#[from] EvalError),
     /// Bad training input or settings.
     #[error("LoRA training: {0}")]
     Input(String),
@@ -111,12 +106,6 @@ impl Head {
         let weight = (0..classes * dim).map(|_| rng.uniform(-bound, bound) as f32).collect();
         let bias = (0..classes).map(|_| rng.uniform(-bound, bound) as f32).collect();
         Head { classes, dim, weight, bias }
-    }
-
-    /// The head as FT-LP's [`LinearHead`] (for prediction and reports).
-    pub fn to_linear_head(&self) -> Result<LinearHead, EvalError> {
-        let w = self.weight.iter().map(|&v| f64::from(v)).collect();
-        LinearHead::new(self.classes, self.dim, w, self.bias.iter().map(|&v| f64::from(v)).collect())
     }
 
     /// The class-weighted cross-entropy of features `f` (`[n, dim]`) and its gradients:
@@ -332,4 +321,28 @@ pub fn fit_lora(
         tracing::debug!("FT-LoRA epoch {}/{}: mean loss {:.6}", epoch + 1, config.epochs, total / labels.len() as f64);
     }
     Ok((trainer.adapter, trainer.head))
+}
+
+/// scikit-learn's `compute_class_weight("balanced", classes=np.unique(y), y=y)`, indexed by
+/// class: `N / (C · n_c)` with `C` the number of classes present; 0 for an absent class.
+pub fn class_weights(labels: &[u32], classes: usize) -> Vec<f64> {
+    let mut counts = vec![0usize; classes];
+    labels.iter().filter(|&&l| (l as usize) < classes).for_each(|&l| counts[l as usize] += 1);
+    let present = counts.iter().filter(|&&c| c > 0).count();
+    let n = labels.len() as f64;
+    counts.iter().map(|&c| if c == 0 { 0.0 } else { n / (present as f64 * c as f64) }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_weights_are_sklearn_balanced() {
+        // compute_class_weight("balanced", classes=[0, 1, 2], y=[0, 0, 0, 0, 1, 1, 2]) = [7/12, 7/6, 7/3]
+        let w = class_weights(&[0, 0, 0, 0, 1, 1, 2], 3);
+        assert_eq!(w, vec![7.0 / 12.0, 7.0 / 6.0, 7.0 / 3.0]);
+        // An absent class: C counts the present classes only (np.unique(y)).
+        assert_eq!(class_weights(&[0, 0, 2], 3), vec![0.75, 0.0, 1.5]);
+    }
 }

@@ -15,6 +15,8 @@ use super::config::DatasetSpec;
 use super::error::RunError;
 use super::settings::LoraSettings;
 use crate::data::{Pixels, Sample, Split, load_image};
+use crate::eval::EvalError;
+use crate::eval::probe::LinearHead;
 use crate::eval::zeroshot::{self, Encoded};
 use crate::model::ContrastiveModel;
 use crate::plugin::Dataset;
@@ -71,8 +73,14 @@ pub(super) fn probabilities(
     if encoded.ids != eval.ids {
         return Err(RunError::Mismatch(format!("{context}: the evaluation split changed while training")));
     }
-    let head = head.to_linear_head().map_err(|error| RunError::Eval { context: context.clone(), error })?;
+    let head = linear_head(&head).map_err(|error| RunError::Eval { context: context.clone(), error })?;
     head.predict_proba(&encoded.features).map_err(|error| RunError::Eval { context, error })
+}
+
+/// A trained head as FT-LP's [`LinearHead`] (for prediction and reports).
+fn linear_head(head: &Head) -> Result<LinearHead, EvalError> {
+    let w = head.weight.iter().map(|&v| f64::from(v)).collect();
+    LinearHead::new(head.classes, head.dim, w, head.bias.iter().map(|&v| f64::from(v)).collect())
 }
 
 /// Where the adapter of `model` on `dataset` goes.

@@ -19,7 +19,15 @@
 
 use std::fmt;
 
-use super::EvalError;
+/// `randint` over an integer range `[low, high)` with nothing in it (numpy: "low >= high").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("empty range: low {low} >= high {high}")]
+pub struct EmptyRange {
+    /// Inclusive lower bound.
+    pub low: i64,
+    /// Exclusive upper bound.
+    pub high: i64,
+}
 
 const N: usize = 624;
 const M: usize = 397;
@@ -154,12 +162,12 @@ impl RandomState {
     /// `randint(low, high, size)` with numpy's default dtype (int64): `size` integers on
     /// `[low, high)`. As numpy, an empty `size` returns at once (drawing nothing) and otherwise
     /// `low >= high` is an error.
-    pub fn randint(&mut self, low: i64, high: i64, size: usize) -> Result<Vec<i64>, EvalError> {
+    pub fn randint(&mut self, low: i64, high: i64, size: usize) -> Result<Vec<i64>, EmptyRange> {
         if size == 0 {
             return Ok(Vec::new());
         }
         if low >= high {
-            return Err(EvalError::EmptyRange { low, high });
+            return Err(EmptyRange { low, high });
         }
         // numpy works on the closed interval [low, high - 1], offsets as uint64.
         let rng = (high - 1).wrapping_sub(low) as u64;
@@ -171,12 +179,12 @@ impl RandomState {
     /// The values of `randint(0, n, out.len())` written into `out` (no allocation): what the
     /// bootstrap uses for its index sets. `n == 0` with a non-empty `out` is an error, as in
     /// numpy.
-    pub fn randint_below(&mut self, n: u32, out: &mut [u32]) -> Result<(), EvalError> {
+    pub fn randint_below(&mut self, n: u32, out: &mut [u32]) -> Result<(), EmptyRange> {
         if out.is_empty() {
             return Ok(());
         }
         match n {
-            0 => Err(EvalError::EmptyRange { low: 0, high: 0 }),
+            0 => Err(EmptyRange { low: 0, high: 0 }),
             1 => {
                 out.fill(0);
                 Ok(())
@@ -329,7 +337,7 @@ mod tests {
     fn degenerate_ranges() {
         let mut r = RandomState::new(0);
         assert_eq!(r.randint(0, 0, 0).unwrap(), Vec::<i64>::new());
-        assert!(matches!(r.randint(3, 3, 2), Err(EvalError::EmptyRange { low: 3, high: 3 })));
+        assert!(matches!(r.randint(3, 3, 2), Err(EmptyRange { low: 3, high: 3 })));
         assert!(r.randint_below(0, &mut [0u32; 1]).is_err());
         // A single-value range draws nothing: the stream is untouched.
         assert_eq!(r.randint(7, 8, 4).unwrap(), vec![7; 4]);
