@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use mvb::backend::cuda::{Gpu, bench};
+use mvb::backend::cuda::{CudaError, DType, Gpu, bench};
+use mvb::backend::{Device, Precision};
+use mvb::model::synthetic::{VitShape, write_random_clip};
+use mvb::model::{Config, Weights, clip::Clip};
 
 #[derive(Debug, Args)]
 pub(crate) struct KernelsArgs {
@@ -25,9 +28,36 @@ pub(crate) fn kernels(args: &KernelsArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let table = bench::run_suite(&gpu, args.quick, |line| println!("{line}"))?;
+    let mut table = bench::run_suite(&gpu, args.quick, |line| println!("{line}"))?;
+    let ips = vit_b16_images_per_s(&gpu, DType::Bf16, 256, if args.quick { 3 } else { 10 })?;
+    let text = format!("\nViT-B/16 image encoding, bf16, batch 256, end to end from host pixels: {ips:.0} images/s\n");
+    println!("{}", text.trim());
+    table.push_str(&text);
     if let Some(path) = &args.out {
         std::fs::write(path, &table).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// End-to-end ViT-B/16 image encoding (random CLIP weights, 224 px, `dtype`): images per second,
+/// pixels uploaded from the host each batch, features left on the device.
+/// The model is the same `model::clip` the CPU runs (one definition for every device).
+fn vit_b16_images_per_s(gpu: &Gpu, dtype: DType, batch: usize, iters: usize) -> Result<f64, CudaError> {
+    let precision = match dtype {
+        DType::F32 => Precision::F32,
+        DType::Bf16 => Precision::Bf16,
+        DType::F16 => Precision::F16,
+    };
+    let device = Device::cuda(precision)?;
+    let dir = std::env::temp_dir().join(format!("mvb-gpu-bench-b16-{}", std::process::id()));
+    let io = |e: &dyn std::fmt::Display| CudaError::Shape(format!("random ViT-B/16 checkpoint: {e}"));
+    write_random_clip(&dir, VitShape::B16, true).map_err(|e| io(&e))?;
+    let model = Weights::open(&dir).and_then(|w| Clip::load(&w, &device, &Config::open(&dir)?));
+    let _ = std::fs::remove_dir_all(&dir);
+    let model = model.map_err(|e| io(&e))?;
+    let pixels = bench::pattern(batch * 3 * 224 * 224, 10);
+    let ms = bench::time_ms(gpu, 2, iters, || {
+        model.image_features(&device, &pixels, batch).map(drop).map_err(|e| CudaError::Shape(e.to_string()))
+    })?;
+    Ok(batch as f64 / (ms * 1e-3))
 }

@@ -1,7 +1,7 @@
 //! Kernel benchmarks on the GPU (`mvb bench kernels`, `benches/kernels.rs`): the fused kernels
 //! next to their unfused cuBLAS paths in the same run, both next to the device's measured dense
-//! bf16 GEMM rate, and the end-to-end ViT-B/16 image-encoding throughput. Times come from CUDA
-//! events around `iters` back-to-back launches after warm-up launches.
+//! bf16 GEMM rate (the end-to-end ViT-B/16 row, which needs a model, is added by the CLI). Times
+//! come from CUDA events around `iters` back-to-back launches after warm-up launches.
 
 use cudarc::driver::sys::CUevent_flags;
 
@@ -33,7 +33,7 @@ pub fn time_ms(
 }
 
 /// Deterministic pseudo-random values in [-0.5, 0.5) (cheap to make for large buffers).
-fn pattern(n: usize, salt: usize) -> Vec<f32> {
+pub fn pattern(n: usize, salt: usize) -> Vec<f32> {
     (0..n).map(|i| ((i.wrapping_mul(2_654_435_761).wrapping_add(salt * 40_503)) % 1000) as f32 / 1000.0 - 0.5).collect()
 }
 
@@ -276,32 +276,6 @@ pub fn lora_shapes(quick: bool) -> Vec<(usize, usize, usize, usize)> {
     v
 }
 
-/// End-to-end ViT-B/16 image encoding (random CLIP weights, 224 px, `dtype`): images per second,
-/// pixels uploaded from the host each batch, features left on the device.
-/// The model is the same `model::clip` the CPU runs (one definition for every device).
-pub fn vit_b16_images_per_s(gpu: &Gpu, dtype: DType, batch: usize, iters: usize) -> Result<f64, CudaError> {
-    use crate::backend::{Device, Precision};
-    use crate::model::synthetic::{VitShape, write_random_clip};
-    use crate::model::{Config, Weights, clip::Clip};
-    let precision = match dtype {
-        DType::F32 => Precision::F32,
-        DType::Bf16 => Precision::Bf16,
-        DType::F16 => Precision::F16,
-    };
-    let device = Device::cuda(precision)?;
-    let dir = std::env::temp_dir().join(format!("mvb-gpu-bench-b16-{}", std::process::id()));
-    let io = |e: &dyn std::fmt::Display| CudaError::Shape(format!("random ViT-B/16 checkpoint: {e}"));
-    write_random_clip(&dir, VitShape::B16, true).map_err(|e| io(&e))?;
-    let model = Weights::open(&dir).and_then(|w| Clip::load(&w, &device, &Config::open(&dir)?));
-    let _ = std::fs::remove_dir_all(&dir);
-    let model = model.map_err(|e| io(&e))?;
-    let pixels = pattern(batch * 3 * 224 * 224, 10);
-    let ms = time_ms(gpu, 2, iters, || {
-        model.image_features(&device, &pixels, batch).map(drop).map_err(|e| CudaError::Shape(e.to_string()))
-    })?;
-    Ok(batch as f64 / (ms * 1e-3))
-}
-
 /// The whole suite as a Markdown table (the device, the dense rate, fused next to unfused).
 pub fn run_suite(gpu: &Gpu, quick: bool, mut progress: impl FnMut(&str)) -> Result<String, CudaError> {
     let iters = if quick { 5 } else { 20 };
@@ -337,9 +311,5 @@ pub fn run_suite(gpu: &Gpu, quick: bool, mut progress: impl FnMut(&str)) -> Resu
     for (tokens, d, r, a) in lora_shapes(quick) {
         line(&lora_row(gpu, tokens, d, r, a, iters)?);
     }
-    let ips = vit_b16_images_per_s(gpu, DType::Bf16, 256, if quick { 3 } else { 10 })?;
-    let text = format!("\nViT-B/16 image encoding, bf16, batch 256, end to end from host pixels: {ips:.0} images/s\n");
-    progress(text.trim());
-    out.push_str(&text);
     Ok(out)
 }
