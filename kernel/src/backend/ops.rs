@@ -63,26 +63,21 @@ impl Device {
     /// `x · Wᵀ + b (+ LoRA)` of several layers reading the same input (q, k and v; gate and
     /// up): on the CPU, quantised weights share one quantisation of `x` and one parallel region.
     pub fn linears(&self, x: &Array, ls: &[&Linear]) -> Result<Vec<Array>, ComputeError> {
-        if let (Kind::Cpu, Some(ws)) = (&self.kind, quantised_plain(ls)) {
-            ensure!(ls.iter().all(|l| l.inputs() == x.cols()), "linear: input has {} columns", x.cols());
-            let acts = cpu::quant::QActs::quantize(host(x, "linear")?, x.rows(), x.cols())
-                .map_err(|e| ComputeError::Shape(format!("quantised linear: {e}")))?;
-            let outs = cpu::quant::linear::linear_many(&acts, &ws)
-                .map_err(|e| ComputeError::Shape(format!("quantised linear: {e}")))?;
-            if let Some(outs) = outs {
-                return Ok(outs
-                    .into_iter()
-                    .zip(ls)
-                    .map(|(mut y, l)| {
-                        if let Some(b) = &l.bias {
-                            y.chunks_mut(l.outputs()).for_each(|row| cpu::add_assign_slice(row, &b.host));
-                        }
-                        Array { shape: with_cols(&x.shape, l.outputs()), data: Data::Host(y) }
-                    })
-                    .collect());
-            }
-        }
-        ls.iter().map(|l| self.linear(x, l)).collect()
+        let (Kind::Cpu, Some(ws)) = (&self.kind, quantised_plain(ls)) else {
+            return ls.iter().map(|l| self.linear(x, l)).collect();
+        };
+        ensure!(ls.iter().all(|l| l.inputs() == x.cols()), "linear: input has {} columns", x.cols());
+        let quant_err = |e| ComputeError::Shape(format!("quantised linear: {e}"));
+        let acts = cpu::quant::QActs::quantize(host(x, "linear")?, x.rows(), x.cols()).map_err(quant_err)?;
+        let outs = cpu::quant::linear::linear_many(&acts, &ws).map_err(quant_err)?;
+        Ok(outs
+            .into_iter()
+            .zip(ls)
+            .map(|(mut y, l)| {
+                add_bias(&mut y, l.bias.as_ref().map(|b| &b.host[..]));
+                Array { shape: with_cols(&x.shape, l.outputs()), data: Data::Host(y) }
+            })
+            .collect())
     }
 
     /// `y += x · Wᵀ + b (+ LoRA)`: a projection added into the residual stream.
@@ -409,9 +404,7 @@ fn cpu_product(x: &Tensor, w: &Matrix, bias: Option<&[f32]>) -> Result<Tensor, C
             let mut out = vec![0f32; m * n];
             cpu::quant::linear(x.data(), m, q, &mut out)
                 .map_err(|e| ComputeError::Shape(format!("quantised linear: {e}")))?;
-            if let Some(b) = bias {
-                out.chunks_mut(n).for_each(|row| cpu::add_assign_slice(row, b));
-            }
+            add_bias(&mut out, bias);
             let mut shape = x.shape().to_vec();
             if let Some(last) = shape.last_mut() {
                 *last = n;
@@ -419,6 +412,13 @@ fn cpu_product(x: &Tensor, w: &Matrix, bias: Option<&[f32]>) -> Result<Tensor, C
             Ok(Tensor::new(shape, out))
         }
         MatrixData::Gpu(_) => Err(ComputeError::Unsupported("linear: a GPU weight on the CPU".into())),
+    }
+}
+
+/// `bias` added to every row of `out` (rows of `bias.len()`).
+fn add_bias(out: &mut [f32], bias: Option<&[f32]>) {
+    if let Some(b) = bias.filter(|b| !b.is_empty()) {
+        out.chunks_mut(b.len()).for_each(|row| cpu::add_assign_slice(row, b));
     }
 }
 

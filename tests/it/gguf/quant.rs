@@ -112,18 +112,16 @@ fn shared_activations_and_shape_errors() {
 #[test]
 fn several_matrices_in_one_region_equal_one_at_a_time() {
     // q, k and v (or gate and up) of one input in one parallel region: each output is exactly
-    // the one-matrix product's, for row counts that are and are not whole groups of eight.
+    // the one-matrix product's, for row counts that are and are not whole groups of eight; a
+    // K-quant (no packed form) takes the one-at-a-time path.
     let mut rng = Rng(13);
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
-        let ws: Vec<QMatrix> = [72, 21, 21].iter().map(|&r| random_matrix(ty, r, 128, &mut rng)).collect();
+    for (ty, cols) in [(GgmlType::Q4_0, 128), (GgmlType::Q4_1, 128), (GgmlType::Q8_0, 128), (GgmlType::Q4_K, 256)] {
+        let ws: Vec<QMatrix> = [72, 21, 21].iter().map(|&r| random_matrix(ty, r, cols, &mut rng)).collect();
         for m in [1, 3, 16, 70] {
-            let x: Vec<f32> = (0..m * 128).map(|_| rng.normal()).collect();
-            let acts = QActs::quantize(&x, m, 128).expect("test input");
+            let x: Vec<f32> = (0..m * cols).map(|_| rng.normal()).collect();
+            let acts = QActs::quantize(&x, m, cols).expect("test input");
             let refs: Vec<&QMatrix> = ws.iter().collect();
-            let Some(many) = linear_many(&acts, &refs).expect("test input") else {
-                println!("no packed kernel on this CPU: one-region products not compared");
-                return;
-            };
+            let many = linear_many(&acts, &refs).expect("test input");
             for (w, got) in ws.iter().zip(&many) {
                 let mut want = vec![0f32; m * w.rows()];
                 linear_q(&acts, w, &mut want).expect("test input");

@@ -152,30 +152,29 @@ fn linear_packed(level: super::x86::X86Level, acts: &QActs, rows: usize, p: &Pac
     packed_products(level, acts, &[(p, rows, ptr)]);
 }
 
-/// `out = acts · Wᵀ` for several packed matrices of one input width (q, k and v; gate and up),
-/// in one parallel region: the activations are quantised once and the threads wake once.
-/// `None` when a matrix is not quantised or has no packed form (the caller multiplies one by
-/// one); the outputs are `[m, rows]` of each.
-pub fn linear_many(acts: &QActs, ws: &[&QMatrix]) -> Result<Option<Vec<Vec<f32>>>, QuantError> {
+/// `out = acts · Wᵀ` for several quantised matrices of one input width (q, k and v; gate and
+/// up), the outputs `[m, rows]` of each. Where every matrix has a packed form, in one parallel
+/// region (the threads wake once); otherwise one [`linear_q`] after another. Either way the
+/// activations are quantised once, by the caller.
+pub fn linear_many(acts: &QActs, ws: &[&QMatrix]) -> Result<Vec<Vec<f32>>, QuantError> {
     for w in ws {
         check_len("activation row length", Some(w.cols()), acts.cols())?;
     }
+    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; acts.m() * w.rows()]).collect();
     #[cfg(target_arch = "x86_64")]
     if let Kernel::X86(level) = Kernel::detect() {
-        let mut packs = Vec::with_capacity(ws.len());
-        for w in ws {
-            match w.packed().filter(|_| !w.ty().is_float()) {
-                Some(p) => packs.push((p, w.rows())),
-                None => return Ok(None),
-            }
+        let packs: Option<Vec<&Packed>> = ws.iter().map(|w| w.packed()).collect();
+        if let Some(packs) = packs {
+            let jobs: Vec<_> =
+                packs.iter().zip(ws).zip(&mut outs).map(|((&p, w), o)| (p, w.rows(), OutPtr(o.as_mut_ptr()))).collect();
+            packed_products(level, acts, &jobs);
+            return Ok(outs);
         }
-        let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; acts.m() * w.rows()]).collect();
-        let jobs: Vec<_> =
-            packs.iter().zip(&mut outs).map(|(&(p, rows), o)| (p, rows, OutPtr(o.as_mut_ptr()))).collect();
-        packed_products(level, acts, &jobs);
-        return Ok(Some(outs));
     }
-    Ok(None)
+    for (w, out) in ws.iter().zip(&mut outs) {
+        linear_q(acts, w, out)?;
+    }
+    Ok(outs)
 }
 
 /// The packed products of `jobs` (matrix, its rows, its `[m, rows]` output): tasks over (matrix,
