@@ -388,9 +388,10 @@ impl Encoder {
         pass: &mut dyn Pass,
     ) -> Result<Array, ModelError> {
         let (batch, seq, dim) = (x.shape()[0], x.shape()[1], x.shape()[2]);
-        let last = self.depth() - 1;
+        let (layer, first) =
+            self.layers.split_last().ok_or_else(|| ModelError::Input("an encoder without layers".into()))?;
+        let last = first.len();
         self.forward_with(dev, &mut x, Mask::NONE, last, pass)?;
-        let layer = &self.layers[last];
         let rows: Vec<usize> = (0..batch).map(|b| b * seq + row).collect();
         let h = pass.norm(dev, &x, &layer.ln1, Site::Ln1(last))?;
         let qkv = pass.linear(dev, &h, &layer.attn.qkv, Site::Qkv(last))?;

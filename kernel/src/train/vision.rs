@@ -241,15 +241,21 @@ impl<'r, 'a> Backward<'r, 'a> {
         let qkv = self.rec.kept(Site::Qkv(i), Slot::Output)?;
         let attn = &layer.attn;
         let (dq, dk, dv) = dev.attention_backward(attn.view(qkv, 0), attn.view(qkv, 1), attn.view(qkv, 2), &da)?;
-        let mut dh = dev.linear_backward(&dev.concat_cols(&[&dq, &dk, &dv])?, &attn.qkv)?;
-        let parts = [(Part::Q, &dq), (Part::K, &dk), (Part::V, &dv)];
-        for (part, dy) in parts {
+        dev.add(dx, &self.qkv(layer, i, [&dq, &dk, &dv])?)?;
+        Ok(())
+    }
+
+    /// The gradient of layer `i`'s input through its fused q/k/v projection (frozen weight plus
+    /// the three LoRA branches) and its first layer norm, from the gradients of q, k and v.
+    fn qkv(&mut self, layer: &EncoderLayer, i: usize, [dq, dk, dv]: [&Array; 3]) -> Result<Array, TrainError> {
+        let dev = self.dev;
+        let mut dh = dev.linear_backward(&dev.concat_cols(&[dq, dk, dv])?, &layer.attn.qkv)?;
+        for (part, dy) in [(Part::Q, dq), (Part::K, dk), (Part::V, dv)] {
             if let Some(d) = self.branch(Site::Qkv(i), Target::Layer(i, part), dy)? {
                 dev.add(&mut dh, &d)?;
             }
         }
-        dev.add(dx, &self.norm(&layer.ln1, Site::Ln1(i), &dh)?)?;
-        Ok(())
+        self.norm(&layer.ln1, Site::Ln1(i), &dh)
     }
 
     /// The encoder's layers in reverse.
@@ -276,17 +282,10 @@ impl<'r, 'a> Backward<'r, 'a> {
         let (dq, dk, dv) = dev.attention_backward(attn.view(&kept, 0), attn.view(qkv, 1), attn.view(qkv, 2), &da)?;
         let mut dq_all = dev.zeros([batch, seq, w])?;
         dev.scatter_rows(&mut dq_all, &rows, &dq)?;
-        let mut dh = dev.linear_backward(&dev.concat_cols(&[&dq_all, &dk, &dv])?, &attn.qkv)?;
-        let parts = [(Part::Q, &dq_all), (Part::K, &dk), (Part::V, &dv)];
-        for (part, d) in parts {
-            if let Some(d) = self.branch(Site::Qkv(i), Target::Layer(i, part), d)? {
-                dev.add(&mut dh, &d)?;
-            }
-        }
         // The residual: the kept rows' input reaches the output directly.
         let mut dx = dev.zeros([batch, seq, w])?;
         dev.scatter_rows(&mut dx, &rows, &dy)?;
-        dev.add(&mut dx, &self.norm(&layer.ln1, Site::Ln1(i), &dh)?)?;
+        dev.add(&mut dx, &self.qkv(layer, i, [&dq_all, &dk, &dv])?)?;
         Ok(dx)
     }
 
