@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use mvb::backend::cuda::{CudaError, DType, Gpu, bench};
+use mvb::backend::cuda::{CudaError, Gpu, bench};
 use mvb::backend::{Device, Precision};
 use mvb::model::synthetic::{VitShape, write_random_clip};
 use mvb::model::{Config, Weights, clip::Clip};
@@ -29,7 +29,7 @@ pub(crate) fn kernels(args: &KernelsArgs) -> anyhow::Result<()> {
         }
     };
     let mut table = bench::run_suite(&gpu, args.quick, |line| println!("{line}"))?;
-    let ips = vit_b16_images_per_s(&gpu, DType::Bf16, 256, if args.quick { 3 } else { 10 })?;
+    let ips = vit_b16_images_per_s(&gpu, Precision::Bf16, 256, if args.quick { 3 } else { 10 })?;
     let text = format!("\nViT-B/16 image encoding, bf16, batch 256, end to end from host pixels: {ips:.0} images/s\n");
     println!("{}", text.trim());
     table.push_str(&text);
@@ -39,15 +39,10 @@ pub(crate) fn kernels(args: &KernelsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// End-to-end ViT-B/16 image encoding (random CLIP weights, 224 px, `dtype`): images per second,
+/// End-to-end ViT-B/16 image encoding (random CLIP weights, 224 px, `precision`): images per second,
 /// pixels uploaded from the host each batch, features left on the device.
 /// The model is the same `model::clip` the CPU runs (one definition for every device).
-fn vit_b16_images_per_s(gpu: &Gpu, dtype: DType, batch: usize, iters: usize) -> Result<f64, CudaError> {
-    let precision = match dtype {
-        DType::F32 => Precision::F32,
-        DType::Bf16 => Precision::Bf16,
-        DType::F16 => Precision::F16,
-    };
+fn vit_b16_images_per_s(gpu: &Gpu, precision: Precision, batch: usize, iters: usize) -> Result<f64, CudaError> {
     let device = Device::cuda(precision)?;
     let dir = std::env::temp_dir().join(format!("mvb-gpu-bench-b16-{}", std::process::id()));
     let io = |e: &dyn std::fmt::Display| CudaError::Shape(format!("random ViT-B/16 checkpoint: {e}"));
