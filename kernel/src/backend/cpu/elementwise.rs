@@ -69,7 +69,17 @@ fn exp_approx(x: f32) -> f32 {
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    p * pow2(n)
+}
+
+/// `2^n` for an integral `n` in `-126..=127`, from the bits of `n + 127 + 2^23`, whose mantissa
+/// is `n + 127`: the value of `f32::from_bits(((n as i32 + 127) as u32) << 23)` without the
+/// saturating float-to-int cast, which does not vectorise (one lane at a time, with NaN and
+/// range checks). NaN gives some power of two, not undefined behaviour.
+#[inline(always)]
+fn pow2(n: f32) -> f32 {
+    let biased = (n + (127.0 + 8_388_608.0)).to_bits() & 0x7F_FFFF;
+    f32::from_bits(biased << 23)
 }
 
 #[inline(always)]
@@ -367,6 +377,15 @@ mod tests {
             let rel = (exp_approx(x) - x.exp()).abs() / x.exp();
             assert!(rel < 3e-7, "exp({x}): relative error {rel}");
         }
+    }
+
+    #[test]
+    fn pow2_from_bits_equals_the_integer_cast() {
+        for n in -126..=127 {
+            let want = f32::from_bits(((n + 127) as u32) << 23);
+            assert_eq!(pow2(n as f32).to_bits(), want.to_bits(), "2^{n}");
+        }
+        assert!(exp_approx(f32::NAN).is_nan());
     }
 
     #[test]

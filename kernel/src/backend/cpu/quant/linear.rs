@@ -7,6 +7,10 @@
 use super::acts::QActs;
 #[cfg(target_arch = "x86_64")]
 use super::packed::{Packed, ROWS};
+#[cfg(target_arch = "x86_64")]
+use super::x86_lanes::{LANES, LaneActs, Unpacked, group_lanes};
+#[cfg(target_arch = "x86_64")]
+use std::ops::Range;
 use super::{GgmlType, QMatrix, QuantError, scalar};
 use rayon::prelude::*;
 
@@ -192,6 +196,7 @@ fn packed_products(level: super::x86::X86Level, acts: &QActs, jobs: &[(&Packed, 
         plan.push((j, chunk, tasks));
         tasks += p.groups().div_ceil(chunk) * blocks;
     }
+    let lanes = (level == super::x86::X86Level::Avx512Vnni && m >= LANES_MIN).then(|| LaneActs::new(acts));
     (0..tasks).into_par_iter().for_each(|task| {
         let &(j, chunk, first) = plan.iter().rev().find(|(_, _, first)| *first <= task).unwrap_or(&plan[0]);
         let (p, rows, ptr) = jobs[j];
@@ -199,8 +204,43 @@ fn packed_products(level: super::x86::X86Level, acts: &QActs, jobs: &[(&Packed, 
         let local = task - first;
         let (c, block) = (local % chunks, local / chunks);
         let groups = c * chunk..((c + 1) * chunk).min(p.groups());
-        packed_task(level, acts, (p, rows, ptr), groups, block * ROW_BLOCK..((block + 1) * ROW_BLOCK).min(m));
+        let act_rows = block * ROW_BLOCK..((block + 1) * ROW_BLOCK).min(m);
+        match &lanes {
+            Some(la) => lane_task(la, (p, rows, ptr), groups, act_rows),
+            None => packed_task(level, acts, (p, rows, ptr), groups, act_rows),
+        }
     });
+}
+
+/// Activation rows from which the AVX-512 products put rows in lanes (`x86_lanes.rs`), the
+/// rest padded with zero rows.
+#[cfg(target_arch = "x86_64")]
+const LANES_MIN: usize = 8;
+
+/// One task of [`packed_products`] with rows in lanes: weight groups `groups` against activation
+/// rows `act_rows` (whole chunks of [`LANES`] but at the end of the batch).
+#[cfg(target_arch = "x86_64")]
+fn lane_task(la: &LaneActs, (p, rows, ptr): (&Packed, usize, OutPtr), groups: Range<usize>, act_rows: Range<usize>) {
+    let chunks = act_rows.start / LANES..act_rows.end.div_ceil(LANES);
+    let mut res = vec![[[0f32; LANES]; ROWS]; chunks.len()];
+    let mut w = Unpacked::default();
+    for g in groups {
+        let (i0, cnt) = (g * ROWS, (rows - g * ROWS).min(ROWS));
+        // SAFETY: AVX-512 VNNI is present (the caller chose this path for that level); the
+        // kernel checks the shapes.
+        let done = unsafe { group_lanes(p, g, la, chunks.clone(), &mut w, &mut res) };
+        for (chunk, res) in chunks.clone().zip(&res) {
+            let (r0, n) = (chunk * LANES, (act_rows.end - chunk * LANES).min(LANES));
+            for t in 0..n {
+                for (l, res) in res.iter().enumerate().take(cnt) {
+                    let dst = (r0 + t) * rows + i0 + l;
+                    // SAFETY: r0 + t < m and i0 + l < rows: inside the output (length m * rows,
+                    // checked by the callers); only this task writes these rows of these columns.
+                    unsafe { *ptr.get().add(dst) = if done { res[t] } else { f32::NAN } };
+                }
+            }
+        }
+    }
 }
 
 /// One task of [`packed_products`]: weight groups `groups` against activation rows `act_rows`.
@@ -209,8 +249,8 @@ fn packed_task(
     level: super::x86::X86Level,
     acts: &QActs,
     (p, rows, ptr): (&Packed, usize, OutPtr),
-    groups: std::ops::Range<usize>,
-    act_rows: std::ops::Range<usize>,
+    groups: Range<usize>,
+    act_rows: Range<usize>,
 ) {
     use super::x86_packed::{TILE_ROWS, group_dots};
     let mut res = [[0f32; ROWS]; TILE_ROWS];

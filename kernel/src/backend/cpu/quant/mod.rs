@@ -15,6 +15,8 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 #[cfg(target_arch = "x86_64")]
+pub mod x86_lanes;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_packed;
 
 use std::ops::Range;
