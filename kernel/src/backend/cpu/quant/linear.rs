@@ -9,10 +9,10 @@ use super::acts::QActs;
 use super::packed::{Packed, ROWS};
 #[cfg(target_arch = "x86_64")]
 use super::x86_lanes::{LANES, LaneActs, Unpacked, group_lanes};
-#[cfg(target_arch = "x86_64")]
-use std::ops::Range;
 use super::{GgmlType, QMatrix, QuantError, scalar};
 use rayon::prelude::*;
+#[cfg(target_arch = "x86_64")]
+use std::ops::Range;
 
 /// Kernel implementation; [`Kernel::detect`] picks the best one for this CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,11 +224,12 @@ fn lane_task(la: &LaneActs, (p, rows, ptr): (&Packed, usize, OutPtr), groups: Ra
     let chunks = act_rows.start / LANES..act_rows.end.div_ceil(LANES);
     let mut res = vec![[[0f32; LANES]; ROWS]; chunks.len()];
     let mut w = Unpacked::default();
-    for g in groups {
+    for g in groups.clone() {
         let (i0, cnt) = (g * ROWS, (rows - g * ROWS).min(ROWS));
+        let next = (g + 1 < groups.end).then_some(g + 1);
         // SAFETY: AVX-512 VNNI is present (the caller chose this path for that level); the
         // kernel checks the shapes.
-        let done = unsafe { group_lanes(p, g, la, chunks.clone(), &mut w, &mut res) };
+        let done = unsafe { group_lanes(p, g, la, chunks.clone(), next, &mut w, &mut res) };
         for (chunk, res) in chunks.clone().zip(&res) {
             let (r0, n) = (chunk * LANES, (act_rows.end - chunk * LANES).min(LANES));
             for t in 0..n {

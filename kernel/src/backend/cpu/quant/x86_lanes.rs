@@ -37,29 +37,33 @@ pub struct LaneActs {
 }
 
 impl LaneActs {
-    /// Regroups `acts`.
+    /// Regroups `acts`, writing every vector in order (no zero fill first).
     pub fn new(acts: &QActs) -> LaneActs {
         let (m, nb) = (acts.m, acts.nb);
         let chunks = m.div_ceil(LANES);
+        let n = chunks * nb * LANES;
         let mut la = LaneActs {
             m,
             nb,
-            q: vec![0; chunks * nb * QUADS * LANES],
-            d: vec![0.0; chunks * nb * LANES],
-            s: vec![0.0; chunks * nb * LANES],
-            ys: vec![0; chunks * nb * LANES],
+            q: Vec::with_capacity(n * QUADS),
+            d: Vec::with_capacity(n),
+            s: Vec::with_capacity(n),
+            ys: Vec::with_capacity(n),
         };
-        for r in 0..m {
-            let (chunk, t) = (r / LANES, r % LANES);
+        for chunk in 0..chunks {
+            let rows = chunk * LANES..(chunk * LANES + LANES).min(m);
+            let pad = LANES - rows.len();
             for j in 0..nb {
-                let (k, b) = (acts.idx(r, j), (chunk * nb + j) * LANES + t);
-                la.d[b] = acts.d[k];
-                la.s[b] = acts.s[k];
-                la.ys[b] = acts.ys[k];
-                for (c, quad) in acts.block(r, j).chunks_exact(4).enumerate() {
-                    let v = i32::from_le_bytes([quad[0] as u8, quad[1] as u8, quad[2] as u8, quad[3] as u8]);
-                    la.q[((chunk * nb + j) * QUADS + c) * LANES + t] = v;
+                for c in 0..QUADS {
+                    la.q.extend(rows.clone().map(|r| {
+                        let quad = &acts.block(r, j)[4 * c..4 * c + 4];
+                        i32::from_le_bytes([quad[0] as u8, quad[1] as u8, quad[2] as u8, quad[3] as u8])
+                    }));
+                    la.q.extend(std::iter::repeat_n(0, pad));
                 }
+                la.d.extend(rows.clone().map(|r| acts.d[acts.idx(r, j)]).chain(std::iter::repeat_n(0.0, pad)));
+                la.s.extend(rows.clone().map(|r| acts.s[acts.idx(r, j)]).chain(std::iter::repeat_n(0.0, pad)));
+                la.ys.extend(rows.clone().map(|r| acts.ys[acts.idx(r, j)]).chain(std::iter::repeat_n(0, pad)));
             }
         }
         la
@@ -81,8 +85,10 @@ pub struct Unpacked {
 }
 
 /// `out[k][l][t] = dot(weight row 8g + l, activation row 16·(chunks.start + k) + t)`, the group's
-/// weights unpacked once into `w` for all the chunks. Returns false, doing nothing, when the
-/// shapes do not fit (`g` or a chunk out of range, another row length, `out` too short).
+/// weights unpacked once into `w` for all the chunks. While the first chunk computes, group
+/// `next`'s tiles (the caller's next group, if any) are prefetched, so that streaming the weights
+/// from memory overlaps the arithmetic. Returns false, doing nothing, when the shapes do not fit
+/// (`g` or a chunk out of range, another row length, `out` too short).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
@@ -91,6 +97,7 @@ pub unsafe fn group_lanes(
     g: usize,
     la: &LaneActs,
     chunks: Range<usize>,
+    next: Option<usize>,
     w: &mut Unpacked,
     out: &mut [[[f32; LANES]; ROWS]],
 ) -> bool {
@@ -105,12 +112,14 @@ pub unsafe fn group_lanes(
             GgmlType::Q4_0 => unpack::<{ T_Q4_0 }>(p, g, w),
             _ => unpack::<{ T_Q4_1 }>(p, g, w),
         }
+        let mut prefetch = next.map(|n| p.group(n)).filter(|t| !t.is_empty()).map(|t| (t.as_ptr(), p.tile()));
         for (chunk, out) in chunks.zip(out) {
             match p.ty() {
-                GgmlType::Q8_0 => lanes::<{ T_Q8_0 }>(w, la, chunk, out),
-                GgmlType::Q4_0 => lanes::<{ T_Q4_0 }>(w, la, chunk, out),
-                _ => lanes::<{ T_Q4_1 }>(w, la, chunk, out),
+                GgmlType::Q8_0 => lanes::<{ T_Q8_0 }>(w, la, chunk, prefetch, out),
+                GgmlType::Q4_0 => lanes::<{ T_Q4_0 }>(w, la, chunk, prefetch, out),
+                _ => lanes::<{ T_Q4_1 }>(w, la, chunk, prefetch, out),
             }
+            prefetch = None;
         }
     }
     true
@@ -161,11 +170,24 @@ unsafe fn unpack<const T: u8>(p: &Packed, g: usize, w: &mut Unpacked) {
 
 /// One unpacked group of eight weight rows against one chunk of sixteen activation rows.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn lanes<const T: u8>(w: &Unpacked, la: &LaneActs, chunk: usize, out: &mut [[f32; LANES]; ROWS]) {
+unsafe fn lanes<const T: u8>(
+    w: &Unpacked,
+    la: &LaneActs,
+    chunk: usize,
+    prefetch: Option<(*const u8, usize)>,
+    out: &mut [[f32; LANES]; ROWS],
+) {
     let nb = la.nb;
     unsafe {
         let mut acc = [_mm512_setzero_ps(); ROWS];
         for j in 0..nb {
+            if let Some((tiles, tile)) = prefetch {
+                // Tile j of the next group: every 64-byte line it touches.
+                let t = tiles.add(j * tile);
+                for off in (0..tile).step_by(64).chain([tile - 1]) {
+                    _mm_prefetch::<_MM_HINT_T0>(t.add(off).cast());
+                }
+            }
             let (wp, dw, mw) = (w.q.as_ptr().add(j * WBLOCK), w.d.as_ptr().add(j * ROWS), w.m.as_ptr().add(j * ROWS));
             let base = (chunk * nb + j) * LANES;
             let qa = la.q.as_ptr().add(base * QUADS);
