@@ -6,7 +6,7 @@
 //! [`scalar`] defines the exact arithmetic of the quantised dot products, [`x86`] (k-quants) and
 //! [`x86_packed`] (32-element blocks, over the interleaved rows of [`packed`]) implement the same
 //! arithmetic with AVX2 / AVX-512 VNNI, [`x86_lanes`] too for batches (activation rows in the
-//! lanes of 512-bit registers), and [`linear`] runs it in parallel over output rows.
+//! lanes of 512-bit registers), and [`linear`](mod@linear) runs it in parallel over output rows.
 
 pub mod acts;
 pub mod dequant;
