@@ -68,7 +68,7 @@ fn linear_matches_dequantised_product_within_the_activation_bound() {
             for &rows in &[1usize, 7, 37] {
                 let w = random_matrix(ty, rows, cols, &mut rng);
                 let wd = w.dequantize();
-                for m in [1usize, 3, 8, 16, 19, 70] {
+                for m in [1usize, 3, 8, 12, 16, 19, 70] {
                     let x: Vec<f32> = (0..m * cols).map(|_| rng.normal()).collect();
                     let mut reference = vec![0f32; m * rows];
                     linear_with(Kernel::Scalar, &x, m, &w, &mut reference).expect("test input");
