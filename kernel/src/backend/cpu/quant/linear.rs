@@ -233,14 +233,7 @@ fn lane_task(la: &LaneActs, (p, rows, ptr): (&Packed, usize, OutPtr), groups: Ra
         let done = unsafe { group_lanes(p, g, la, chunks.clone(), next, &mut w, &mut res) };
         for (chunk, res) in chunks.clone().zip(&res) {
             let (r0, n) = (chunk * LANES, (act_rows.end - chunk * LANES).min(LANES));
-            for t in 0..n {
-                for (l, res) in res.iter().enumerate().take(cnt) {
-                    let dst = (r0 + t) * rows + i0 + l;
-                    // SAFETY: r0 + t < m and i0 + l < rows: inside the output (length m * rows,
-                    // checked by the callers); only this task writes these rows of these columns.
-                    unsafe { *ptr.get().add(dst) = if done { res[t] } else { f32::NAN } };
-                }
-            }
+            store((ptr, rows), (r0, n), (i0, cnt), done, |t, l| res[l][t]);
         }
     }
 }
@@ -262,15 +255,31 @@ fn packed_task(
             let n = (act_rows.end - r0).min(TILE_ROWS);
             // SAFETY: `level` is supported (checked by the caller); the kernel checks the shapes.
             let done = unsafe { group_dots(level, p, g, acts, r0, n, &mut res) };
-            for (t, res) in res.iter().enumerate().take(n) {
-                for (l, &v) in res.iter().enumerate().take(cnt) {
-                    let dst = (r0 + t) * rows + i0 + l;
-                    // SAFETY: r0 + t < m and i0 + l < rows, so `dst` is inside the output (length
-                    // m * rows, checked by the callers); only this task writes these rows of
-                    // these columns.
-                    unsafe { *ptr.get().add(dst) = if done { v } else { f32::NAN } };
-                }
-            }
+            store((ptr, rows), (r0, n), (i0, cnt), done, |t, l| res[t][l]);
+        }
+    }
+}
+
+/// Writes one task's block of results into the `[m, rows]` output: activation rows `r0..r0 + n`
+/// by weight rows `i0..i0 + cnt`, `value(t, l)` for activation row `r0 + t` and weight row
+/// `i0 + l`, or NaN where the kernel refused the shapes (`done` false). The caller's rows and
+/// columns lie inside the output and belong to its task alone.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn store(
+    (ptr, rows): (OutPtr, usize),
+    (r0, n): (usize, usize),
+    (i0, cnt): (usize, usize),
+    done: bool,
+    value: impl Fn(usize, usize) -> f32,
+) {
+    for t in 0..n {
+        for l in 0..cnt {
+            let dst = (r0 + t) * rows + i0 + l;
+            // SAFETY: r0 + t < m and i0 + l < rows, so `dst` is inside the output (length
+            // m * rows, checked by the callers); only this task writes these rows of these
+            // columns.
+            unsafe { *ptr.get().add(dst) = if done { value(t, l) } else { f32::NAN } };
         }
     }
 }

@@ -16,6 +16,11 @@ use super::{GgmlType, QK, QMatrix};
 /// Rows per group (one 256-bit register holds four bytes of each).
 pub const ROWS: usize = 8;
 
+/// The packed types as const-generic tags of the SIMD kernels over this layout.
+pub(super) const T_Q8_0: u8 = 0;
+pub(super) const T_Q4_0: u8 = 1;
+pub(super) const T_Q4_1: u8 = 2;
+
 /// A [`QMatrix`] of Q8_0, Q4_0 or Q4_1 in the interleaved layout.
 pub struct Packed {
     ty: GgmlType,

@@ -11,7 +11,7 @@
 //! again (exact in i32), as Q4_0's `8 * ys`.
 
 use super::acts::QActs;
-use super::packed::{Packed, ROWS};
+use super::packed::{Packed, ROWS, T_Q4_0, T_Q4_1, T_Q8_0};
 use super::{GgmlType, QK};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -105,29 +105,39 @@ pub unsafe fn group_lanes(
     if !fits || p.group(g).len() != p.nb() * p.tile() {
         return false;
     }
+    let prefetch = next.map(|n| p.group(n)).filter(|t| !t.is_empty()).map(|t| (t.as_ptr(), p.tile()));
     // SAFETY: the caller checked the CPU features; the shapes were checked above.
     unsafe {
         match p.ty() {
-            GgmlType::Q8_0 => unpack::<{ T_Q8_0 }>(p, g, w),
-            GgmlType::Q4_0 => unpack::<{ T_Q4_0 }>(p, g, w),
-            _ => unpack::<{ T_Q4_1 }>(p, g, w),
-        }
-        let mut prefetch = next.map(|n| p.group(n)).filter(|t| !t.is_empty()).map(|t| (t.as_ptr(), p.tile()));
-        for (chunk, out) in chunks.zip(out) {
-            match p.ty() {
-                GgmlType::Q8_0 => lanes::<{ T_Q8_0 }>(w, la, chunk, prefetch, out),
-                GgmlType::Q4_0 => lanes::<{ T_Q4_0 }>(w, la, chunk, prefetch, out),
-                _ => lanes::<{ T_Q4_1 }>(w, la, chunk, prefetch, out),
-            }
-            prefetch = None;
+            GgmlType::Q8_0 => group::<{ T_Q8_0 }>(p, g, la, chunks, prefetch, w, out),
+            GgmlType::Q4_0 => group::<{ T_Q4_0 }>(p, g, la, chunks, prefetch, w, out),
+            _ => group::<{ T_Q4_1 }>(p, g, la, chunks, prefetch, w, out),
         }
     }
     true
 }
 
-const T_Q8_0: u8 = 0;
-const T_Q4_0: u8 = 1;
-const T_Q4_1: u8 = 2;
+/// [`group_lanes`] for one packed type: the group unpacked once, then every chunk, the next
+/// group's tiles prefetched during the first.
+#[allow(clippy::too_many_arguments)]
+unsafe fn group<const T: u8>(
+    p: &Packed,
+    g: usize,
+    la: &LaneActs,
+    chunks: Range<usize>,
+    mut prefetch: Option<(*const u8, usize)>,
+    w: &mut Unpacked,
+    out: &mut [[[f32; LANES]; ROWS]],
+) {
+    // SAFETY: forwarded from `group_lanes`.
+    unsafe {
+        unpack::<T>(p, g, w);
+        for (chunk, out) in chunks.zip(out) {
+            lanes::<T>(w, la, chunk, prefetch, out);
+            prefetch = None;
+        }
+    }
+}
 
 /// Bytes of one block's unpacked quants (eight rows of 32).
 const WBLOCK: usize = QUADS * 32;

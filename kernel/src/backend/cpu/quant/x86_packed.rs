@@ -5,7 +5,7 @@
 //! `scalar.rs` defines for these types (sequential over blocks), so results agree to the bit.
 
 use super::acts::QActs;
-use super::packed::{Packed, ROWS};
+use super::packed::{Packed, ROWS, T_Q4_0, T_Q4_1, T_Q8_0};
 use super::x86::X86Level;
 use super::{GgmlType, QK};
 use std::arch::x86_64::*;
@@ -13,10 +13,6 @@ use std::arch::x86_64::*;
 /// Activation rows per pass over a group's tiles: two keep every accumulator and the unpacked
 /// weights in registers (four spilled and measured slower on AVX2).
 pub const TILE_ROWS: usize = 2;
-
-const T_Q8_0: u8 = 0;
-const T_Q4_0: u8 = 1;
-const T_Q4_1: u8 = 2;
 
 /// `out[t][l] = dot(weight row 8g + l, activation row r0 + t)` for `t < n`. Returns false, doing
 /// nothing, when the shapes do not fit (`g` past the groups, `n` not in 1..=[`TILE_ROWS`], rows past `acts.m`,
