@@ -46,7 +46,7 @@ fn main() {
                 continue; // a K-quant row is whole 256-element super-blocks (576 is not)
             }
             let w = random_matrix(ty, rows, cols, &mut seed);
-            for m in [1usize, 16, 128] {
+            for m in [1usize, 4, 8, 12, 16, 128] {
                 let name = format!("quant/{ty:?}/{cols}x{rows}/m{m}/cpu");
                 if !name.contains(&filter) {
                     continue;

@@ -214,7 +214,8 @@ fn packed_products(level: super::x86::X86Level, acts: &QActs, jobs: &[(&Packed, 
 
 /// Activation rows from which the AVX-512 products put rows in lanes (`x86_lanes.rs`), the
 /// rest of a chunk of sixteen padded with zero rows. Below it the 8-row kernel is as fast or
-/// faster (`cargo bench --bench quant`, Q4_1, one thread: level at m = 12, ahead at m = 4..8).
+/// faster (`cargo bench --bench quant` with each threshold, Q4_1, one thread: level at m = 12,
+/// ahead at m = 4 and 8).
 #[cfg(target_arch = "x86_64")]
 const LANES_MIN: usize = 12;
 
