@@ -401,8 +401,7 @@ fn cpu_product(x: &Tensor, w: &Matrix, bias: Option<&[f32]>) -> Result<Tensor, C
         MatrixData::Bf16(p) => Ok(cpu::linear_bf16(x, p, bias)),
         MatrixData::Quant(q) => {
             let (m, n) = (x.rows(), q.rows());
-            let mut out = vec![0f32; m * n];
-            cpu::quant::linear(x.data(), m, q, &mut out)
+            let mut out = cpu::quant::linear_vec(x.data(), m, q)
                 .map_err(|e| ComputeError::Shape(format!("quantised linear: {e}")))?;
             add_bias(&mut out, bias);
             let mut shape = x.shape().to_vec();

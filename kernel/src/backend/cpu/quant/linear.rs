@@ -71,6 +71,19 @@ pub fn linear_with(kernel: Kernel, x: &[f32], m: usize, w: &QMatrix, out: &mut [
     linear_q_with(kernel, &acts, w, out)
 }
 
+/// `x · Wᵀ` into a new `[m x rows]` vector, not zero-filled first where the packed products
+/// write every element.
+pub fn linear_vec(x: &[f32], m: usize, w: &QMatrix) -> Result<Vec<f32>, QuantError> {
+    check_len("x", m.checked_mul(w.cols()), x.len())?;
+    if cfg!(target_arch = "x86_64") && Kernel::detect() != Kernel::Scalar && w.packed().is_some() {
+        let acts = QActs::quantize(x, m, w.cols())?;
+        return Ok(linear_many(&acts, &[w])?.pop().unwrap_or_default());
+    }
+    let mut out = vec![0f32; m * w.rows()];
+    linear(x, m, w, &mut out)?;
+    Ok(out)
+}
+
 /// `out = acts · Wᵀ` for activations quantised once and shared by several matrices (q, k, v).
 pub fn linear_q(acts: &QActs, w: &QMatrix, out: &mut [f32]) -> Result<(), QuantError> {
     linear_q_with(Kernel::detect(), acts, w, out)
@@ -164,17 +177,25 @@ pub fn linear_many(acts: &QActs, ws: &[&QMatrix]) -> Result<Vec<Vec<f32>>, Quant
     for w in ws {
         check_len("activation row length", Some(w.cols()), acts.cols())?;
     }
-    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; acts.m() * w.rows()]).collect();
     #[cfg(target_arch = "x86_64")]
     if let Kernel::X86(level) = Kernel::detect() {
         let packs: Option<Vec<&Packed>> = ws.iter().map(|w| w.packed()).collect();
         if let Some(packs) = packs {
+            let lens: Vec<usize> = ws.iter().map(|w| acts.m() * w.rows()).collect();
+            // Not zero-filled first: the packed products write every element.
+            let mut outs: Vec<Vec<f32>> = lens.iter().map(|&n| Vec::with_capacity(n)).collect();
             let jobs: Vec<_> =
                 packs.iter().zip(ws).zip(&mut outs).map(|((&p, w), o)| (p, w.rows(), OutPtr(o.as_mut_ptr()))).collect();
             packed_products(level, acts, &jobs);
+            for (out, n) in outs.iter_mut().zip(lens) {
+                // SAFETY: the capacity is `n` and `packed_products` wrote all `m x rows` elements
+                // (every task's block of rows and columns, together covering the output).
+                unsafe { out.set_len(n) };
+            }
             return Ok(outs);
         }
     }
+    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; acts.m() * w.rows()]).collect();
     for (w, out) in ws.iter().zip(&mut outs) {
         linear_q(acts, w, out)?;
     }

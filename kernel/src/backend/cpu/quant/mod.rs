@@ -24,7 +24,7 @@ use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 pub use acts::QActs;
-pub use linear::{Kernel, linear, linear_q, linear_with};
+pub use linear::{Kernel, linear, linear_q, linear_vec, linear_with};
 
 /// Errors of the quantised kernels (shapes, unsupported types, byte counts).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
