@@ -251,14 +251,30 @@ mod x86 {
                     *a = unsafe { _mm256_fmadd_ps(*v, _mm256_loadu_ps(kp.add(r * k_row + c * 8)), *a) };
                 }
             }
-            for (u, a) in acc.iter().enumerate().take(n) {
-                let mut l = [0f32; 8];
-                // SAFETY: `l` holds 8 values.
-                unsafe { _mm256_storeu_ps(l.as_mut_ptr(), *a) };
-                s[j + u] = super::sum_lanes(&l);
+            let sums = sum_lanes4(acc);
+            if n == 4 {
+                // SAFETY: j + 4 <= s.len().
+                unsafe { _mm_storeu_ps(s.as_mut_ptr().add(j), sums) };
+            } else {
+                let mut l = [0f32; 4];
+                // SAFETY: `l` holds 4 values.
+                unsafe { _mm_storeu_ps(l.as_mut_ptr(), sums) };
+                s[j..j + n].copy_from_slice(&l[..n]);
             }
             j += n;
         }
+    }
+
+    /// [`super::sum_lanes`] of four registers at once: `((l0+l4) + (l1+l5)) + ((l2+l6) +
+    /// (l3+l7))` per register, the same additions in the same order, by halves and two rounds
+    /// of pairwise horizontal adds.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn sum_lanes4(a: [__m256; 4]) -> __m128 {
+        // Per register: [l0+l4, l1+l5, l2+l6, l3+l7].
+        let h = a.map(|v| _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)));
+        // [(l0+l4)+(l1+l5), (l2+l6)+(l3+l7)] of registers 0, 1, then 2, 3; then the final sums.
+        _mm_hadd_ps(_mm_hadd_ps(h[0], h[1]), _mm_hadd_ps(h[2], h[3]))
     }
 
     /// `o = Σ_j p[j] · v[j·v_row..][..o.len()]` over keys with `p[j] != 0`, in key order, by
@@ -268,6 +284,17 @@ mod x86 {
     /// AVX2 and FMA; `o.len()` a multiple of 8 and at most [`MAX_DIM`]; `v` holds `p.len()` rows.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn weighted_sum(p: &[f32], v: &[f32], v_row: usize, o: &mut [f32]) {
+        if o.len().is_multiple_of(16) && avx512() {
+            // SAFETY: AVX-512 F is present (checked); forwarded otherwise.
+            unsafe {
+                match o.len() / 16 {
+                    4 => weighted_sum_512::<4>(p, v, v_row, o),
+                    8 => weighted_sum_512::<8>(p, v, v_row, o),
+                    _ => weighted_sum_512::<0>(p, v, v_row, o),
+                }
+            }
+            return;
+        }
         for (slab, o) in o.chunks_mut(64).enumerate() {
             let v = &v[slab * 64..];
             // SAFETY: forwarded; each slab is a multiple of 8 columns, at most 64.
@@ -277,6 +304,40 @@ mod x86 {
                     _ => weighted_slab::<0>(p, v, v_row, o),
                 }
             }
+        }
+    }
+
+    /// Whether the CPU has AVX-512 F.
+    fn avx512() -> bool {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx512f"))
+    }
+
+    /// [`weighted_sum`] sixteen columns per register (each column's sum is the same chain of
+    /// fused multiply-adds in key order, whatever the register width), `o.len()` a multiple
+    /// of 16 up to [`MAX_DIM`]: `C` chunks of sixteen known at compile time (unrolled), or
+    /// `o.len() / 16` when `C` is 0.
+    ///
+    /// # Safety
+    /// AVX-512 F and the conditions of [`weighted_sum`].
+    #[target_feature(enable = "avx2,fma,avx512f")]
+    #[inline]
+    unsafe fn weighted_sum_512<const C: usize>(p: &[f32], v: &[f32], v_row: usize, o: &mut [f32]) {
+        let (cols, chunks) = (o.len(), if C == 0 { o.len() / 16 } else { C });
+        let mut acc = [_mm512_setzero_ps(); MAX_DIM / 16];
+        for (j, &w) in p.iter().enumerate() {
+            if w == 0.0 {
+                continue;
+            }
+            let (wv, row) = (_mm512_set1_ps(w), &v[j * v_row..j * v_row + cols]);
+            for (c, a) in acc.iter_mut().enumerate().take(chunks) {
+                // SAFETY: c·16 + 16 <= cols = row.len().
+                *a = unsafe { _mm512_fmadd_ps(wv, _mm512_loadu_ps(row.as_ptr().add(c * 16)), *a) };
+            }
+        }
+        for (c, a) in acc.iter().enumerate().take(chunks) {
+            // SAFETY: c·16 + 16 <= o.len().
+            unsafe { _mm512_storeu_ps(o.as_mut_ptr().add(c * 16), *a) };
         }
     }
 
@@ -371,29 +432,33 @@ mod tests {
 
     #[test]
     fn decode_loops_match_the_portable_ones_to_the_bit() {
-        let (q, k) = (tensor([1, 3, 64], 0.25), tensor([1, 37, 64], 0.75));
-        let mut fast = vec![0f32; 3 * 37];
-        few_rows_scores(3, 37, 64, q.data(), 64, k.data(), 64, &mut fast);
-        for r in 0..3 {
-            for j in 0..37 {
-                let want = dot(&q.data()[r * 64..][..64], &k.data()[j * 64..][..64]);
-                assert_eq!(fast[r * 37 + j].to_bits(), want.to_bits());
-            }
-        }
-        let mut p = fast.clone();
-        p[5] = 0.0;
-        let mut got = vec![0f32; 3 * 64];
-        few_rows_values(3, 37, 64, &p, k.data(), 64, &mut got);
-        for r in 0..3 {
-            let mut want = [0f32; 64];
-            for j in 0..37 {
-                let w = p[r * 37 + j];
-                if w != 0.0 {
-                    want.iter_mut().zip(&k.data()[j * 64..][..64]).for_each(|(a, b)| *a = w.mul_add(*b, *a));
+        // Head sizes for every SIMD path (AVX2 only at 40; AVX-512 unrolled at 64 and 128, not
+        // at 48) and key counts with every tail of the four-key groups.
+        for (dim, kv) in [(40, 37), (48, 38), (64, 37), (64, 39), (128, 40)] {
+            let (q, k) = (tensor([1, 3, dim], 0.25), tensor([1, kv, dim], 0.75));
+            let mut fast = vec![0f32; 3 * kv];
+            few_rows_scores(3, kv, dim, q.data(), dim, k.data(), dim, &mut fast);
+            for r in 0..3 {
+                for j in 0..kv {
+                    let want = dot(&q.data()[r * dim..][..dim], &k.data()[j * dim..][..dim]);
+                    assert_eq!(fast[r * kv + j].to_bits(), want.to_bits(), "scores, dim {dim}, key {j}");
                 }
             }
-            for (g, w) in got[r * 64..][..64].iter().zip(want) {
-                assert_eq!(g.to_bits(), w.to_bits());
+            let mut p = fast.clone();
+            p[5] = 0.0;
+            let mut got = vec![0f32; 3 * dim];
+            few_rows_values(3, kv, dim, &p, k.data(), dim, &mut got);
+            for r in 0..3 {
+                let mut want = vec![0f32; dim];
+                for j in 0..kv {
+                    let w = p[r * kv + j];
+                    if w != 0.0 {
+                        want.iter_mut().zip(&k.data()[j * dim..][..dim]).for_each(|(a, b)| *a = w.mul_add(*b, *a));
+                    }
+                }
+                for (g, w) in got[r * dim..][..dim].iter().zip(want) {
+                    assert_eq!(g.to_bits(), w.to_bits(), "values, dim {dim}");
+                }
             }
         }
     }
