@@ -23,6 +23,7 @@ mod params;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -149,7 +150,15 @@ impl Device {
     /// the calling thread (its CUDA context).
     pub fn run_steps<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.kind {
-            Kind::Cpu if rayon::current_thread_index().is_none() => rayon::join(f, || ()).0,
+            Kind::Cpu if rayon::current_thread_index().is_none() => {
+                let done = AtomicBool::new(false);
+                let step = || {
+                    // Set on the way out, also by unwinding, so the other worker stops.
+                    let _done = Finished(&done);
+                    f()
+                };
+                rayon::join(step, || keep_warm(&done)).0
+            }
             _ => f(),
         }
     }
@@ -169,6 +178,32 @@ impl fmt::Display for Device {
         match &self.kind {
             Kind::Cpu => write!(f, "the CPU in {}", self.precision),
             Kind::Cuda(g) => write!(f, "{} in {}", g.name(), self.precision),
+        }
+    }
+}
+
+/// Sets its flag when dropped.
+struct Finished<'a>(&'a AtomicBool);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Keeps a rayon worker busy until `done`: it runs the step's parallel tasks as soon as they
+/// are queued (`rayon::yield_now` takes one pending job of the pool) instead of sleeping between
+/// them and being woken by a futex call for each of a step's hundreds of parallel operations.
+///
+/// It runs as the second half of a `rayon::join` whose first half is the step, so it is the
+/// oldest job in that worker's deque: a thief takes it before any of the step's own tasks, and
+/// the step's worker never runs it itself while it waits for a stolen task (which would spin
+/// forever). With one thread in the pool the step's worker runs it after the step, when `done`
+/// is already set.
+fn keep_warm(done: &AtomicBool) {
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::hint::spin_loop();
         }
     }
 }

@@ -149,9 +149,8 @@ pub fn generate_steered(
     let mut cache = model.cache(dev, batch, capacity)?;
     let (x, mut mask, mut next_pos) = prefill_inputs(model, dev, prompts, longest)?;
     let positions = prefill_positions(&mask, longest);
-    let hidden = model.forward(dev, x, &mut cache, &positions, &mask)?;
     let last: Vec<usize> = (0..batch).map(|b| b * longest + longest - 1).collect();
-    let mut logits = model.logits(dev, &hidden, &last)?;
+    let mut logits = model.forward_logits(dev, x, &mut cache, &positions, &mask, &last)?;
     let mut out: Vec<Generated> = (0..batch).map(|_| Generated { ids: Vec::new(), finish: Finish::Length }).collect();
     let mut live = vec![true; batch];
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
@@ -181,9 +180,8 @@ pub fn generate_steered(
         }
         mask = extend_mask(&mask, batch, cache.len());
         let x = model.embed(dev, &next)?.reshape([batch, 1, model.config().hidden])?;
-        let hidden = model.forward(dev, x, &mut cache, &next_pos, &mask)?;
+        logits = model.forward_logits(dev, x, &mut cache, &next_pos, &mask, &(0..batch).collect::<Vec<_>>())?;
         next_pos.iter_mut().for_each(|p| *p += 1);
-        logits = model.logits(dev, &hidden, &(0..batch).collect::<Vec<_>>())?;
     }
     Ok(out)
 }
@@ -281,6 +279,5 @@ pub fn prompt_logits(model: &Llama, dev: &Device, prompt: &Prompt) -> Result<Ten
     let mut cache = model.cache(dev, 1, len)?;
     let (x, mask, _) = prefill_inputs(model, dev, std::slice::from_ref(prompt), len)?;
     let positions = prefill_positions(&mask, len);
-    let hidden = model.forward(dev, x, &mut cache, &positions, &mask)?;
-    model.logits(dev, &hidden, &(0..len).collect::<Vec<_>>())
+    model.forward_logits(dev, x, &mut cache, &positions, &mask, &(0..len).collect::<Vec<_>>())
 }

@@ -198,6 +198,24 @@ impl Llama {
         dev.run_steps(|| self.forward_layers(dev, x, cache, positions, keys))
     }
 
+    /// [`Llama::forward`], then [`Llama::logits`] of `rows` of its output, as one sequence of
+    /// operations (a decoding step: the output layer's product is a large share of it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_logits(
+        &self,
+        dev: &Device,
+        x: Array,
+        cache: &mut KvCache,
+        positions: &[u32],
+        keys: &[u32],
+        rows: &[usize],
+    ) -> Result<Tensor, ModelError> {
+        dev.run_steps(|| {
+            let hidden = self.forward_layers(dev, x, cache, positions, keys)?;
+            self.logits(dev, &hidden, rows)
+        })
+    }
+
     fn forward_layers(
         &self,
         dev: &Device,
