@@ -45,8 +45,8 @@ pub(crate) fn encoder(args: &EncoderArgs) -> anyhow::Result<()> {
         Arch::B32 => VitShape::B32,
         Arch::B16 => VitShape::B16,
     };
-    let dir = std::env::temp_dir().join(format!("mvb-bench-{:?}-{}-{}", args.arch, args.bf16, std::process::id()));
-    write_random_clip(&dir, shape, args.bf16).context("writing the random checkpoint")?;
+    let dir =
+        random_clip_dir(format!("mvb-bench-{:?}-{}-{}", args.arch, args.bf16, std::process::id()), shape, args.bf16)?;
     let precision = args.precision;
     let device = args.device.resolve(Some(precision))?;
     let model = Weights::open(&dir).and_then(|w| Clip::load(&w, &device, &Config::open(&dir)?));
@@ -229,8 +229,7 @@ pub(crate) fn lora(args: &LoraArgs) -> anyhow::Result<()> {
         Arch::B32 => VitShape::B32,
         Arch::B16 => VitShape::B16,
     };
-    let dir = std::env::temp_dir().join(format!("mvb-bench-lora-{:?}-{}", args.arch, std::process::id()));
-    write_random_clip(&dir, shape, false).context("writing the random checkpoint")?;
+    let dir = random_clip_dir(format!("mvb-bench-lora-{:?}-{}", args.arch, std::process::id()), shape, false)?;
     let device = args.device.resolve(Some(Precision::F32))?;
     let model = ContrastiveModel::load_dir(&dir, &device);
     let _ = std::fs::remove_dir_all(&dir);
@@ -278,4 +277,15 @@ pub(crate) fn peak(args: &PeakArgs) -> anyhow::Result<()> {
     let gflops = mvb::backend::cpu::probe::fma_peak_gflops(args.seconds);
     println!("mvb fma peak threads {}: {gflops:.1} GFLOP/s (f32)", rayon::current_num_threads());
     Ok(())
+}
+
+/// A random CLIP checkpoint written into a new folder `name` under the temporary directory,
+/// the folder removed again when writing fails (a full disk).
+fn random_clip_dir(name: String, shape: VitShape, bf16: bool) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(name);
+    if let Err(e) = write_random_clip(&dir, shape, bf16) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e).context("writing the random checkpoint");
+    }
+    Ok(dir)
 }

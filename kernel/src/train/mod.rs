@@ -224,7 +224,9 @@ impl<'m> Trainer<'m> {
 
     /// One AdamW step on a batch (dropout as configured); the batch's loss.
     pub fn step(&mut self, pixels: &[f32], labels: &[u32]) -> Result<f32, TrainError> {
-        let g = self.gradients(pixels, labels, true)?;
+        // One sequence of many parallel operations (forward and backward through the tower).
+        let dev = self.model.device();
+        let g = dev.run_steps(|| self.gradients(pixels, labels, true))?;
         let (lr, wd) = (self.config.lr, self.config.weight_decay);
         self.opt.entry(Slot::HeadWeight).or_default().step(&mut self.head.weight, &g.head_weight, lr, wd);
         self.opt.entry(Slot::HeadBias).or_default().step(&mut self.head.bias, &g.head_bias, lr, wd);
