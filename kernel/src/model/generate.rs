@@ -154,6 +154,7 @@ pub fn generate_steered(
     let mut out: Vec<Generated> = (0..batch).map(|_| Generated { ids: Vec::new(), finish: Finish::Length }).collect();
     let mut live = vec![true; batch];
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let every_row: Vec<usize> = (0..batch).collect();
     for step in 0..opts.max_new_tokens {
         let mut next = Vec::with_capacity(batch);
         for (b, &alive) in live.iter().enumerate() {
@@ -180,7 +181,7 @@ pub fn generate_steered(
         }
         mask = extend_mask(&mask, batch, cache.len());
         let x = model.embed(dev, &next)?.reshape([batch, 1, model.config().hidden])?;
-        logits = model.forward_logits(dev, x, &mut cache, &next_pos, &mask, &(0..batch).collect::<Vec<_>>())?;
+        logits = model.forward_logits(dev, x, &mut cache, &next_pos, &mask, &every_row)?;
         next_pos.iter_mut().for_each(|p| *p += 1);
     }
     Ok(out)

@@ -184,22 +184,11 @@ impl Llama {
     }
 
     /// Runs `x` (`[batch, steps, hidden]` input embeddings) through every layer after what
-    /// `cache` holds, appending its keys and values. `positions` has one rotary position per
-    /// row of `x`; `keys` is the padding mask over all `cache.len() + steps` positions
-    /// (`[batch × (len + steps)]`, 1 = real). Returns the final-normed hidden states.
-    pub fn forward(
-        &self,
-        dev: &Device,
-        x: Array,
-        cache: &mut KvCache,
-        positions: &[u32],
-        keys: &[u32],
-    ) -> Result<Array, ModelError> {
-        dev.run_steps(|| self.forward_layers(dev, x, cache, positions, keys))
-    }
-
-    /// [`Llama::forward`], then [`Llama::logits`] of `rows` of its output, as one sequence of
-    /// operations (a decoding step: the output layer's product is a large share of it).
+    /// `cache` holds, appending its keys and values, then returns the logits of `rows` of the
+    /// final-normed hidden states (viewed as `[batch·steps, hidden]`), as one sequence of
+    /// operations (`Device::run_steps`; a decoding step, whose output layer is a large share of
+    /// it). `positions` has one rotary position per row of `x`; `keys` is the padding mask over
+    /// all `cache.len() + steps` positions (`[batch × (len + steps)]`, 1 = real).
     #[allow(clippy::too_many_arguments)]
     pub fn forward_logits(
         &self,

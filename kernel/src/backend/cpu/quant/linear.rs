@@ -71,17 +71,17 @@ pub fn linear_with(kernel: Kernel, x: &[f32], m: usize, w: &QMatrix, out: &mut [
     linear_q_with(kernel, &acts, w, out)
 }
 
-/// `x · Wᵀ` into a new `[m x rows]` vector, not zero-filled first where the packed products
-/// write every element.
+/// [`linear`] into a new `[m x rows]` vector, through [`linear_many`] for a quantised `w` (which
+/// leaves out the zero fill where the packed products write every element).
 pub fn linear_vec(x: &[f32], m: usize, w: &QMatrix) -> Result<Vec<f32>, QuantError> {
     check_len("x", m.checked_mul(w.cols()), x.len())?;
-    if cfg!(target_arch = "x86_64") && Kernel::detect() != Kernel::Scalar && w.packed().is_some() {
-        let acts = QActs::quantize(x, m, w.cols())?;
-        return Ok(linear_many(&acts, &[w])?.pop().unwrap_or_default());
+    if w.ty().is_float() {
+        let mut out = vec![0f32; m * w.rows()];
+        linear(x, m, w, &mut out)?;
+        return Ok(out);
     }
-    let mut out = vec![0f32; m * w.rows()];
-    linear(x, m, w, &mut out)?;
-    Ok(out)
+    let acts = QActs::quantize(x, m, w.cols())?;
+    Ok(linear_many(&acts, &[w])?.pop().unwrap_or_default())
 }
 
 /// `out = acts · Wᵀ` for activations quantised once and shared by several matrices (q, k, v).
