@@ -267,9 +267,9 @@ fn smollm2_gguf_quantised_greedy_agrees() {
         let want = ids(&p["greedy"]["new_ids"]);
         let new = run(&lm, &[ids(&p["input_ids"])], 32).remove(0);
         let agree = new.iter().zip(&want).take_while(|(a, b)| a == b).count();
-        // The quantised path rounds activations to 8 bits (as llama.cpp does): its tokens may
-        // part from the f32 reference where the top two logits are close. Report how far they
-        // agree; require the first tokens to.
+        // The quantised path rounds activations to 8 bits and keeps keys and values in f16 (as
+        // llama.cpp does): its tokens may part from the f32 reference where the top two logits
+        // are close. Report how far they agree; require the first tokens to.
         eprintln!(
             "smollm2 quantised greedy: {agree} of {} tokens equal transformers' f32 ({:?})",
             want.len(),

@@ -20,8 +20,22 @@ pub struct Array {
 pub(crate) enum Data {
     /// Host memory, f32.
     Host(Vec<f32>),
+    /// Host memory, f16: a half-precision KV cache ([`Device::kv_zeros`]), which only
+    /// `write_positions`, `attention` and reading back accept.
+    HostF16(Vec<half::f16>),
     /// Device memory, in the buffer's dtype.
     Gpu(GpuBuf),
+}
+
+impl Data {
+    /// The error for these elements given to a CPU operation on f32 host memory.
+    pub(crate) fn not_f32_host(&self, what: &str) -> ComputeError {
+        let is = match self {
+            Data::HostF16(_) => "an f16 KV cache, which only attention reads,",
+            _ => "a GPU array",
+        };
+        ComputeError::Unsupported(format!("{what}: {is} given to the CPU"))
+    }
 }
 
 impl Array {
@@ -62,7 +76,7 @@ impl Array {
     pub(crate) fn host(&self) -> Option<&[f32]> {
         match &self.data {
             Data::Host(v) => Some(v),
-            Data::Gpu(_) => None,
+            Data::HostF16(_) | Data::Gpu(_) => None,
         }
     }
 
@@ -70,6 +84,7 @@ impl Array {
     pub fn to_tensor(&self, device: &Device) -> Result<Tensor, ComputeError> {
         let data = match (&self.data, &device.kind) {
             (Data::Host(v), _) => v.clone(),
+            (Data::HostF16(v), _) => v.iter().map(|x| x.to_f32()).collect(),
             (Data::Gpu(b), Kind::Cuda(g)) => b.to_host(g)?,
             (Data::Gpu(_), Kind::Cpu) => return Err(ComputeError::Unsupported("a GPU array read on the CPU".into())),
         };
@@ -80,7 +95,7 @@ impl Array {
     pub fn into_tensor(self, device: &Device) -> Result<Tensor, ComputeError> {
         match self.data {
             Data::Host(v) => Ok(Tensor::new(self.shape, v)),
-            Data::Gpu(_) => self.to_tensor(device),
+            Data::HostF16(_) | Data::Gpu(_) => self.to_tensor(device),
         }
     }
 }

@@ -219,9 +219,7 @@ impl Device {
                 Ok(())
             }
             (Kind::Cuda(g), _) => Ok(cuda::backward::add_cols(g, self.precision.into(), y, col, src)?),
-            (Kind::Cpu, Data::Gpu(_)) => {
-                Err(ComputeError::Unsupported("add_cols: a GPU array given to the CPU".into()))
-            }
+            (Kind::Cpu, other) => Err(other.not_f32_host("add_cols")),
         }
     }
 
@@ -234,7 +232,7 @@ impl Device {
                 Ok(())
             }
             (Kind::Cuda(g), _) => Ok(cuda::backward::mul(g, self.precision.into(), x, y)?),
-            (Kind::Cpu, Data::Gpu(_)) => Err(ComputeError::Unsupported("mul: a GPU array given to the CPU".into())),
+            (Kind::Cpu, other) => Err(other.not_f32_host("mul")),
         }
     }
 

@@ -9,16 +9,17 @@ use super::error::ensure;
 use super::params::MatrixData;
 use super::{Array, ComputeError, Device, Heads, Kind, Linear, Mask, Matrix, Vector};
 use crate::tensor::Tensor;
+use half::slice::HalfFloatSliceExt;
 
 /// The host slice of a CPU array.
 fn host<'a>(x: &'a Array, what: &str) -> Result<&'a [f32], ComputeError> {
-    x.host().ok_or_else(|| ComputeError::Unsupported(format!("{what}: a GPU array given to the CPU")))
+    x.host().ok_or_else(|| x.data.not_f32_host(what))
 }
 
 fn host_mut<'a>(x: &'a mut Array, what: &str) -> Result<&'a mut Vec<f32>, ComputeError> {
     match &mut x.data {
         Data::Host(v) => Ok(v),
-        Data::Gpu(_) => Err(ComputeError::Unsupported(format!("{what}: a GPU array given to the CPU"))),
+        other => Err(other.not_f32_host(what)),
     }
 }
 
@@ -292,14 +293,16 @@ impl Device {
                         len: h.len,
                     })
                 }
-                let out = cpu::attention(
-                    op(&q, "attention")?,
-                    op(&k, "attention")?,
-                    op(&v, "attention")?,
-                    batch,
-                    q.head_dim,
-                    mask,
-                );
+                fn half<'a>(h: &Heads<'a>) -> Option<cpu::Operand<'a, half::f16>> {
+                    let Data::HostF16(data) = &h.array.data else { return None };
+                    let (offset, row_stride, batch_stride) = (h.col, h.row_stride(), h.batch_stride());
+                    Some(cpu::Operand { data, offset, row_stride, batch_stride, heads: h.heads, len: h.len })
+                }
+                let (qo, d) = (op(&q, "attention")?, q.head_dim);
+                let out = match (half(&k), half(&v)) {
+                    (Some(ko), Some(vo)) => cpu::attention(qo, ko, vo, batch, d, mask),
+                    _ => cpu::attention(qo, op(&k, "attention keys")?, op(&v, "attention values")?, batch, d, mask),
+                };
                 Ok(Array { shape, data: Data::Host(out) })
             }
             Kind::Cuda(g) => {
@@ -319,14 +322,32 @@ impl Device {
         match &self.kind {
             Kind::Cpu => {
                 let src = host(new, "kv write")?;
-                let dst = host_mut(cache, "kv write")?;
                 for bi in 0..b {
-                    let d = (bi * cap + start) * w;
-                    dst[d..d + n * w].copy_from_slice(&src[bi * n * w..(bi + 1) * n * w]);
+                    let (d, from) = ((bi * cap + start) * w, &src[bi * n * w..(bi + 1) * n * w]);
+                    match &mut cache.data {
+                        Data::Host(dst) => dst[d..d + n * w].copy_from_slice(from),
+                        Data::HostF16(dst) => dst[d..d + n * w].convert_from_f32_slice(from),
+                        other => return Err(other.not_f32_host("kv write")),
+                    }
                 }
                 Ok(())
             }
             Kind::Cuda(g) => Ok(cuda::ops::write_positions(g, self.precision.into(), cache, start, new)?),
+        }
+    }
+
+    /// A KV cache of zeros, `[batch, capacity, width]`: f16 on the CPU when `half` (half the
+    /// bytes for attention to stream at every step; llama.cpp's default cache type), else in
+    /// the type of the device's activations. Only `write_positions` and `attention` take an
+    /// f16 cache.
+    pub fn kv_zeros(&self, shape: impl Into<Vec<usize>>, half: bool) -> Result<Array, ComputeError> {
+        let shape = shape.into();
+        match &self.kind {
+            Kind::Cpu if half => {
+                let data = Data::HostF16(vec![half::f16::ZERO; shape.iter().product()]);
+                Ok(Array { shape, data })
+            }
+            _ => self.zeros(shape),
         }
     }
 

@@ -73,6 +73,11 @@ impl Matrix {
     pub fn cols(&self) -> usize {
         self.cols
     }
+
+    /// Whether the matrix is kept in a GGML block-quantised type (not F32, F16 or BF16).
+    pub fn is_quantized(&self) -> bool {
+        matches!(&self.data, MatrixData::Quant(q) if !q.ty().is_float())
+    }
 }
 
 fn dims(t: &Tensor) -> Result<(usize, usize), ComputeError> {
@@ -227,6 +232,11 @@ impl Linear {
                 "merging a LoRA needs f32 weights on the CPU or a GPU; leave the adapter unmerged".into(),
             )),
         }
+    }
+
+    /// Whether the weight is block-quantised ([`Matrix::is_quantized`]).
+    pub fn is_quantized(&self) -> bool {
+        self.weight.is_quantized()
     }
 
     /// Inputs.

@@ -1,6 +1,9 @@
 //! Scaled dot-product attention on the CPU, per (batch, head), in blocks of query rows: a
 //! block's scores are computed, masked, soft-maxed and multiplied into V before the next block,
-//! so at most one `block × keys` score matrix per thread exists at a time.
+//! so at most one `block × keys` score matrix per thread exists at a time. Keys and values are
+//! f32, or f16 when they come from a half-precision KV cache (llama.cpp's default cache type,
+//! `ggml_type_f16` in `llama_context_params`): the decode loops widen them on load, the blocked
+//! path widens one head at a time.
 
 use rayon::prelude::*;
 
@@ -10,13 +13,44 @@ use crate::tensor::Tensor;
 /// Query rows per block.
 const BLOCK: usize = 64;
 
+/// What keys and values may be stored as: f32, or f16 (a half-precision KV cache). Queries,
+/// scores and results are f32 whatever the keys are; an f16 value widens exactly.
+pub trait KvElem: Copy + Send + Sync + 'static {
+    /// Whether the type is f16 (the SIMD loops widen it with F16C as they load it).
+    const HALF: bool;
+    /// The value as f32.
+    fn to_f32(self) -> f32;
+    /// The slice itself when the type is f32.
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+}
+
+impl KvElem for f32 {
+    const HALF: bool = false;
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn as_f32(s: &[f32]) -> Option<&[f32]> {
+        Some(s)
+    }
+}
+
+impl KvElem for half::f16 {
+    const HALF: bool = true;
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+    fn as_f32(_: &[half::f16]) -> Option<&[f32]> {
+        None
+    }
+}
+
 /// One operand of [`attention`]: `heads` heads of `dim` elements over `len` positions of
 /// `batch` elements; element `x` of head `h` at position `i` of batch element `b` is at
 /// `data[offset + b·batch_stride + i·row_stride + h·dim + x]`.
 #[derive(Debug, Clone, Copy)]
-pub struct Operand<'a> {
+pub struct Operand<'a, T = f32> {
     /// The elements.
-    pub data: &'a [f32],
+    pub data: &'a [T],
     /// The first element of head 0 at position 0 of batch element 0.
     pub offset: usize,
     /// Elements between positions.
@@ -27,6 +61,22 @@ pub struct Operand<'a> {
     pub heads: usize,
     /// Positions.
     pub len: usize,
+}
+
+impl<T: KvElem> Operand<'_, T> {
+    /// The first `rows` positions of the head starting at `off`, as f32 rows of `dim` and their
+    /// stride: the operand's own elements when they are f32, else widened into `scratch`.
+    fn head_f32<'s>(&'s self, off: usize, rows: usize, dim: usize, scratch: &'s mut Vec<f32>) -> (&'s [f32], usize) {
+        if let Some(data) = T::as_f32(self.data) {
+            return (&data[off..], self.row_stride);
+        }
+        scratch.clear();
+        for r in 0..rows {
+            let row = &self.data[off + r * self.row_stride..][..dim];
+            scratch.extend(row.iter().map(|v| v.to_f32()));
+        }
+        (scratch, dim)
+    }
 }
 
 /// Which keys each query may attend to.
@@ -47,10 +97,10 @@ impl AttentionMask<'_> {
 /// Multi-head attention with grouped-query heads: query head `h` reads key/value head
 /// `h / (q.heads / k.heads)`. Scores are scaled by `1/sqrt(dim)`. Returns `[batch, q.len,
 /// q.heads·dim]`. The caller checks that every operand lies inside its slice (`backend::ops`).
-pub fn attention(
+pub fn attention<T: KvElem>(
     q: Operand<'_>,
-    k: Operand<'_>,
-    v: Operand<'_>,
+    k: Operand<'_, T>,
+    v: Operand<'_, T>,
     batch: usize,
     dim: usize,
     mask: AttentionMask<'_>,
@@ -71,6 +121,7 @@ pub fn attention(
             let key_mask = mask.keys.map(|m| &m[b * kv_len..(b + 1) * kv_len]);
             let mut out = vec![0.0f32; q_len * dim];
             let mut scores = vec![0.0f32; BLOCK.min(q_len) * kv_len];
+            let (mut k32, mut v32) = (Vec::new(), Vec::new());
             for start in (0..q_len).step_by(BLOCK) {
                 let rows = BLOCK.min(q_len - start);
                 let s = &mut scores[..rows * kv_len];
@@ -79,22 +130,28 @@ pub fn attention(
                 if rows <= FEW {
                     few_rows_scores(rows, kv_len, dim, qs, q.row_stride, &k.data[k_off..], k.row_stride, s);
                 } else {
-                    matmul(rows, kv_len, dim, qs, q.row_stride, 1, &k.data[k_off..], 1, k.row_stride, s, false, false);
+                    let (ks, k_row) = k.head_f32(k_off, kv_len, dim, &mut k32);
+                    matmul(rows, kv_len, dim, qs, q.row_stride, 1, ks, 1, k_row, s, false, false);
                 }
                 for (r, row) in s.chunks_mut(kv_len).enumerate() {
-                    let i = start + r + shift;
-                    for (j, val) in row.iter_mut().enumerate() {
-                        let hidden = (mask.causal && j > i) || key_mask.is_some_and(|m| m[j] == 0);
-                        *val = if hidden { f32::NEG_INFINITY } else { *val * scale };
+                    // Keys past `seen` are in the future of query `start + r`.
+                    let seen = if mask.causal { (start + r + shift + 1).min(kv_len) } else { kv_len };
+                    let (visible, future) = row.split_at_mut(seen);
+                    match key_mask {
+                        Some(m) => visible.iter_mut().zip(m).for_each(|(val, &keep)| {
+                            *val = if keep == 0 { f32::NEG_INFINITY } else { *val * scale };
+                        }),
+                        None => visible.iter_mut().for_each(|val| *val *= scale),
                     }
+                    future.fill(f32::NEG_INFINITY);
                 }
                 softmax_rows(s, kv_len);
                 // out_blk = P · V.
-                let vs = &v.data[v_off..];
                 if rows <= FEW {
-                    few_rows_values(rows, kv_len, dim, s, vs, v.row_stride, &mut out[start * dim..]);
+                    few_rows_values(rows, kv_len, dim, s, &v.data[v_off..], v.row_stride, &mut out[start * dim..]);
                 } else {
-                    matmul(rows, dim, kv_len, s, kv_len, 1, vs, v.row_stride, 1, &mut out[start * dim..], false, false);
+                    let (vs, v_row) = v.head_f32(v_off, kv_len, dim, &mut v32);
+                    matmul(rows, dim, kv_len, s, kv_len, 1, vs, v_row, 1, &mut out[start * dim..], false, false);
                 }
             }
             out
@@ -117,13 +174,13 @@ const FEW: usize = 4;
 /// `s[r, j] = q_r · k_j` for a few query rows, eight independent lanes per dot product (AVX2
 /// where the CPU has it: one register of lanes, the same sums).
 #[allow(clippy::too_many_arguments)]
-fn few_rows_scores(
+fn few_rows_scores<T: KvElem>(
     rows: usize,
     kv_len: usize,
     dim: usize,
     q: &[f32],
     q_row: usize,
-    k: &[f32],
+    k: &[T],
     k_row: usize,
     s: &mut [f32],
 ) {
@@ -132,8 +189,8 @@ fn few_rows_scores(
         let sr = &mut s[r * kv_len..(r + 1) * kv_len];
         #[cfg(target_arch = "x86_64")]
         if dim.is_multiple_of(8) && dim <= x86::MAX_DIM && x86::available() {
-            // SAFETY: the CPU has AVX2 (checked); `k` holds `kv_len` rows of `k_row` with `dim`
-            // values each (the caller's operand check).
+            // SAFETY: the CPU has AVX2, FMA and F16C (checked); `k` holds `kv_len` rows of
+            // `k_row` with `dim` values each (the caller's operand check).
             unsafe { x86::scores(qr, k, k_row, sr) };
             continue;
         }
@@ -145,21 +202,30 @@ fn few_rows_scores(
 
 /// `out[r] = Σ_j p[r, j] · v_j` for a few query rows, in key order by fused multiply-adds (keys of
 /// weight 0 skipped).
-fn few_rows_values(rows: usize, kv_len: usize, dim: usize, p: &[f32], v: &[f32], v_row: usize, out: &mut [f32]) {
+fn few_rows_values<T: KvElem>(
+    rows: usize,
+    kv_len: usize,
+    dim: usize,
+    p: &[f32],
+    v: &[T],
+    v_row: usize,
+    out: &mut [f32],
+) {
     for r in 0..rows {
         let o = &mut out[r * dim..(r + 1) * dim];
         let pr = &p[r * kv_len..(r + 1) * kv_len];
         #[cfg(target_arch = "x86_64")]
         if dim.is_multiple_of(8) && dim <= x86::MAX_DIM && x86::available() {
-            // SAFETY: the CPU has AVX2 (checked); `v` holds `kv_len` rows of `v_row` with `dim`
-            // values each (the caller's operand check), `o` holds `dim`.
+            // SAFETY: the CPU has AVX2, FMA and F16C (checked); `v` holds `kv_len` rows of
+            // `v_row` with `dim` values each (the caller's operand check), `o` holds `dim`.
             unsafe { x86::weighted_sum(pr, v, v_row, o) };
             continue;
         }
         o.fill(0.0);
         for (j, &w) in pr.iter().enumerate() {
             if w != 0.0 {
-                o.iter_mut().zip(&v[j * v_row..j * v_row + dim]).for_each(|(a, b)| *a = w.mul_add(*b, *a));
+                let row = &v[j * v_row..j * v_row + dim];
+                o.iter_mut().zip(row).for_each(|(a, b)| *a = w.mul_add(b.to_f32(), *a));
             }
         }
     }
@@ -167,13 +233,13 @@ fn few_rows_values(rows: usize, kv_len: usize, dim: usize, p: &[f32], v: &[f32],
 
 /// A dot product in eight lanes of fused multiply-adds (then summed in a fixed order).
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+fn dot<T: KvElem>(a: &[f32], b: &[T]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y.to_f32()).sum();
     for (x, y) in ac.zip(bc) {
         for i in 0..8 {
-            lanes[i] = x[i].mul_add(y[i], lanes[i]);
+            lanes[i] = x[i].mul_add(y[i].to_f32(), lanes[i]);
         }
     }
     sum_lanes(&lanes) + tail
@@ -186,27 +252,50 @@ fn sum_lanes(l: &[f32; 8]) -> f32 {
 }
 
 /// The decode-time loops in AVX2 + FMA, with the arithmetic of the portable ones (fused
-/// multiply-adds, the same lanes and order), so results do not depend on the CPU.
+/// multiply-adds, the same lanes and order), so results do not depend on the CPU. f16 keys and
+/// values are widened as they are loaded (F16C, `vcvtph2ps`), exactly.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::KvElem;
     use std::arch::x86_64::*;
 
     /// Head sizes [`scores`] and [`weighted_sum`] keep in registers.
     pub(super) const MAX_DIM: usize = 128;
 
-    /// Whether the CPU has AVX2 and FMA.
+    /// Whether the CPU has AVX2, FMA and F16C.
     pub(super) fn available() -> bool {
         static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+        *HAS.get_or_init(|| {
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+        })
+    }
+
+    /// Eight elements at `p` (a `*const T`) widened to f32.
+    macro_rules! load8 {
+        ($t:ty, $p:expr) => {
+            if <$t as KvElem>::HALF { _mm256_cvtph_ps(_mm_loadu_si128($p.cast())) } else { _mm256_loadu_ps($p.cast()) }
+        };
+    }
+
+    /// Sixteen elements at `p` (a `*const T`) widened to f32.
+    macro_rules! load16 {
+        ($t:ty, $p:expr) => {
+            if <$t as KvElem>::HALF {
+                _mm512_cvtph_ps(_mm256_loadu_si256($p.cast()))
+            } else {
+                _mm512_loadu_ps($p.cast())
+            }
+        };
     }
 
     /// `s[j] = q · k[j·k_row..][..q.len()]`, each as [`super::dot`] computes it: `q` held in
     /// registers, four keys at a time (independent chains of fused multiply-adds).
     ///
     /// # Safety
-    /// AVX2 and FMA; `q.len()` a multiple of 8 and at most [`MAX_DIM`]; `k` holds `s.len()` rows.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn scores(q: &[f32], k: &[f32], k_row: usize, s: &mut [f32]) {
+    /// AVX2, FMA and F16C; `q.len()` a multiple of 8 and at most [`MAX_DIM`]; `k` holds
+    /// `s.len()` rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn scores<T: KvElem>(q: &[f32], k: &[T], k_row: usize, s: &mut [f32]) {
         // The raw loads below need every row inside `k` (the caller's operand check); an
         // operand that breaks it takes the portable loop, which indexes with checks.
         let last = s.len().checked_sub(1).map_or(0, |r| r * k_row + q.len());
@@ -219,18 +308,18 @@ mod x86 {
         // SAFETY: forwarded; the chunk count is q.len() / 8.
         unsafe {
             match q.len() / 8 {
-                8 => scores_c::<8>(q, k, k_row, s),
-                16 => scores_c::<16>(q, k, k_row, s),
-                c => scores_c::<0>(&q[..c * 8], k, k_row, s),
+                8 => scores_c::<8, T>(q, k, k_row, s),
+                16 => scores_c::<16, T>(q, k, k_row, s),
+                c => scores_c::<0, T>(&q[..c * 8], k, k_row, s),
             }
         }
     }
 
     /// [`scores`] with `C` chunks of eight known at compile time (unrolled, accumulators in
     /// registers), or any count up to `MAX_DIM / 8` when `C` is 0.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn scores_c<const C: usize>(q: &[f32], k: &[f32], k_row: usize, s: &mut [f32]) {
+    unsafe fn scores_c<const C: usize, T: KvElem>(q: &[f32], k: &[T], k_row: usize, s: &mut [f32]) {
         let chunks = if C == 0 { q.len() / 8 } else { C };
         let mut qv = [_mm256_setzero_ps(); MAX_DIM / 8];
         for (c, v) in qv.iter_mut().enumerate().take(chunks) {
@@ -248,7 +337,7 @@ mod x86 {
                 for (a, &r) in acc.iter_mut().zip(&rows) {
                     // SAFETY: r < s.len() and `k` holds s.len() rows of k_row >= dim values, so
                     // r·k_row + c·8 + 8 <= r·k_row + dim is inside `k`.
-                    *a = unsafe { _mm256_fmadd_ps(*v, _mm256_loadu_ps(kp.add(r * k_row + c * 8)), *a) };
+                    *a = unsafe { _mm256_fmadd_ps(*v, load8!(T, kp.add(r * k_row + c * 8)), *a) };
                 }
             }
             let sums = sum_lanes4(acc);
@@ -281,16 +370,17 @@ mod x86 {
     /// slabs of up to 64 columns whose accumulators stay in registers.
     ///
     /// # Safety
-    /// AVX2 and FMA; `o.len()` a multiple of 8 and at most [`MAX_DIM`]; `v` holds `p.len()` rows.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn weighted_sum(p: &[f32], v: &[f32], v_row: usize, o: &mut [f32]) {
+    /// AVX2, FMA and F16C; `o.len()` a multiple of 8 and at most [`MAX_DIM`]; `v` holds
+    /// `p.len()` rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn weighted_sum<T: KvElem>(p: &[f32], v: &[T], v_row: usize, o: &mut [f32]) {
         if o.len().is_multiple_of(16) && avx512() {
             // SAFETY: AVX-512 F is present (checked); forwarded otherwise.
             unsafe {
                 match o.len() / 16 {
-                    4 => weighted_sum_512::<4>(p, v, v_row, o),
-                    8 => weighted_sum_512::<8>(p, v, v_row, o),
-                    _ => weighted_sum_512::<0>(p, v, v_row, o),
+                    4 => weighted_sum_512::<4, T>(p, v, v_row, o),
+                    8 => weighted_sum_512::<8, T>(p, v, v_row, o),
+                    _ => weighted_sum_512::<0, T>(p, v, v_row, o),
                 }
             }
             return;
@@ -300,8 +390,8 @@ mod x86 {
             // SAFETY: forwarded; each slab is a multiple of 8 columns, at most 64.
             unsafe {
                 match o.len() / 8 {
-                    8 => weighted_slab::<8>(p, v, v_row, o),
-                    _ => weighted_slab::<0>(p, v, v_row, o),
+                    8 => weighted_slab::<8, T>(p, v, v_row, o),
+                    _ => weighted_slab::<0, T>(p, v, v_row, o),
                 }
             }
         }
@@ -320,9 +410,9 @@ mod x86 {
     ///
     /// # Safety
     /// AVX-512 F and the conditions of [`weighted_sum`].
-    #[target_feature(enable = "avx2,fma,avx512f")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
     #[inline]
-    unsafe fn weighted_sum_512<const C: usize>(p: &[f32], v: &[f32], v_row: usize, o: &mut [f32]) {
+    unsafe fn weighted_sum_512<const C: usize, T: KvElem>(p: &[f32], v: &[T], v_row: usize, o: &mut [f32]) {
         let (cols, chunks) = (o.len(), if C == 0 { o.len() / 16 } else { C });
         let mut acc = [_mm512_setzero_ps(); MAX_DIM / 16];
         for (j, &w) in p.iter().enumerate() {
@@ -332,7 +422,7 @@ mod x86 {
             let (wv, row) = (_mm512_set1_ps(w), &v[j * v_row..j * v_row + cols]);
             for (c, a) in acc.iter_mut().enumerate().take(chunks) {
                 // SAFETY: c·16 + 16 <= cols = row.len().
-                *a = unsafe { _mm512_fmadd_ps(wv, _mm512_loadu_ps(row.as_ptr().add(c * 16)), *a) };
+                *a = unsafe { _mm512_fmadd_ps(wv, load16!(T, row.as_ptr().add(c * 16)), *a) };
             }
         }
         for (c, a) in acc.iter().enumerate().take(chunks) {
@@ -343,9 +433,9 @@ mod x86 {
 
     /// One slab of [`weighted_sum`]: `C` chunks of eight known at compile time, or `o.len() / 8`
     /// when `C` is 0.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn weighted_slab<const C: usize>(p: &[f32], v: &[f32], v_row: usize, o: &mut [f32]) {
+    unsafe fn weighted_slab<const C: usize, T: KvElem>(p: &[f32], v: &[T], v_row: usize, o: &mut [f32]) {
         let (cols, chunks) = (o.len(), if C == 0 { o.len() / 8 } else { C });
         let mut acc = [_mm256_setzero_ps(); 8];
         for (j, &w) in p.iter().enumerate() {
@@ -355,7 +445,7 @@ mod x86 {
             let (wv, row) = (_mm256_set1_ps(w), &v[j * v_row..j * v_row + cols]);
             for (c, a) in acc.iter_mut().enumerate().take(chunks) {
                 // SAFETY: c·8 + 8 <= cols = row.len().
-                *a = unsafe { _mm256_fmadd_ps(wv, _mm256_loadu_ps(row.as_ptr().add(c * 8)), *a) };
+                *a = unsafe { _mm256_fmadd_ps(wv, load8!(T, row.as_ptr().add(c * 8)), *a) };
             }
         }
         for (c, a) in acc.iter().enumerate().take(chunks) {
@@ -430,35 +520,76 @@ mod tests {
         }
     }
 
-    #[test]
-    fn decode_loops_match_the_portable_ones_to_the_bit() {
+    /// The decode loops on keys stored as `T` against the portable ones on the same values.
+    fn decode_loops_match_portable<T: KvElem>(from: fn(f32) -> T) {
         // Head sizes for every SIMD path (AVX2 only at 40; AVX-512 unrolled at 64 and 128, not
         // at 48) and key counts with every tail of the four-key groups.
         for (dim, kv) in [(40, 37), (48, 38), (64, 37), (64, 39), (128, 40)] {
-            let (q, k) = (tensor([1, 3, dim], 0.25), tensor([1, kv, dim], 0.75));
+            let q = tensor([1, 3, dim], 0.25);
+            let k: Vec<T> = tensor([1, kv, dim], 0.75).data().iter().map(|&x| from(x)).collect();
             let mut fast = vec![0f32; 3 * kv];
-            few_rows_scores(3, kv, dim, q.data(), dim, k.data(), dim, &mut fast);
+            few_rows_scores(3, kv, dim, q.data(), dim, &k, dim, &mut fast);
             for r in 0..3 {
                 for j in 0..kv {
-                    let want = dot(&q.data()[r * dim..][..dim], &k.data()[j * dim..][..dim]);
+                    let want = dot(&q.data()[r * dim..][..dim], &k[j * dim..][..dim]);
                     assert_eq!(fast[r * kv + j].to_bits(), want.to_bits(), "scores, dim {dim}, key {j}");
                 }
             }
             let mut p = fast.clone();
             p[5] = 0.0;
             let mut got = vec![0f32; 3 * dim];
-            few_rows_values(3, kv, dim, &p, k.data(), dim, &mut got);
+            few_rows_values(3, kv, dim, &p, &k, dim, &mut got);
             for r in 0..3 {
                 let mut want = vec![0f32; dim];
                 for j in 0..kv {
                     let w = p[r * kv + j];
                     if w != 0.0 {
-                        want.iter_mut().zip(&k.data()[j * dim..][..dim]).for_each(|(a, b)| *a = w.mul_add(*b, *a));
+                        want.iter_mut().zip(&k[j * dim..][..dim]).for_each(|(a, b)| *a = w.mul_add(b.to_f32(), *a));
                     }
                 }
                 for (g, w) in got[r * dim..][..dim].iter().zip(want) {
                     assert_eq!(g.to_bits(), w.to_bits(), "values, dim {dim}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn decode_loops_match_the_portable_ones_to_the_bit() {
+        decode_loops_match_portable::<f32>(|x| x);
+        decode_loops_match_portable::<half::f16>(half::f16::from_f32);
+    }
+
+    /// `o`'s layout over other elements.
+    fn stored<'a, T>(o: Operand<'_>, data: &'a [T]) -> Operand<'a, T> {
+        let Operand { offset, row_stride, batch_stride, heads, len, .. } = o;
+        Operand { data, offset, row_stride, batch_stride, heads, len }
+    }
+
+    #[test]
+    fn half_keys_and_values_give_attention_over_their_widened_values() {
+        // Both paths (the decode loops for one query, the blocked products for 70), masked.
+        for q_len in [1, 70] {
+            let (q, k, v) = (tensor([2, q_len, 32], 0.0), tensor([2, 70, 32], 1.0), tensor([2, 70, 32], 2.0));
+            let half = |t: &Tensor| t.data().iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>();
+            let widen =
+                |h: &[half::f16], t: &Tensor| Tensor::new(t.shape().to_vec(), h.iter().map(|x| x.to_f32()).collect());
+            let (kh, vh) = (half(&k), half(&v));
+            let (kw, vw) = (widen(&kh, &k), widen(&vh, &v));
+            let mut keys = vec![1u32; 140];
+            keys[3] = 0;
+            let mask = AttentionMask { causal: true, keys: Some(&keys) };
+            let got = attention(
+                contiguous(&q, 4),
+                stored(contiguous(&k, 4), &kh),
+                stored(contiguous(&v, 4), &vh),
+                2,
+                8,
+                mask,
+            );
+            let want = attention(contiguous(&q, 4), contiguous(&kw, 4), contiguous(&vw, 4), 2, 8, mask);
+            for (a, b) in got.iter().zip(&want) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{q_len} queries");
             }
         }
     }

@@ -22,7 +22,7 @@ fn buf(x: &Array, dtype: DType) -> Result<&GpuBuf, CudaError> {
         Data::Gpu(b) => {
             Err(CudaError::Shape(format!("a {} buffer of {} for {:?} in {dtype}", b.dtype(), b.len(), x.shape)))
         }
-        Data::Host(_) => Err(CudaError::Shape("a host array given to the GPU".into())),
+        Data::Host(_) | Data::HostF16(_) => Err(CudaError::Shape("a host array given to the GPU".into())),
     }
 }
 
@@ -37,7 +37,7 @@ pub(super) fn view_mut(x: &mut Array, dtype: DType) -> Result<GpuViewMut<'_>, Cu
     let n = x.len();
     match &mut x.data {
         Data::Gpu(b) => b.slice_mut(0, n),
-        Data::Host(_) => Err(CudaError::Shape("a host array given to the GPU".into())),
+        Data::Host(_) | Data::HostF16(_) => Err(CudaError::Shape("a host array given to the GPU".into())),
     }
 }
 

@@ -170,11 +170,16 @@ impl Llama {
         &self.cfg
     }
 
-    /// An empty cache for `batch` sequences of up to `capacity` positions.
+    /// An empty cache for `batch` sequences of up to `capacity` positions: in f16 when the
+    /// weights are block-quantised (a GGUF's on the CPU, whose results are 8-bit products
+    /// already; llama.cpp caches them in f16 too), else in the activations' type (f32
+    /// checkpoints and `--dequantize` keep f32 keys and values, for parity with transformers).
     pub fn cache(&self, dev: &Device, batch: usize, capacity: usize) -> Result<KvCache, ModelError> {
         let width = self.cfg.kv_heads * self.cfg.head_dim;
-        let make =
-            || (0..self.layers.len()).map(|_| dev.zeros([batch, capacity, width])).collect::<Result<Vec<_>, _>>();
+        let half = self.layers.first().is_some_and(|l| l.k.is_quantized() && l.v.is_quantized());
+        let make = || {
+            (0..self.layers.len()).map(|_| dev.kv_zeros([batch, capacity, width], half)).collect::<Result<Vec<_>, _>>()
+        };
         Ok(KvCache { keys: make()?, values: make()?, len: 0, capacity })
     }
 
