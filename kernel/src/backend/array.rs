@@ -139,6 +139,13 @@ impl<'a> Heads<'a> {
         self.array.shape.get(1).copied().unwrap_or(0) * self.array.cols()
     }
 
+    /// The view as the CPU kernels' operand over `data`, the host elements of its array (f32,
+    /// or f16 for a half-precision KV cache).
+    pub(crate) fn cpu_operand<T>(&self, data: &'a [T]) -> super::cpu::Operand<'a, T> {
+        let (offset, row_stride, batch_stride) = (self.col, self.row_stride(), self.batch_stride());
+        super::cpu::Operand { data, offset, row_stride, batch_stride, heads: self.heads, len: self.len }
+    }
+
     /// Checks that the view lies inside its array.
     pub(crate) fn check(&self, what: &str) -> Result<(), ComputeError> {
         ensure!(self.array.shape.len() == 3, "{what}: attention input must be [batch, seq, width]");

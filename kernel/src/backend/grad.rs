@@ -147,14 +147,7 @@ impl Device {
         match &self.kind {
             Kind::Cpu => {
                 fn op<'a>(h: &Heads<'a>) -> Result<cpu::Operand<'a>, ComputeError> {
-                    Ok(cpu::Operand {
-                        data: host(h.array, "attention backward")?,
-                        offset: h.col,
-                        row_stride: h.row_stride(),
-                        batch_stride: h.batch_stride(),
-                        heads: h.heads,
-                        len: h.len,
-                    })
+                    Ok(h.cpu_operand(host(h.array, "attention backward")?))
                 }
                 let dout = host(dout, "attention backward")?;
                 let (dq, dk, dv) = cpu::grad::attention_backward(op(&q)?, op(&k)?, op(&v)?, dout, batch, q.head_dim);

@@ -284,19 +284,11 @@ impl Device {
         match &self.kind {
             Kind::Cpu => {
                 fn op<'a>(h: &Heads<'a>, what: &str) -> Result<cpu::Operand<'a>, ComputeError> {
-                    Ok(cpu::Operand {
-                        data: host(h.array, what)?,
-                        offset: h.col,
-                        row_stride: h.row_stride(),
-                        batch_stride: h.batch_stride(),
-                        heads: h.heads,
-                        len: h.len,
-                    })
+                    Ok(h.cpu_operand(host(h.array, what)?))
                 }
                 fn half<'a>(h: &Heads<'a>) -> Option<cpu::Operand<'a, half::f16>> {
                     let Data::HostF16(data) = &h.array.data else { return None };
-                    let (offset, row_stride, batch_stride) = (h.col, h.row_stride(), h.batch_stride());
-                    Some(cpu::Operand { data, offset, row_stride, batch_stride, heads: h.heads, len: h.len })
+                    Some(h.cpu_operand(data))
                 }
                 let (qo, d) = (op(&q, "attention")?, q.head_dim);
                 let out = match (half(&k), half(&v)) {
