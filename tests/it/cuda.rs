@@ -281,7 +281,8 @@ fn check_attention(dev: &Dev) {
                     heads: usize,
                     len: usize,
                 ) -> cpu::Operand<'_> {
-                    cpu::Operand { data, offset: 0, row_stride, batch_stride, heads, len }
+                    let head_stride = row_stride / heads;
+                    cpu::Operand { data, offset: 0, row_stride, head_stride, batch_stride, heads, len }
                 }
                 let got = cpu::attention(
                     op(&qd, qr, qb, qh, ql),

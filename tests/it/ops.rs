@@ -250,11 +250,13 @@ fn embedding_gather_scatter_and_write_positions() {
     });
 }
 
-/// An f16 KV cache (the CPU's cache for block-quantised decoders): writes round to f16, and
-/// attention over it equals attention over an f32 cache of the rounded values, to the bit, on the
-/// decode loops (one query) and the blocked path (several); f32 operations refuse it by name.
+/// The CPU's KV caches (`Device::kv_cache`: head-major, f16 for block-quantised decoders):
+/// writes put each head's positions together and round to f16, and attention over an f16 cache
+/// equals attention over an f32 head-major cache of the rounded values and over a
+/// `[batch, capacity, width]` one, to the bit, on the decode loops (one query) and the blocked
+/// path (several); f32 operations refuse an f16 cache by name.
 #[test]
-fn an_f16_kv_cache_is_attention_over_the_rounded_values() {
+fn kv_caches_are_head_major_and_f16_is_attention_over_the_rounded_values() {
     let mut rng = Rng::fresh();
     let seed = rng.seed();
     let d = Device::cpu();
@@ -263,38 +265,41 @@ fn an_f16_kv_cache_is_attention_over_the_rounded_values() {
     for (q_len, start) in [(1, 17), (9, 0)] {
         let len = start + q_len;
         let kv = [values(&mut rng, batch * len * width, 2.0), values(&mut rng, batch * len * width, 2.0)];
-        let mut caches = Vec::new();
-        for half in [true, false] {
-            let [k, v] = kv.clone().map(|x| {
-                // The f32 cache gets the values the f16 one rounds them to.
-                let x: Vec<f32> = if half { x } else { x.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect() };
-                let mut cache = d.kv_zeros([batch, cap, width], half).unwrap();
-                d.write_positions(&mut cache, 0, &array(&d, &[batch, len, width], &x).unwrap()).unwrap();
-                cache
-            });
-            caches.push((k, v));
-        }
-        let [(kh, vh), (kf, vf)] = &caches[..] else { unreachable!() };
-        assert_eq!(
-            kh.to_tensor(&d).unwrap().data(),
-            kf.to_tensor(&d).unwrap().data(),
-            "rounded on write (seed {seed})"
-        );
+        let rounded = kv.clone().map(|x| x.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect::<Vec<_>>());
+        let write = |mut cache: Array, x: &[f32]| {
+            d.write_positions(&mut cache, 0, &array(&d, &[batch, len, width], x).unwrap()).unwrap();
+            cache
+        };
+        let half = kv.each_ref().map(|x| write(d.kv_cache(batch, cap, (kv_heads, dim), true).unwrap(), x));
+        let full = rounded.each_ref().map(|x| write(d.kv_cache(batch, cap, (kv_heads, dim), false).unwrap(), x));
+        let rows = rounded.each_ref().map(|x| write(d.zeros([batch, cap, width]).unwrap(), x));
+        let stored = full[0].to_tensor(&d).unwrap();
+        assert_eq!(stored.shape(), [batch, kv_heads, cap, dim], "head-major (seed {seed})");
+        let (b, p, h) = (1, len - 1, 1);
+        let at = |i: usize| stored.data()[((b * kv_heads + h) * cap + p) * dim + i];
+        assert!((0..dim).all(|i| at(i) == rounded[0][(b * len + p) * width + h * dim + i]), "placed (seed {seed})");
+        assert_eq!(half[0].to_tensor(&d).unwrap().data(), stored.data(), "rounded on write (seed {seed})");
         let q = array(&d, &[batch, q_len, heads * dim], &values(&mut rng, batch * q_len * heads * dim, 1.0)).unwrap();
         let mut keys = vec![1u32; batch * len];
         keys[1] = 0;
         let mask = Mask { causal: true, keys: Some(&keys) };
-        let attend = |k: &Array, v: &Array| {
+        let attend = |[k, v]: &[Array; 2]| {
             let qh = heads_of(&q, 0, heads, dim, q_len);
             let out = d.attention(qh, heads_of(k, 0, kv_heads, dim, len), heads_of(v, 0, kv_heads, dim, len), mask);
             out.unwrap().to_tensor(&d).unwrap().into_data()
         };
-        let (got, want) = (attend(kh, vh), attend(kf, vf));
-        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{q_len} queries (seed {seed})");
+        let want = attend(&rows);
+        for (got, what) in [(attend(&half), "f16"), (attend(&full), "f32")] {
+            let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{what} cache, {q_len} queries (seed {seed})");
+        }
     }
-    let cache = d.kv_zeros([1, 4, 8], true).unwrap();
+    let cache = d.kv_cache(1, 4, (1, 8), true).unwrap();
     let err = d.rms_norm(&cache, &Vector::f32(&d, vec![1.0; 8]).unwrap(), 1e-6).unwrap_err().to_string();
     assert!(err.contains("f16 KV cache"), "{err}");
+    let view = heads_of(&cache, 0, 2, 4, 4);
+    let err = d.attention(view, view, view, Mask::NONE).unwrap_err().to_string();
+    assert!(err.contains("not the cache"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------

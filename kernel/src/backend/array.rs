@@ -20,7 +20,7 @@ pub struct Array {
 pub(crate) enum Data {
     /// Host memory, f32.
     Host(Vec<f32>),
-    /// Host memory, f16: a half-precision KV cache ([`Device::kv_zeros`]), which only
+    /// Host memory, f16: a half-precision KV cache ([`Device::kv_cache`]), which only
     /// `write_positions`, `attention` and reading back accept.
     HostF16(Vec<half::f16>),
     /// Device memory, in the buffer's dtype.
@@ -101,10 +101,12 @@ impl Array {
 }
 
 /// Columns `col..col + heads·head_dim` of an array `[batch, capacity, row]`, read as `heads`
-/// heads of `head_dim` over the first `len` positions of each batch element.
+/// heads of `head_dim` over the first `len` positions of each batch element; or all of a
+/// head-major KV cache `[batch, heads, capacity, head_dim]` (the CPU's, [`Device::kv_cache`],
+/// where each head's positions lie together), `col` 0.
 #[derive(Debug, Clone, Copy)]
 pub struct Heads<'a> {
-    /// The array (`[batch, capacity, row]`).
+    /// The array (`[batch, capacity, row]` or `[batch, heads, capacity, head_dim]`).
     pub array: &'a Array,
     /// The first column.
     pub col: usize,
@@ -129,26 +131,49 @@ impl<'a> Heads<'a> {
         self.array.shape.first().copied().unwrap_or(0)
     }
 
+    /// Whether the array is a head-major KV cache `[batch, heads, capacity, head_dim]`.
+    fn head_major(&self) -> bool {
+        self.array.shape.len() == 4
+    }
+
     /// Elements between positions.
     pub fn row_stride(&self) -> usize {
         self.array.cols()
     }
 
+    /// Elements between heads.
+    pub fn head_stride(&self) -> usize {
+        if self.head_major() { self.array.shape[2] * self.array.shape[3] } else { self.head_dim }
+    }
+
     /// Elements between batch elements.
     pub fn batch_stride(&self) -> usize {
-        self.array.shape.get(1).copied().unwrap_or(0) * self.array.cols()
+        self.array.shape.iter().skip(1).product::<usize>() * usize::from(self.array.shape.len() > 1)
     }
 
     /// The view as the CPU kernels' operand over `data`, the host elements of its array (f32,
     /// or f16 for a half-precision KV cache).
     pub(crate) fn cpu_operand<T>(&self, data: &'a [T]) -> super::cpu::Operand<'a, T> {
         let (offset, row_stride, batch_stride) = (self.col, self.row_stride(), self.batch_stride());
-        super::cpu::Operand { data, offset, row_stride, batch_stride, heads: self.heads, len: self.len }
+        let (heads, head_stride, len) = (self.heads, self.head_stride(), self.len);
+        super::cpu::Operand { data, offset, row_stride, head_stride, batch_stride, heads, len }
     }
 
     /// Checks that the view lies inside its array.
     pub(crate) fn check(&self, what: &str) -> Result<(), ComputeError> {
-        ensure!(self.array.shape.len() == 3, "{what}: attention input must be [batch, seq, width]");
+        let s = &self.array.shape;
+        if self.head_major() {
+            ensure!(
+                self.col == 0 && self.heads == s[1] && self.head_dim == s[3] && self.len <= s[2],
+                "{what}: {} heads of {} from column {} over {} positions are not the cache {s:?}",
+                self.heads,
+                self.head_dim,
+                self.col,
+                self.len
+            );
+            return Ok(());
+        }
+        ensure!(s.len() == 3, "{what}: attention input must be [batch, seq, width]");
         ensure!(
             self.col + self.heads * self.head_dim <= self.array.cols() && self.len <= self.array.shape[1],
             "{what}: {} heads of {} from column {} over {} positions do not fit {:?}",

@@ -28,7 +28,7 @@ fn cpu_attention(
     let (heads, dim, ql, kl) = (q.heads, q.head_dim, q.len, k.len);
     let scale = 1.0 / (dim as f32).sqrt();
     let at = |h: &Heads<'_>, b: usize, pos: usize, head: usize| {
-        h.col + b * h.batch_stride() + pos * h.row_stride() + head * dim
+        h.col + b * h.batch_stride() + pos * h.row_stride() + head * h.head_stride()
     };
     let per_head: Vec<Vec<f32>> = (0..q.batch() * heads)
         .into_par_iter()

@@ -303,9 +303,13 @@ impl Device {
         }
     }
 
-    /// Positions `start..start + n` of every batch element of `cache` (`[batch, capacity, w]`)
-    /// set to `new` (`[batch, n, w]`): appending to a KV cache.
+    /// Positions `start..start + n` of every batch element of `cache` set to `new` (`[batch,
+    /// n, w]`): appending to a KV cache, `[batch, capacity, w]` or head-major (the CPU's,
+    /// [`Device::kv_cache`]).
     pub fn write_positions(&self, cache: &mut Array, start: usize, new: &Array) -> Result<(), ComputeError> {
+        if cache.shape.len() == 4 {
+            return self.write_head_major(cache, start, new);
+        }
         ensure!(cache.shape.len() == 3 && new.shape.len() == 3, "kv write: caches are [batch, capacity, width]");
         let (b, cap, w) = (cache.shape[0], cache.shape[1], cache.shape[2]);
         let n = new.shape[1];
@@ -328,18 +332,51 @@ impl Device {
         }
     }
 
-    /// A KV cache of zeros, `[batch, capacity, width]`: f16 on the CPU when `half` (half the
-    /// bytes for attention to stream at every step; llama.cpp's default cache type), else in
-    /// the type of the device's activations. Only `write_positions` and `attention` take an
-    /// f16 cache.
-    pub fn kv_zeros(&self, shape: impl Into<Vec<usize>>, half: bool) -> Result<Array, ComputeError> {
-        let shape = shape.into();
+    /// [`Device::write_positions`] into a head-major cache `[batch, heads, capacity, head_dim]`:
+    /// each head of each new position to its own run of positions.
+    fn write_head_major(&self, cache: &mut Array, start: usize, new: &Array) -> Result<(), ComputeError> {
+        let &[b, heads, cap, d] = &cache.shape[..] else { unreachable!("called for four dimensions") };
+        ensure!(new.shape.len() == 3, "kv write: new keys and values are [batch, n, width], got {:?}", new.shape);
+        let n = new.shape[1];
+        ensure!(new.shape[0] == b && new.shape[2] == heads * d, "kv write: {:?} into {:?}", new.shape, cache.shape);
+        ensure!(start + n <= cap, "kv write: positions {start}..{} exceed the capacity {cap}", start + n);
+        ensure!(matches!(self.kind, Kind::Cpu), "kv write: a head-major cache {:?} is the CPU's", cache.shape);
+        let src = host(new, "kv write")?;
+        // (source, destination) offsets of every head of every new position.
+        let runs = (0..b).flat_map(|bi| {
+            (0..n).flat_map(move |t| {
+                (0..heads).map(move |h| (((bi * n + t) * heads + h) * d, ((bi * heads + h) * cap + start + t) * d))
+            })
+        });
+        match &mut cache.data {
+            Data::Host(dst) => runs.for_each(|(s, t)| dst[t..t + d].copy_from_slice(&src[s..s + d])),
+            Data::HostF16(dst) => runs.for_each(|(s, t)| dst[t..t + d].convert_from_f32_slice(&src[s..s + d])),
+            other => return Err(other.not_f32_host("kv write")),
+        }
+        Ok(())
+    }
+
+    /// An empty KV cache for `batch` sequences of up to `capacity` positions of `heads` heads of
+    /// `head_dim`. On the CPU head-major, `[batch, heads, capacity, head_dim]`, so that attention
+    /// streams each head's keys and values from one run of memory, and in f16 when `half` (half
+    /// the bytes to stream at every step; llama.cpp's default cache type), else f32. On the GPU
+    /// `[batch, capacity, heads·head_dim]` in the activations' type. Only `write_positions` and
+    /// `attention` take an f16 cache.
+    pub fn kv_cache(
+        &self,
+        batch: usize,
+        capacity: usize,
+        (heads, head_dim): (usize, usize),
+        half: bool,
+    ) -> Result<Array, ComputeError> {
         match &self.kind {
-            Kind::Cpu if half => {
-                let data = Data::HostF16(vec![half::f16::ZERO; shape.iter().product()]);
+            Kind::Cpu => {
+                let shape = vec![batch, heads, capacity, head_dim];
+                let n = shape.iter().product();
+                let data = if half { Data::HostF16(vec![half::f16::ZERO; n]) } else { Data::Host(vec![0.0; n]) };
                 Ok(Array { shape, data })
             }
-            _ => self.zeros(shape),
+            Kind::Cuda(_) => self.zeros([batch, capacity, heads * head_dim]),
         }
     }
 

@@ -95,9 +95,9 @@ pub fn attention_backward(
         .into_par_iter()
         .map(|bh| {
             let (b, h) = (bh / heads, bh % heads);
-            let qd = &q.data[q.offset + b * q.batch_stride + h * dim..];
-            let kd = &k.data[k.offset + b * k.batch_stride + h * dim..];
-            let vd = &v.data[v.offset + b * v.batch_stride + h * dim..];
+            let qd = &q.data[q.offset + b * q.batch_stride + h * q.head_stride..];
+            let kd = &k.data[k.offset + b * k.batch_stride + h * k.head_stride..];
+            let vd = &v.data[v.offset + b * v.batch_stride + h * v.head_stride..];
             let dod = &dout[b * lq * width + h * dim..];
             let mut p = vec![0f32; lq * lk];
             matmul(lq, lk, dim, qd, q.row_stride, 1, kd, 1, k.row_stride, &mut p, false, false);

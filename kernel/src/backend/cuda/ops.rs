@@ -155,7 +155,7 @@ pub(crate) fn rope(gpu: &Gpu, dt: DType, x: &mut Array, positions: &[u32], inv_f
 }
 
 pub(super) fn layout(h: &Heads<'_>) -> Layout {
-    Layout { batch: h.batch_stride(), row: h.row_stride(), head: h.head_dim }
+    Layout { batch: h.batch_stride(), row: h.row_stride(), head: h.head_stride() }
 }
 
 /// The elements of `h`'s array from its first column on.

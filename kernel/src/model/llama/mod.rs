@@ -175,10 +175,10 @@ impl Llama {
     /// already; llama.cpp caches them in f16 too), else in the activations' type (f32
     /// checkpoints and `--dequantize` keep f32 keys and values, for parity with transformers).
     pub fn cache(&self, dev: &Device, batch: usize, capacity: usize) -> Result<KvCache, ModelError> {
-        let width = self.cfg.kv_heads * self.cfg.head_dim;
+        let heads = (self.cfg.kv_heads, self.cfg.head_dim);
         let half = self.layers.first().is_some_and(|l| l.k.is_quantized() && l.v.is_quantized());
         let make = || {
-            (0..self.layers.len()).map(|_| dev.kv_zeros([batch, capacity, width], half)).collect::<Result<Vec<_>, _>>()
+            (0..self.layers.len()).map(|_| dev.kv_cache(batch, capacity, heads, half)).collect::<Result<Vec<_>, _>>()
         };
         Ok(KvCache { keys: make()?, values: make()?, len: 0, capacity })
     }

@@ -46,7 +46,8 @@ impl KvElem for half::f16 {
 
 /// One operand of [`attention`]: `heads` heads of `dim` elements over `len` positions of
 /// `batch` elements; element `x` of head `h` at position `i` of batch element `b` is at
-/// `data[offset + b·batch_stride + i·row_stride + h·dim + x]`.
+/// `data[offset + b·batch_stride + i·row_stride + h·head_stride + x]` (`head_stride` is `dim`
+/// where heads lie side by side in a row, `capacity·dim` in a head-major KV cache).
 #[derive(Debug, Clone, Copy)]
 pub struct Operand<'a, T = f32> {
     /// The elements.
@@ -55,6 +56,8 @@ pub struct Operand<'a, T = f32> {
     pub offset: usize,
     /// Elements between positions.
     pub row_stride: usize,
+    /// Elements between heads.
+    pub head_stride: usize,
     /// Elements between batch elements.
     pub batch_stride: usize,
     /// Heads.
@@ -115,9 +118,9 @@ pub fn attention<T: KvElem>(
         .map(|bh| {
             let (b, h) = (bh / heads, bh % heads);
             let kh = h / group.max(1);
-            let q_off = q.offset + b * q.batch_stride + h * dim;
-            let k_off = k.offset + b * k.batch_stride + kh * dim;
-            let v_off = v.offset + b * v.batch_stride + kh * dim;
+            let q_off = q.offset + b * q.batch_stride + h * q.head_stride;
+            let k_off = k.offset + b * k.batch_stride + kh * k.head_stride;
+            let v_off = v.offset + b * v.batch_stride + kh * v.head_stride;
             let key_mask = mask.keys.map(|m| &m[b * kv_len..(b + 1) * kv_len]);
             let mut out = vec![0.0f32; q_len * dim];
             let mut scores = vec![0.0f32; BLOCK.min(q_len) * kv_len];
@@ -263,7 +266,8 @@ mod x86;
 /// A contiguous `[batch, seq, heads·dim]` tensor as an [`Operand`].
 pub fn contiguous(t: &Tensor, heads: usize) -> Operand<'_> {
     let (seq, width) = (t.shape()[1], t.shape()[2]);
-    Operand { data: t.data(), offset: 0, row_stride: width, batch_stride: seq * width, heads, len: seq }
+    let head_stride = width / heads.max(1);
+    Operand { data: t.data(), offset: 0, row_stride: width, head_stride, batch_stride: seq * width, heads, len: seq }
 }
 
 #[cfg(test)]
@@ -367,8 +371,8 @@ mod tests {
 
     /// `o`'s layout over other elements.
     fn stored<'a, T>(o: Operand<'_>, data: &'a [T]) -> Operand<'a, T> {
-        let Operand { offset, row_stride, batch_stride, heads, len, .. } = o;
-        Operand { data, offset, row_stride, batch_stride, heads, len }
+        let Operand { offset, row_stride, head_stride, batch_stride, heads, len, .. } = o;
+        Operand { data, offset, row_stride, head_stride, batch_stride, heads, len }
     }
 
     #[test]
