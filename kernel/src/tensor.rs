@@ -88,6 +88,13 @@ impl Tensor {
         self
     }
 
+    /// The index of the first NaN or infinity, if any (by blocks of sixteen, which vectorise).
+    pub fn first_non_finite(&self) -> Option<usize> {
+        let bad = |v: &f32| !v.is_finite();
+        let block = self.data.chunks(16).position(|c| c.iter().fold(false, |any, v| any | bad(v)))?;
+        self.data[block * 16..].iter().position(bad).map(|i| block * 16 + i)
+    }
+
     /// Each row scaled to unit L2 norm (rows of zeros stay zero).
     pub fn l2_normalized(&self) -> Tensor {
         let mut out = self.clone();
@@ -99,5 +106,27 @@ impl Tensor {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tensor;
+
+    #[test]
+    fn first_non_finite_names_the_first_bad_value() {
+        for len in [1, 15, 16, 17, 100] {
+            for at in 0..len {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut v = vec![1.5f32; len];
+                    v[at] = bad;
+                    if at + 3 < len {
+                        v[at + 3] = f32::NAN;
+                    }
+                    assert_eq!(Tensor::new([len], v).first_non_finite(), Some(at));
+                }
+            }
+            assert_eq!(Tensor::new([len], vec![f32::MAX; len]).first_non_finite(), None);
+        }
     }
 }

@@ -84,7 +84,7 @@ pub fn class_embeddings(
 /// NaN or an infinity: a number computed from one is worse than an error.
 pub fn check_finite(t: &Tensor, rows: &[String], stage: &str) -> Result<(), ZeroShotError> {
     let cols = t.cols().max(1);
-    match t.data().iter().position(|v| !v.is_finite()) {
+    match t.first_non_finite() {
         None => Ok(()),
         Some(at) => Err(ZeroShotError::NonFinite {
             what: rows.get(at / cols).cloned().unwrap_or_else(|| format!("row {}", at / cols)),

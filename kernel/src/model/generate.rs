@@ -238,16 +238,25 @@ fn extend_mask(mask: &[u32], batch: usize, len: usize) -> Vec<u32> {
     out
 }
 
+/// The index of the first largest of `v` (0 when empty or all −∞), NaN never chosen: the
+/// maximum by sixteen lanes, then the first block holding it (both passes vectorise; greedy
+/// decoding scans a vocabulary per sequence per step).
+fn argmax(v: &[f32]) -> usize {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let blocks = v.chunks_exact(16);
+    let tail = blocks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for b in blocks {
+        lanes.iter_mut().zip(b).for_each(|(l, &x)| *l = l.max(x));
+    }
+    let max = lanes.into_iter().fold(tail, f32::max);
+    let Some(block) = v.chunks(16).position(|b| b.iter().fold(false, |hit, &x| hit | (x == max))) else { return 0 };
+    block * 16 + v[block * 16..].iter().position(|&x| x == max).unwrap_or(0)
+}
+
 /// The next token: the arg-max (first on ties, as `torch.argmax`), or a sample.
 fn pick(logits: &[f32], opts: &GenerateOptions, rng: &mut ChaCha8Rng) -> u32 {
     if opts.temperature <= 0.0 {
-        let mut best = 0;
-        for (i, &v) in logits.iter().enumerate() {
-            if v > logits[best] {
-                best = i;
-            }
-        }
-        return best as u32;
+        return argmax(logits) as u32;
     }
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut probs: Vec<(u32, f64)> =
@@ -281,4 +290,47 @@ pub fn prompt_logits(model: &Llama, dev: &Device, prompt: &Prompt) -> Result<Ten
     let (x, mask, _) = prefill_inputs(model, dev, std::slice::from_ref(prompt), len)?;
     let positions = prefill_positions(&mask, len);
     model.forward_logits(dev, x, &mut cache, &positions, &mask, &(0..len).collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argmax;
+
+    /// The first index whose value beats every earlier one: greedy decoding's definition.
+    fn first_best(v: &[f32]) -> usize {
+        let mut best = 0;
+        for (i, &x) in v.iter().enumerate() {
+            if x > v[best] {
+                best = i;
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn argmax_is_the_first_largest() {
+        let mut state = 0x9e37_79b9_u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        for len in [0, 1, 15, 16, 17, 40, 49_153] {
+            for _ in 0..20 {
+                // Few distinct values, so the maximum repeats; some −∞ (masked tokens) and NaN.
+                let v: Vec<f32> = (0..len)
+                    .map(|_| match next() % 10 {
+                        0 => f32::NEG_INFINITY,
+                        1 => f32::NAN,
+                        k => (k % 5) as f32 - (next() % 3) as f32,
+                    })
+                    .collect();
+                let v = if v.first().is_some_and(|x| x.is_nan()) { [&[0.0][..], &v[1..]].concat() } else { v };
+                assert_eq!(argmax(&v), first_best(&v), "{v:?}");
+            }
+        }
+        assert_eq!(argmax(&[f32::NEG_INFINITY; 20]), 0);
+        assert_eq!(argmax(&[]), 0);
+    }
 }

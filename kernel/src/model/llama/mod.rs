@@ -251,7 +251,7 @@ impl Llama {
     pub fn logits(&self, dev: &Device, hidden: &Array, rows: &[usize]) -> Result<Tensor, ModelError> {
         let picked = dev.gather_rows(hidden, rows)?;
         let logits = dev.linear(&picked, &self.lm_head)?.into_tensor(dev)?;
-        if let Some(bad) = logits.data().iter().position(|v| !v.is_finite()) {
+        if let Some(bad) = logits.first_non_finite() {
             return Err(ModelError::Compute(ComputeError::Shape(format!(
                 "non-finite logit at row {} (the weights or inputs hold NaN or Inf)",
                 bad / self.cfg.vocab.max(1)

@@ -37,33 +37,21 @@ pub struct LaneActs {
 }
 
 impl LaneActs {
-    /// Regroups `acts`, writing every vector in order (no zero fill first).
+    /// Regroups `acts`: row `r`'s values go to lane `r mod 16` of chunk `r / 16` (a transpose
+    /// of four-byte words, by plain indexed copies; rows past `m` stay zero).
     pub fn new(acts: &QActs) -> LaneActs {
         let (m, nb) = (acts.m, acts.nb);
-        let chunks = m.div_ceil(LANES);
-        let n = chunks * nb * LANES;
-        let mut la = LaneActs {
-            m,
-            nb,
-            q: Vec::with_capacity(n * QUADS),
-            d: Vec::with_capacity(n),
-            s: Vec::with_capacity(n),
-            ys: Vec::with_capacity(n),
-        };
-        for chunk in 0..chunks {
-            let rows = chunk * LANES..(chunk * LANES + LANES).min(m);
-            let pad = LANES - rows.len();
+        let n = m.div_ceil(LANES) * nb * LANES;
+        let mut la = LaneActs { m, nb, q: vec![0; n * QUADS], d: vec![0.0; n], s: vec![0.0; n], ys: vec![0; n] };
+        for r in 0..m {
+            let (chunk, t) = (r / LANES, r % LANES);
             for j in 0..nb {
-                for c in 0..QUADS {
-                    la.q.extend(rows.clone().map(|r| {
-                        let quad = &acts.block(r, j)[4 * c..4 * c + 4];
-                        i32::from_le_bytes([quad[0] as u8, quad[1] as u8, quad[2] as u8, quad[3] as u8])
-                    }));
-                    la.q.extend(std::iter::repeat_n(0, pad));
+                let (base, k) = ((chunk * nb + j) * LANES, acts.idx(r, j));
+                for (c, quad) in acts.block(r, j).chunks_exact(4).enumerate() {
+                    la.q[base * QUADS + c * LANES + t] =
+                        i32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]].map(|b| b as u8));
                 }
-                la.d.extend(rows.clone().map(|r| acts.d[acts.idx(r, j)]).chain(std::iter::repeat_n(0.0, pad)));
-                la.s.extend(rows.clone().map(|r| acts.s[acts.idx(r, j)]).chain(std::iter::repeat_n(0.0, pad)));
-                la.ys.extend(rows.clone().map(|r| acts.ys[acts.idx(r, j)]).chain(std::iter::repeat_n(0, pad)));
+                (la.d[base + t], la.s[base + t], la.ys[base + t]) = (acts.d[k], acts.s[k], acts.ys[k]);
             }
         }
         la
