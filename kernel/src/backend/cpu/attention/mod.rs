@@ -108,52 +108,22 @@ pub fn attention<T: KvElem>(
     dim: usize,
     mask: AttentionMask<'_>,
 ) -> Vec<f32> {
-    let (heads, q_len, kv_len) = (q.heads, q.len, k.len);
-    let group = heads / k.heads.max(1);
+    let (heads, q_len) = (q.heads, q.len);
     let width = heads * dim;
-    let scale = 1.0 / (dim as f32).sqrt();
-    let shift = kv_len.saturating_sub(q_len);
+    let mut result = vec![0.0f32; batch * q_len * width];
+    if q_len == 1 {
+        // One query (a decoding step): head bh's results are the bh-th run of `dim`, written in place.
+        result.par_chunks_mut(dim.max(1)).enumerate().for_each(|(bh, out)| head(&q, &k, &v, dim, mask, bh, out));
+        return result;
+    }
     let per_head: Vec<Vec<f32>> = (0..batch * heads)
         .into_par_iter()
         .map(|bh| {
-            let (b, h) = (bh / heads, bh % heads);
-            let kh = h / group.max(1);
-            let q_off = q.offset + b * q.batch_stride + h * q.head_stride;
-            let k_off = k.offset + b * k.batch_stride + kh * k.head_stride;
-            let v_off = v.offset + b * v.batch_stride + kh * v.head_stride;
-            let key_mask = mask.keys.map(|m| &m[b * kv_len..(b + 1) * kv_len]);
             let mut out = vec![0.0f32; q_len * dim];
-            let mut scores = vec![0.0f32; BLOCK.min(q_len) * kv_len];
-            let (mut k32, mut v32) = (Vec::new(), Vec::new());
-            for start in (0..q_len).step_by(BLOCK) {
-                let rows = BLOCK.min(q_len - start);
-                let s = &mut scores[..rows * kv_len];
-                // scores = Q_blk · Kᵀ: Q rows strided, K read transposed.
-                let qs = &q.data[q_off + start * q.row_stride..];
-                if rows <= FEW {
-                    few_rows_scores(rows, kv_len, dim, qs, q.row_stride, &k.data[k_off..], k.row_stride, s);
-                } else {
-                    let (ks, k_row) = k.head_f32(k_off, kv_len, dim, &mut k32);
-                    matmul(rows, kv_len, dim, qs, q.row_stride, 1, ks, 1, k_row, s, false, false);
-                }
-                for (r, row) in s.chunks_mut(kv_len).enumerate() {
-                    // Keys past `seen` are in the future of query `start + r`.
-                    let seen = if mask.causal { (start + r + shift + 1).min(kv_len) } else { kv_len };
-                    mask_scale(row, seen, key_mask, scale);
-                }
-                softmax_rows(s, kv_len);
-                // out_blk = P · V.
-                if rows <= FEW {
-                    few_rows_values(rows, kv_len, dim, s, &v.data[v_off..], v.row_stride, &mut out[start * dim..]);
-                } else {
-                    let (vs, v_row) = v.head_f32(v_off, kv_len, dim, &mut v32);
-                    matmul(rows, dim, kv_len, s, kv_len, 1, vs, v_row, 1, &mut out[start * dim..], false, false);
-                }
-            }
+            head(&q, &k, &v, dim, mask, bh, &mut out);
             out
         })
         .collect();
-    let mut result = vec![0.0f32; batch * q_len * width];
     for (bh, out) in per_head.iter().enumerate() {
         let (b, h) = (bh / heads, bh % heads);
         for i in 0..q_len {
@@ -162,6 +132,56 @@ pub fn attention<T: KvElem>(
         }
     }
     result
+}
+
+/// One (batch element, query head) of [`attention`], `bh = b·heads + h`: its `q.len × dim`
+/// results into `out`.
+fn head<T: KvElem>(
+    q: &Operand<'_>,
+    k: &Operand<'_, T>,
+    v: &Operand<'_, T>,
+    dim: usize,
+    mask: AttentionMask<'_>,
+    bh: usize,
+    out: &mut [f32],
+) {
+    let (heads, q_len, kv_len) = (q.heads, q.len, k.len);
+    let group = heads / k.heads.max(1);
+    let scale = 1.0 / (dim as f32).sqrt();
+    let shift = kv_len.saturating_sub(q_len);
+    let (b, h) = (bh / heads, bh % heads);
+    let kh = h / group.max(1);
+    let q_off = q.offset + b * q.batch_stride + h * q.head_stride;
+    let k_off = k.offset + b * k.batch_stride + kh * k.head_stride;
+    let v_off = v.offset + b * v.batch_stride + kh * v.head_stride;
+    let key_mask = mask.keys.map(|m| &m[b * kv_len..(b + 1) * kv_len]);
+    let mut scores = vec![0.0f32; BLOCK.min(q_len) * kv_len];
+    let (mut k32, mut v32) = (Vec::new(), Vec::new());
+    for start in (0..q_len).step_by(BLOCK) {
+        let rows = BLOCK.min(q_len - start);
+        let s = &mut scores[..rows * kv_len];
+        // scores = Q_blk · Kᵀ: Q rows strided, K read transposed.
+        let qs = &q.data[q_off + start * q.row_stride..];
+        if rows <= FEW {
+            few_rows_scores(rows, kv_len, dim, qs, q.row_stride, &k.data[k_off..], k.row_stride, s);
+        } else {
+            let (ks, k_row) = k.head_f32(k_off, kv_len, dim, &mut k32);
+            matmul(rows, kv_len, dim, qs, q.row_stride, 1, ks, 1, k_row, s, false, false);
+        }
+        for (r, row) in s.chunks_mut(kv_len).enumerate() {
+            // Keys past `seen` are in the future of query `start + r`.
+            let seen = if mask.causal { (start + r + shift + 1).min(kv_len) } else { kv_len };
+            mask_scale(row, seen, key_mask, scale);
+        }
+        softmax_rows(s, kv_len);
+        // out_blk = P · V.
+        if rows <= FEW {
+            few_rows_values(rows, kv_len, dim, s, &v.data[v_off..], v.row_stride, &mut out[start * dim..]);
+        } else {
+            let (vs, v_row) = v.head_f32(v_off, kv_len, dim, &mut v32);
+            matmul(rows, dim, kv_len, s, kv_len, 1, vs, v_row, 1, &mut out[start * dim..], false, false);
+        }
+    }
 }
 
 /// Scales the scores of keys `..seen` of one query, sets those of padding keys and of keys past
