@@ -148,7 +148,10 @@ impl<'a> Heads<'a> {
 
     /// Elements between batch elements.
     pub fn batch_stride(&self) -> usize {
-        self.array.shape.iter().skip(1).product::<usize>() * usize::from(self.array.shape.len() > 1)
+        match &self.array.shape[..] {
+            [_, rest @ ..] if !rest.is_empty() => rest.iter().product(),
+            _ => 0,
+        }
     }
 
     /// The view as the CPU kernels' operand over `data`, the host elements of its array (f32,

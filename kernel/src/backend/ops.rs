@@ -317,16 +317,9 @@ impl Device {
         ensure!(start + n <= cap, "kv write: positions {start}..{} exceed the capacity {cap}", start + n);
         match &self.kind {
             Kind::Cpu => {
-                let src = host(new, "kv write")?;
-                for bi in 0..b {
-                    let (d, from) = ((bi * cap + start) * w, &src[bi * n * w..(bi + 1) * n * w]);
-                    match &mut cache.data {
-                        Data::Host(dst) => dst[d..d + n * w].copy_from_slice(from),
-                        Data::HostF16(dst) => dst[d..d + n * w].convert_from_f32_slice(from),
-                        other => return Err(other.not_f32_host("kv write")),
-                    }
-                }
-                Ok(())
+                // Each batch element's n positions are one run in both.
+                let runs = (0..b).map(|bi| (bi * n * w, (bi * cap + start) * w));
+                copy_runs(&mut cache.data, host(new, "kv write")?, n * w, runs)
             }
             Kind::Cuda(g) => Ok(cuda::ops::write_positions(g, self.precision.into(), cache, start, new)?),
         }
@@ -341,19 +334,13 @@ impl Device {
         ensure!(new.shape[0] == b && new.shape[2] == heads * d, "kv write: {:?} into {:?}", new.shape, cache.shape);
         ensure!(start + n <= cap, "kv write: positions {start}..{} exceed the capacity {cap}", start + n);
         ensure!(matches!(self.kind, Kind::Cpu), "kv write: a head-major cache {:?} is the CPU's", cache.shape);
-        let src = host(new, "kv write")?;
-        // (source, destination) offsets of every head of every new position.
+        // Each head of each new position is one run.
         let runs = (0..b).flat_map(|bi| {
             (0..n).flat_map(move |t| {
                 (0..heads).map(move |h| (((bi * n + t) * heads + h) * d, ((bi * heads + h) * cap + start + t) * d))
             })
         });
-        match &mut cache.data {
-            Data::Host(dst) => runs.for_each(|(s, t)| dst[t..t + d].copy_from_slice(&src[s..s + d])),
-            Data::HostF16(dst) => runs.for_each(|(s, t)| dst[t..t + d].convert_from_f32_slice(&src[s..s + d])),
-            other => return Err(other.not_f32_host("kv write")),
-        }
-        Ok(())
+        copy_runs(&mut cache.data, host(new, "kv write")?, d, runs)
     }
 
     /// An empty KV cache for `batch` sequences of up to `capacity` positions of `heads` heads of
@@ -487,5 +474,21 @@ fn cpu_lora(x: &Tensor, lora: &super::LoraDelta, y: &mut Tensor) -> Result<(), C
     t.data_mut().iter_mut().for_each(|v| *v *= lora.scale);
     let d = cpu_product(&t, &lora.b, None)?;
     cpu::add_assign_slice(y.data_mut(), d.data());
+    Ok(())
+}
+
+/// Copies `src[s..s + len]` to `dst[t..t + len]` for each `(s, t)` of `runs` (a KV write),
+/// rounding to f16 into a half-precision cache.
+fn copy_runs(
+    dst: &mut Data,
+    src: &[f32],
+    len: usize,
+    runs: impl Iterator<Item = (usize, usize)>,
+) -> Result<(), ComputeError> {
+    match dst {
+        Data::Host(dst) => runs.for_each(|(s, t)| dst[t..t + len].copy_from_slice(&src[s..s + len])),
+        Data::HostF16(dst) => runs.for_each(|(s, t)| dst[t..t + len].convert_from_f32_slice(&src[s..s + len])),
+        other => return Err(other.not_f32_host("kv write")),
+    }
     Ok(())
 }

@@ -95,9 +95,8 @@ pub fn attention_backward(
         .into_par_iter()
         .map(|bh| {
             let (b, h) = (bh / heads, bh % heads);
-            let qd = &q.data[q.offset + b * q.batch_stride + h * q.head_stride..];
-            let kd = &k.data[k.offset + b * k.batch_stride + h * k.head_stride..];
-            let vd = &v.data[v.offset + b * v.batch_stride + h * v.head_stride..];
+            let (qd, kd, vd) =
+                (&q.data[q.head_start(b, h)..], &k.data[k.head_start(b, h)..], &v.data[v.head_start(b, h)..]);
             let dod = &dout[b * lq * width + h * dim..];
             let mut p = vec![0f32; lq * lk];
             matmul(lq, lk, dim, qd, q.row_stride, 1, kd, 1, k.row_stride, &mut p, false, false);

@@ -66,6 +66,13 @@ pub struct Operand<'a, T = f32> {
     pub len: usize,
 }
 
+impl<T> Operand<'_, T> {
+    /// The index of element 0 of head `h` at position 0 of batch element `b`.
+    pub(crate) fn head_start(&self, b: usize, h: usize) -> usize {
+        self.offset + b * self.batch_stride + h * self.head_stride
+    }
+}
+
 impl<T: KvElem> Operand<'_, T> {
     /// The first `rows` positions of the head starting at `off`, as f32 rows of `dim` and their
     /// stride: the operand's own elements when they are f32, else widened into `scratch`.
@@ -151,9 +158,7 @@ fn head<T: KvElem>(
     let shift = kv_len.saturating_sub(q_len);
     let (b, h) = (bh / heads, bh % heads);
     let kh = h / group.max(1);
-    let q_off = q.offset + b * q.batch_stride + h * q.head_stride;
-    let k_off = k.offset + b * k.batch_stride + kh * k.head_stride;
-    let v_off = v.offset + b * v.batch_stride + kh * v.head_stride;
+    let (q_off, k_off, v_off) = (q.head_start(b, h), k.head_start(b, kh), v.head_start(b, kh));
     let key_mask = mask.keys.map(|m| &m[b * kv_len..(b + 1) * kv_len]);
     let mut scores = vec![0.0f32; BLOCK.min(q_len) * kv_len];
     let (mut k32, mut v32) = (Vec::new(), Vec::new());
