@@ -119,8 +119,14 @@ pub fn attention<T: KvElem>(
     let width = heads * dim;
     let mut result = vec![0.0f32; batch * q_len * width];
     if q_len == 1 {
-        // One query (a decoding step): head bh's results are the bh-th run of `dim`, written in place.
-        result.par_chunks_mut(dim.max(1)).enumerate().for_each(|(bh, out)| head(&q, &k, &v, dim, mask, bh, out));
+        // One query (a decoding step): the query heads of key/value head bk are the bk-th run of
+        // `group·dim` results, computed together (each key and value loaded once for all of
+        // them) and written in place.
+        let group = heads / k.heads.max(1);
+        result
+            .par_chunks_mut((group * dim).max(1))
+            .enumerate()
+            .for_each(|(bk, out)| step(&q, &k, &v, dim, mask, bk, out));
         return result;
     }
     let per_head: Vec<Vec<f32>> = (0..batch * heads)
@@ -139,6 +145,35 @@ pub fn attention<T: KvElem>(
         }
     }
     result
+}
+
+/// One (batch element, key/value head) of a decoding step (one query), `bk = b·k.heads + kh`:
+/// the query heads reading it, `kh·group..(kh + 1)·group`, as the rows of one block; their
+/// results into `out` (`group·dim`, head after head).
+fn step<T: KvElem>(
+    q: &Operand<'_>,
+    k: &Operand<'_, T>,
+    v: &Operand<'_, T>,
+    dim: usize,
+    mask: AttentionMask<'_>,
+    bk: usize,
+    out: &mut [f32],
+) {
+    let (kv_len, kv_heads) = (k.len, k.heads.max(1));
+    let group = q.heads / kv_heads;
+    let (b, kh) = (bk / kv_heads, bk % kv_heads);
+    let (q_off, k_off, v_off) = (q.head_start(b, kh * group), k.head_start(b, kh), v.head_start(b, kh));
+    let key_mask = mask.keys.map(|m| &m[b * kv_len..(b + 1) * kv_len]);
+    let scale = 1.0 / (dim as f32).sqrt();
+    let mut s = vec![0.0f32; group * kv_len];
+    let qs = &q.data[q_off..];
+    few_rows_scores(group, kv_len, dim, qs, q.head_stride, &k.data[k_off..], k.row_stride, &mut s);
+    // One query at the end of the sequence: causal or not, every key is in its past.
+    for row in s.chunks_mut(kv_len.max(1)) {
+        mask_scale(row, kv_len, key_mask, scale);
+    }
+    softmax_rows(&mut s, kv_len.max(1));
+    few_rows_values(group, kv_len, dim, &s, &v.data[v_off..], v.row_stride, out);
 }
 
 /// One (batch element, query head) of [`attention`], `bh = b·heads + h`: its `q.len × dim`
@@ -206,7 +241,7 @@ fn mask_scale(row: &mut [f32], seen: usize, key_mask: Option<&[u32]>, scale: f32
 const FEW: usize = 4;
 
 /// `s[r, j] = q_r · k_j` for a few query rows, eight independent lanes per dot product (AVX2
-/// where the CPU has it: one register of lanes, the same sums).
+/// where the CPU has it: one register of lanes, the same sums, the rows sharing each key load).
 #[allow(clippy::too_many_arguments)]
 fn few_rows_scores<T: KvElem>(
     rows: usize,
@@ -218,24 +253,23 @@ fn few_rows_scores<T: KvElem>(
     k_row: usize,
     s: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if rows > 0 && dim.is_multiple_of(8) && dim <= x86::MAX_DIM && x86::available() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked); `k` holds `kv_len` rows of `k_row`
+        // with `dim` values each (the caller's operand check; the kernel checks it again).
+        unsafe { x86::scores(q, q_row, rows, dim, k, k_row, &mut s[..rows * kv_len]) };
+        return;
+    }
     for r in 0..rows {
         let qr = &q[r * q_row..r * q_row + dim];
-        let sr = &mut s[r * kv_len..(r + 1) * kv_len];
-        #[cfg(target_arch = "x86_64")]
-        if dim.is_multiple_of(8) && dim <= x86::MAX_DIM && x86::available() {
-            // SAFETY: the CPU has AVX2, FMA and F16C (checked); `k` holds `kv_len` rows of
-            // `k_row` with `dim` values each (the caller's operand check).
-            unsafe { x86::scores(qr, k, k_row, sr) };
-            continue;
-        }
-        for (j, out) in sr.iter_mut().enumerate() {
+        for (j, out) in s[r * kv_len..(r + 1) * kv_len].iter_mut().enumerate() {
             *out = dot(qr, &k[j * k_row..j * k_row + dim]);
         }
     }
 }
 
 /// `out[r] = Σ_j p[r, j] · v_j` for a few query rows, in key order by fused multiply-adds (keys of
-/// weight 0 skipped).
+/// weight 0 skipped; AVX-512 where the CPU has it, the rows sharing each value load).
 fn few_rows_values<T: KvElem>(
     rows: usize,
     kv_len: usize,
@@ -245,18 +279,17 @@ fn few_rows_values<T: KvElem>(
     v_row: usize,
     out: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if rows > 0 && dim.is_multiple_of(8) && dim <= x86::MAX_DIM && x86::available() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked); `v` holds `kv_len` rows of `v_row`
+        // with `dim` values each (the caller's operand check), `out` holds `rows·dim`.
+        unsafe { x86::weighted_sum(&p[..rows * kv_len], rows, v, v_row, dim, &mut out[..rows * dim]) };
+        return;
+    }
     for r in 0..rows {
         let o = &mut out[r * dim..(r + 1) * dim];
-        let pr = &p[r * kv_len..(r + 1) * kv_len];
-        #[cfg(target_arch = "x86_64")]
-        if dim.is_multiple_of(8) && dim <= x86::MAX_DIM && x86::available() {
-            // SAFETY: the CPU has AVX2, FMA and F16C (checked); `v` holds `kv_len` rows of
-            // `v_row` with `dim` values each (the caller's operand check), `o` holds `dim`.
-            unsafe { x86::weighted_sum(pr, v, v_row, o) };
-            continue;
-        }
         o.fill(0.0);
-        for (j, &w) in pr.iter().enumerate() {
+        for (j, &w) in p[r * kv_len..(r + 1) * kv_len].iter().enumerate() {
             if w != 0.0 {
                 let row = &v[j * v_row..j * v_row + dim];
                 o.iter_mut().zip(row).for_each(|(a, b)| *a = w.mul_add(b.to_f32(), *a));
@@ -424,6 +457,46 @@ mod tests {
             let want = attention(contiguous(&q, 4), contiguous(&kw, 4), contiguous(&vw, 4), 2, 8, mask);
             for (a, b) in got.iter().zip(&want) {
                 assert_eq!(a.to_bits(), b.to_bits(), "{q_len} queries");
+            }
+        }
+    }
+
+    #[test]
+    fn grouped_query_heads_of_a_decoding_step_equal_each_head_alone() {
+        // A decoding step scores the query heads of one key/value head together (blocks of up to
+        // three rows sharing each key load); every head's result must be the bits it gets alone,
+        // i.e. with its key/value head repeated for it (one query head per key/value head).
+        for (heads, kv_heads, dim) in [(12, 4, 64), (12, 3, 64), (14, 2, 64), (8, 2, 128), (6, 2, 48), (6, 3, 40)] {
+            let (batch, len, group) = (2, 37, heads / kv_heads);
+            let q = tensor([batch, 1, heads * dim], 0.3);
+            let (k, v) = (tensor([batch, len, kv_heads * dim], 1.1), tensor([batch, len, kv_heads * dim], 2.7));
+            // Key/value head kh repeated for each of its query heads.
+            let repeat = |t: &Tensor| {
+                let mut out = Vec::with_capacity(batch * len * heads * dim);
+                for row in t.data().chunks(kv_heads * dim) {
+                    for h in 0..heads {
+                        out.extend_from_slice(&row[(h / group) * dim..][..dim]);
+                    }
+                }
+                Tensor::new([batch, len, heads * dim], out)
+            };
+            let (kr, vr) = (repeat(&k), repeat(&v));
+            let mut keys = vec![1u32; batch * len];
+            keys[len + 2] = 0;
+            for mask in [AttentionMask { causal: true, keys: Some(&keys) }, AttentionMask::NONE] {
+                let grouped = attention(
+                    contiguous(&q, heads),
+                    contiguous(&k, kv_heads),
+                    contiguous(&v, kv_heads),
+                    batch,
+                    dim,
+                    mask,
+                );
+                let alone =
+                    attention(contiguous(&q, heads), contiguous(&kr, heads), contiguous(&vr, heads), batch, dim, mask);
+                for (i, (a, b)) in grouped.iter().zip(&alone).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{heads} heads over {kv_heads}, dim {dim}, element {i}");
+                }
             }
         }
     }
