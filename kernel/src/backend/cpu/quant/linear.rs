@@ -8,7 +8,7 @@ use super::acts::QActs;
 #[cfg(target_arch = "x86_64")]
 use super::packed::{Packed, ROWS};
 #[cfg(target_arch = "x86_64")]
-use super::x86_lanes::{LANES, LaneActs, Unpacked, group_lanes};
+use super::x86_lanes::{LANES, LaneActs, Unpacked, group_lanes, store_transposed};
 use super::{GgmlType, QMatrix, QuantError, scalar};
 use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
@@ -255,7 +255,13 @@ fn lane_task(la: &LaneActs, (p, rows, ptr): (&Packed, usize, OutPtr), groups: Ra
         let done = unsafe { group_lanes(p, g, la, chunks.clone(), next, &mut w, &mut res) };
         for (chunk, res) in chunks.clone().zip(&res) {
             let (r0, n) = (chunk * LANES, (act_rows.end - chunk * LANES).min(LANES));
-            store((ptr, rows), (r0, n), (i0, cnt), done, |t, l| res[l][t]);
+            if done && n == LANES && cnt == ROWS {
+                // SAFETY: AVX-512 F is present (this path's level); rows r0..r0 + 16 by columns
+                // i0..i0 + 8 lie inside the output and belong to this task (as in `store`).
+                unsafe { store_transposed(res, ptr.get().add(r0 * rows + i0), rows) };
+            } else {
+                store((ptr, rows), (r0, n), (i0, cnt), done, |t, l| res[l][t]);
+            }
         }
     }
 }

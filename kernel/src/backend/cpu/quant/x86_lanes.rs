@@ -220,3 +220,44 @@ unsafe fn lanes<const T: u8>(
         }
     }
 }
+
+/// Writes a whole block of [`group_lanes`] results transposed: `dst[t·stride + l] = res[l][t]`
+/// for the sixteen activation rows `t` and eight weight rows `l` (each row's eight values one
+/// 256-bit store, instead of 128 scalar ones), by in-register shuffles.
+///
+/// # Safety
+/// AVX-512 F; `dst + t·stride .. + 8` valid for writes for every `t < 16`.
+#[target_feature(enable = "avx2,avx512f")]
+pub unsafe fn store_transposed(res: &[[f32; LANES]; ROWS], dst: *mut f32, stride: usize) {
+    unsafe {
+        let r: [__m512; ROWS] = std::array::from_fn(|l| _mm512_loadu_ps(res[l].as_ptr()));
+        // Pairs of rows interleaved: a[2p] holds (row 2p, row 2p + 1) at lanes 4k and 4k + 1 of
+        // each 128-bit block k, a[2p + 1] at lanes 4k + 2 and 4k + 3.
+        let a: [__m512; ROWS] = std::array::from_fn(|i| {
+            if i % 2 == 0 { _mm512_unpacklo_ps(r[i], r[i + 1]) } else { _mm512_unpackhi_ps(r[i - 1], r[i]) }
+        });
+        // Block k of b[h][i] holds rows 4h..4h + 4 of lane 4k + i.
+        let b: [[__m512; 4]; 2] = std::array::from_fn(|h| {
+            let (x, y) = (4 * h, 4 * h + 2);
+            let pd = _mm512_castps_pd;
+            let lo = |u, v| _mm512_castpd_ps(_mm512_unpacklo_pd(pd(u), pd(v)));
+            let hi = |u, v| _mm512_castpd_ps(_mm512_unpackhi_pd(pd(u), pd(v)));
+            [lo(a[x], a[y]), hi(a[x], a[y]), lo(a[x + 1], a[y + 1]), hi(a[x + 1], a[y + 1])]
+        });
+        for (i, (&b0, &b1)) in b[0].iter().zip(&b[1]).enumerate() {
+            // Blocks [b0 0, b0 1, b1 0, b1 1], then [b0 0, b1 0, b0 1, b1 1]: lanes i and 4 + i
+            // (from `low`), 8 + i and 12 + i (from `high`).
+            let low = _mm512_shuffle_f32x4::<0b01_00_01_00>(b0, b1);
+            let high = _mm512_shuffle_f32x4::<0b11_10_11_10>(b0, b1);
+            for (pair, v) in [(0, low), (2, high)] {
+                let v = _mm512_shuffle_f32x4::<0b11_01_10_00>(v, v);
+                let t = 4 * pair + i;
+                _mm256_storeu_ps(dst.add(t * stride), _mm512_castps512_ps256(v));
+                _mm256_storeu_ps(
+                    dst.add((t + 4) * stride),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))),
+                );
+            }
+        }
+    }
+}
