@@ -147,14 +147,26 @@ pub(crate) fn decoder(args: &DecoderArgs) -> anyhow::Result<()> {
             generate(&lm.model, &device, &prompts, opts, |_, _| Continue::Yes)?;
             Ok(t.elapsed().as_secs_f64())
         };
+        // One run gives both: the prompts' first tokens come from the prefill's logits, every
+        // later one from a decoding step, so the clock is read at the first token and at the end.
+        let split = |opts: &GenerateOptions| -> anyhow::Result<(f64, f64)> {
+            let t = Instant::now();
+            let mut first = None;
+            generate(&lm.model, &device, &prompts, opts, |_, _| {
+                first.get_or_insert_with(Instant::now);
+                Continue::Yes
+            })?;
+            let first = first.unwrap_or_else(Instant::now);
+            Ok(((first - t).as_secs_f64(), first.elapsed().as_secs_f64().max(1e-9)))
+        };
         if args.iters > 1 {
-            time(&opts)?;
+            split(&opts)?;
         }
         let (mut prefills, mut decodes) = (Vec::new(), Vec::new());
         for _ in 0..args.iters.max(1) {
-            let prefill = time(&prefill_only)?;
-            decodes.push((time(&opts)? - prefill).max(1e-9));
+            let (prefill, decode) = split(&opts)?;
             prefills.push(prefill);
+            decodes.push(decode);
         }
         let (prefill, decode) = (median(&mut prefills), median(&mut decodes));
         // The attention calls' GPU time in one more (untimed) run: events around each call.
